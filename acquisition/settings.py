@@ -1,0 +1,81 @@
+"""Duygu's one typed settings object.
+
+Defaults live here; a TOML file (``$DUYGU_CONFIG`` or ``<user config dir>/settings.toml``)
+overrides them; ``DUYGU_*`` environment variables override both. Tests point
+``DUYGU_CONFIG_DIR`` and ``DUYGU_DATA_DIR`` at a temporary directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from acquisition.errors import DuyguError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every user-tunable default, with units in the names."""
+
+    data_dir: Path
+    config_dir: Path
+    default_source: str = "simulated"
+    buffer_seconds: float = 600.0
+    loss_timeout_s: float = 2.0
+    window_s: float = 4.0
+    hop_s: float = 0.25
+    feature_preset: str = "default"
+    bandpass_hz: tuple[float, float] = (1.0, 50.0)
+    notch_hz: float | None = 50.0
+    display_seconds: float = 10.0
+    gui_refresh_ms: int = 33
+
+    @property
+    def store_path(self) -> Path:
+        """Default session store (``--store`` overrides it)."""
+        env = os.environ.get("DUYGU_STORE")
+        return Path(env) if env else self.data_dir / "duygu.sqlite"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+def _dirs() -> tuple[Path, Path]:
+    import platformdirs
+
+    data = os.environ.get("DUYGU_DATA_DIR") or platformdirs.user_data_dir("duygu", appauthor=False)
+    config = os.environ.get("DUYGU_CONFIG_DIR") or platformdirs.user_config_dir("duygu", appauthor=False)
+    return Path(data), Path(config)
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read the settings: defaults, then the TOML file, then ``DUYGU_*`` variables.
+
+    Raises
+    ------
+    DuyguError
+        If the file is not valid TOML or names an unknown setting.
+    """
+    data_dir, config_dir = _dirs()
+    values: dict[str, object] = {}
+    path = path or Path(os.environ.get("DUYGU_CONFIG") or config_dir / "settings.toml")
+    if path.exists():
+        try:
+            values.update(tomllib.loads(path.read_text(encoding="utf-8")))
+        except tomllib.TOMLDecodeError as exc:
+            raise DuyguError(f"settings file {path} is not valid TOML: {exc}") from exc
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    for name in fields:
+        env = os.environ.get(f"DUYGU_{name.upper()}")
+        if env is not None and name not in ("data_dir", "config_dir"):
+            values[name] = tomllib.loads(f"v = {env}")["v"] if env[:1] in "[0123456789-" else env
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise DuyguError(f"settings file {path} has unknown setting(s): {', '.join(unknown)}")
+    if "bandpass_hz" in values:
+        values["bandpass_hz"] = tuple(values["bandpass_hz"])  # type: ignore[arg-type]
+    return Settings(data_dir=data_dir, config_dir=config_dir, **values)  # type: ignore[arg-type]

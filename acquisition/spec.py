@@ -1,0 +1,85 @@
+"""Source specifications: the strings users type to pick a source.
+
+``simulated[:SEED]``, ``lsl:NAME``, ``lsl:type=EEG``, ``brainflow:BOARD_ID``,
+``replay:PATH[@SPEED]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from acquisition.base import BaseSource
+from acquisition.errors import SourceError
+
+KINDS = ("simulated", "lsl", "brainflow", "replay")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed source specification."""
+
+    kind: str
+    target: str
+    speed: float = 1.0
+
+    def __str__(self) -> str:
+        if self.kind == "replay" and self.speed != 1.0:
+            return f"replay:{self.target}@{self.speed:g}"
+        return f"{self.kind}:{self.target}" if self.target else self.kind
+
+
+def parse_source_spec(spec: str) -> SourceSpec:
+    """Parse a source specification, or raise :class:`SourceError` naming the problem."""
+    text = spec.strip()
+    kind, _, rest = text.partition(":")
+    kind = kind.lower()
+    if kind not in KINDS:
+        raise SourceError(
+            f"unknown source spec {spec!r}: expected simulated[:SEED], lsl:NAME, "
+            "lsl:type=EEG, brainflow:BOARD_ID or replay:PATH[@SPEED]"
+        )
+    if kind == "simulated":
+        if rest and not rest.lstrip("-").isdigit():
+            raise SourceError(f"simulated seed must be an integer, got {rest!r}")
+        return SourceSpec("simulated", rest or "0")
+    if not rest:
+        raise SourceError(f"source spec {spec!r} needs a target after '{kind}:'")
+    if kind == "brainflow":
+        try:
+            int(rest)
+        except ValueError:
+            raise SourceError(f"brainflow board id must be an integer, got {rest!r}") from None
+        return SourceSpec("brainflow", rest)
+    if kind == "replay":
+        path, at, speed_text = rest.rpartition("@") if "@" in rest else (rest, "", "")
+        speed = 1.0
+        if at:
+            try:
+                speed = float(speed_text.rstrip("xX"))
+            except ValueError:
+                raise SourceError(f"replay speed must be a number, got {speed_text!r}") from None
+            if speed <= 0:
+                raise SourceError(f"replay speed must be > 0, got {speed_text!r}")
+        return SourceSpec("replay", path, speed)
+    return SourceSpec("lsl", rest)
+
+
+def open_source(spec: str | SourceSpec, **kwargs: Any) -> BaseSource:
+    """Build (but do not connect) the source a specification names."""
+    parsed = parse_source_spec(spec) if isinstance(spec, str) else spec
+    if parsed.kind == "simulated":
+        from acquisition.simulated import SimulatedEpocSource
+
+        return SimulatedEpocSource(seed=int(parsed.target), **kwargs)
+    if parsed.kind == "lsl":
+        from acquisition.lsl import LslSource
+
+        return LslSource(parsed.target, **kwargs)
+    if parsed.kind == "brainflow":
+        from acquisition.brainflow_source import BrainFlowSource
+
+        return BrainFlowSource(int(parsed.target), **kwargs)
+    from acquisition.replay import ReplaySource
+
+    return ReplaySource(parsed.target, speed=parsed.speed, **kwargs)

@@ -1,0 +1,82 @@
+"""The ``duygu`` command line: one entry point, one module per verb.
+
+Each verb lives in ``app/commands/<verb>.py`` and defines ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> int``. Heavy imports happen inside ``run``
+so that ``duygu --help`` stays fast. Errors a user can fix are :class:`DuyguError`
+subclasses: they are printed as one line, ``duygu: error: ...``, with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from acquisition import __version__
+from acquisition.errors import DuyguError
+
+#: verb -> module in app.commands (the module name differs where the verb is a keyword)
+VERBS: dict[str, str] = {
+    "gui": "gui",
+    "demo": "demo",
+    "sources": "sources",
+    "record": "record",
+    "session": "session",
+    "sessions": "sessions",
+    "evaluate": "evaluate",
+    "train": "train",
+    "predict": "predict",
+    "music": "music",
+    "bench": "bench",
+}
+
+
+def _load(verb: str):  # type: ignore[no-untyped-def]
+    return importlib.import_module(f"app.commands.{VERBS[verb]}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="duygu",
+        description="Duygu: EEG emotion lab (EPOC+ streaming, sessions, classifiers, live predictions).",
+    )
+    parser.add_argument("--version", action="version", version=f"duygu {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for verb in VERBS:
+        try:
+            module = _load(verb)
+        except ModuleNotFoundError as exc:
+            if exc.name == f"app.commands.{VERBS[verb]}":
+                continue  # verb not built yet
+            raise
+        p = sub.add_parser(verb, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.verb is None:
+        args = parser.parse_args(["gui", *(argv or sys.argv[1:])])
+    try:
+        return int(args._module.run(args) or 0)
+    except DuyguError as exc:
+        print(f"duygu: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("duygu: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
