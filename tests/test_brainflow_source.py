@@ -1,0 +1,96 @@
+"""BrainFlowSource against BrainFlow's synthetic board (real native library, no mocks)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from acquisition.base import SourceStatus, local_clock
+from acquisition.brainflow_source import BrainFlowSource, board_ids, map_eeg_rows
+from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
+from acquisition.errors import SourceError
+from acquisition.spec import open_source
+
+SYNTHETIC_BOARD = -1
+
+
+@pytest.mark.timeout(60)
+def test_synthetic_board_gives_14_channels_at_128_hz() -> None:
+    source = BrainFlowSource(SYNTHETIC_BOARD, buffer_seconds=30)
+    with source:
+        assert source.wait_for_status(SourceStatus.STREAMING, 10)
+        first = source.buffer.wait_for(0, 10)
+        assert first
+        start_wall = time.monotonic()
+        start_total = source.buffer.total
+        assert source.wait_for_samples(start_total + int(3 * SFREQ_HZ), 10)
+        elapsed_s = time.monotonic() - start_wall
+        produced = source.buffer.total - start_total
+        now = local_clock()
+    chunk = source.buffer.since(0)
+    assert source.status == SourceStatus.STOPPED
+    assert chunk.data.shape[1] == len(EPOC_CHANNELS) == 14
+    # the count of samples matches the elapsed time at 128 Hz (chunks arrive every ~50 ms)
+    assert produced == pytest.approx(elapsed_s * SFREQ_HZ, abs=0.1 * SFREQ_HZ)
+    # timestamps: 1/128 s apart, on the LSL clock, recent
+    spacing = np.diff(chunk.timestamps)
+    assert np.allclose(spacing, 1 / SFREQ_HZ, rtol=0.01)
+    span_s = chunk.timestamps[-1] - chunk.timestamps[0]
+    assert span_s == pytest.approx((len(chunk) - 1) / SFREQ_HZ, rel=0.01)
+    assert abs(now - chunk.timestamps[-1]) < 1.0
+    # synthetic board values are sines and noise of tens of µV, never zero rows
+    assert np.all(np.isfinite(chunk.data))
+    assert np.all(chunk.data.std(axis=0) > 1.0)
+    info = source.info
+    assert info is not None and info.native_sfreq_hz == 250.0
+    assert any("first 14 EEG channels" in note and "Fz->AF3" in note for note in info.notes)
+    assert any("250 Hz to 128 Hz" in note for note in info.notes)
+    assert source.counters.received == len(chunk)
+    assert source.counters.lost == 0 and source.gaps == []
+
+
+def test_invalid_board_id_is_a_one_line_source_error() -> None:
+    source = BrainFlowSource(9999)
+    with pytest.raises(SourceError) as err:
+        source.connect(timeout_s=5)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "9999" in message and "UNSUPPORTED_BOARD" in message
+    assert source.status == SourceStatus.STOPPED
+
+
+def test_board_with_fewer_than_14_eeg_channels_is_refused() -> None:
+    # the Muse S board has 4 EEG channels: refused before the (bogus) port is touched
+    source = BrainFlowSource(board_ids()["MUSE_S_BOARD"], serial_port="/dev/nonexistent-duygu")
+    with pytest.raises(SourceError) as err:
+        source.connect(timeout_s=5)
+    assert "\n" not in str(err.value)
+    assert "has 4 EEG channels" in str(err.value)  # refused before it touches the port
+
+
+def test_open_source_builds_brainflow() -> None:
+    source = open_source("brainflow:-1", buffer_seconds=5)
+    assert isinstance(source, BrainFlowSource) and source.board_id == -1
+    assert source.status == SourceStatus.IDLE
+
+
+def test_rows_are_mapped_by_name_when_all_epoc_labels_exist() -> None:
+    names = ["Fz", *reversed(EPOC_CHANNELS), "Cz"]
+    rows = list(range(10, 10 + len(names)))
+    chosen, notes = map_eeg_rows(rows, names, "test")
+    assert notes == []
+    assert [names[r - 10] for r in chosen] == list(EPOC_CHANNELS)
+
+
+def test_rows_without_names_take_the_first_14_and_say_so() -> None:
+    rows = list(range(1, 17))
+    chosen, notes = map_eeg_rows(rows, [], "test")
+    assert chosen == rows[:14]
+    assert len(notes) == 1 and "row 1->AF3" in notes[0]
+
+
+def test_too_few_eeg_rows_is_refused() -> None:
+    with pytest.raises(SourceError, match="has 8 EEG channels; Duygu needs at least 14"):
+        map_eeg_rows(list(range(8)), ["C3"] * 8, "test")
