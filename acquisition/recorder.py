@@ -1,0 +1,228 @@
+"""Recorders: copy a source's ring buffer into the session store or a CSV file.
+
+:class:`StoreRecorder` runs its own thread: every ``commit_interval_s`` (<= 0.5 s) it
+takes ``source.buffer.since(cursor)`` and commits it with
+:meth:`~acquisition.store.SessionStore.append_eeg`. If a write fails (disk full,
+read-only, locked) the cursor stays where it was, the error is kept in ``last_error``
+and passed to the ``on_error`` callbacks, and the recorder retries with back-off: what
+was committed stays committed, and what was not yet written waits in the ring buffer
+(600 s by default) until the write succeeds or the session is stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from acquisition.base import BaseSource
+from acquisition.channels import EPOC_CHANNELS
+from acquisition.errors import StoreError
+from acquisition.store import SessionStore
+
+log = logging.getLogger(__name__)
+
+MAX_COMMIT_INTERVAL_S = 0.5
+
+
+class StoreRecorder:
+    """Copy a source's samples into a session of the store, committing often.
+
+    Parameters
+    ----------
+    source : BaseSource
+        The (connected or soon connected) source.
+    store : SessionStore
+        An open, writable store.
+    session_id : int
+        The session the samples belong to.
+    start_index : int, optional
+        First source sample index to record; default: the buffer's total when
+        :meth:`start` is called (the samples from now on).
+    commit_interval_s : float
+        Time between commits, at most 0.5 s.
+    on_error : callable, optional
+        ``on_error(exc)`` is called from the recorder thread when writing starts failing.
+    max_chunk_samples : int
+        Largest chunk written in one row (a backlog is split).
+    """
+
+    def __init__(
+        self,
+        source: BaseSource,
+        store: SessionStore,
+        session_id: int,
+        start_index: int | None = None,
+        commit_interval_s: float = 0.25,
+        on_error: Callable[[StoreError], None] | None = None,
+        max_chunk_samples: int = 1280,
+    ) -> None:
+        if not 0 < commit_interval_s <= MAX_COMMIT_INTERVAL_S:
+            raise ValueError(f"commit_interval_s must be in (0, {MAX_COMMIT_INTERVAL_S}] s, got {commit_interval_s}")
+        self.source = source
+        self.store = store
+        self.session_id = session_id
+        self.commit_interval_s = commit_interval_s
+        self.max_chunk_samples = max_chunk_samples
+        self.cursor = start_index
+        self.samples_written = 0
+        self.chunks_written = 0
+        self.overruns = 0
+        self.missed_samples = 0
+        self.errors = 0
+        self.last_error: str | None = None
+        self.paused = False
+        self._callbacks: list[Callable[[StoreError], None]] = [on_error] if on_error else []
+        self._gaps_seen = len(source.gaps)
+        self._stop = threading.Event()
+        self._flush_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add_error_listener(self, callback: Callable[[StoreError], None]) -> None:
+        """Call ``callback(exc)`` when writing starts failing."""
+        self._callbacks.append(callback)
+
+    def start(self) -> StoreRecorder:
+        """Start the recorder thread."""
+        if self._thread is not None:
+            return self
+        if self.cursor is None:
+            self.cursor = self.source.buffer.total
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="duygu-store-recorder", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> dict[str, object]:
+        """Stop the thread, write what is left, and return :meth:`stats`.
+
+        Does not raise: a failed final write is in ``last_error``.
+        """
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout_s)
+        self.flush()
+        return self.stats()
+
+    def __enter__(self) -> StoreRecorder:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stats(self) -> dict[str, object]:
+        """Counters as plain data."""
+        return {
+            "samples_written": self.samples_written,
+            "chunks_written": self.chunks_written,
+            "overruns": self.overruns,
+            "missed_samples": self.missed_samples,
+            "errors": self.errors,
+            "paused": self.paused,
+            "last_error": self.last_error,
+        }
+
+    def flush(self) -> bool:
+        """Write everything the buffer holds after the cursor; ``True`` if it succeeded."""
+        with self._flush_lock:
+            if self.cursor is None:
+                self.cursor = self.source.buffer.total
+            try:
+                self._record_gaps()
+                while True:
+                    chunk = self.source.buffer.since(self.cursor, max_samples=self.max_chunk_samples)
+                    if chunk.missed:
+                        self.overruns += 1
+                        self.missed_samples += chunk.missed
+                        log.warning("store recorder overrun: %d samples were overwritten", chunk.missed)
+                    if len(chunk) == 0:
+                        self.cursor = chunk.first_index
+                        break
+                    self.store.append_eeg(self.session_id, chunk.data, chunk.timestamps, chunk.first_index)
+                    self.cursor = chunk.next_index
+                    self.samples_written += len(chunk)
+                    self.chunks_written += 1
+            except StoreError as exc:
+                self._failed(exc)
+                return False
+        if self.paused:
+            log.info("store recorder: writing works again")
+            self.paused = False
+        return True
+
+    def _record_gaps(self) -> None:
+        gaps = self.source.gaps
+        while self._gaps_seen < len(gaps):
+            gap = gaps[self._gaps_seen]
+            self.store.add_marker(
+                self.session_id, gap.start_time,
+                f"gap:{gap.n_missing} samples missing ({gap.reason})", gap.after_index,
+            )
+            self._gaps_seen += 1
+
+    def _failed(self, exc: StoreError) -> None:
+        self.errors += 1
+        self.last_error = str(exc)
+        if self.paused:
+            return
+        self.paused = True
+        log.error("store recorder paused: %s", exc)
+        for callback in list(self._callbacks):
+            try:
+                callback(exc)
+            except Exception:
+                log.exception("store recorder error listener failed")
+
+    def _run(self) -> None:
+        backoff_s = self.commit_interval_s
+        while not self._stop.wait(backoff_s):
+            ok = self.flush()
+            backoff_s = self.commit_interval_s if ok else min(2.0, backoff_s * 2)
+
+
+class CsvRecorder:
+    """Write a source's samples to a CSV file: ``time,AF3,...,AF4`` in µV.
+
+    Used by ``duygu record --out FILE.csv``. Call :meth:`flush` regularly (or use
+    :meth:`record`), then :meth:`close`.
+    """
+
+    def __init__(self, source: BaseSource, path: str | Path, start_index: int | None = None) -> None:
+        self.source = source
+        self.path = Path(path)
+        self.cursor = start_index
+        self.samples_written = 0
+        self.missed_samples = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file: TextIO = self.path.open("w", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise StoreError(f"cannot write CSV file {self.path}: {exc.strerror}") from exc
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(["time", *EPOC_CHANNELS])
+
+    def flush(self) -> int:
+        """Append the samples received since the last call; return how many."""
+        if self.cursor is None:
+            self.cursor = self.source.buffer.total
+        chunk = self.source.buffer.since(self.cursor)
+        self.missed_samples += chunk.missed
+        self.cursor = chunk.next_index
+        if len(chunk):
+            rows = np.column_stack([chunk.timestamps, chunk.data])
+            try:
+                np.savetxt(self._file, rows, delimiter=",", fmt=["%.6f"] + ["%.4f"] * len(EPOC_CHANNELS))
+                self._file.flush()
+            except OSError as exc:
+                raise StoreError(f"cannot write CSV file {self.path}: {exc.strerror}") from exc
+        self.samples_written += len(chunk)
+        return len(chunk)
+
+    def close(self) -> None:
+        self._file.close()
