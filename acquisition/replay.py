@@ -1,0 +1,383 @@
+"""Replay of recorded EEG as a live source: CSV, EDF/BDF, and Duygu's session store.
+
+A recording is loaded and validated whole when the source opens (:func:`read_recording`),
+converted to the 14 EPOC+ channels in µV at 128 Hz, then played at ``speed`` x real time
+by the wall clock. Sample ``k`` of the replay is stamped ``t0 + k / (128 * speed)`` on
+the LSL clock. At the end the source stops (``EndOfStream``) or starts over (``loop``).
+
+Accepted files:
+
+* CSV with a header of channel labels: the 14 EPOC labels in any order (aliases such as
+  ``P`` for P7 and prefixes such as ``EEG AF3`` are understood), other columns ignored; an
+  optional ``time`` column (seconds) gives the rate, otherwise 128 Hz. Duygu's own
+  ``duygu record`` CSV (``time,AF3,...,AF4``) and the UCI eye-state CSV both fit.
+* EDF/EDF+ and BDF/BDF+ (``.edf``, ``.bdf``): signals matched by label, physical units
+  converted to µV, any rate resampled to 128 Hz.
+* ``STORE.sqlite#SESSION_ID`` (or ``.db``): the EEG of a session in Duygu's store.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from acquisition.base import BaseSource, DeviceInfo, EndOfStream, ReadResult, local_clock
+from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ, canonical_label, missing_channels
+from acquisition.errors import DataError, SourceError
+
+#: Rates a ``time`` column is snapped to when it is within 1 % of one of them.
+COMMON_RATES_HZ = (128.0, 256.0, 250.0, 500.0, 512.0, 1000.0, 1024.0, 2048.0, 200.0, 160.0, 125.0)
+
+_UNIT_TO_UV = {"uv": 1.0, "µv": 1.0, "μv": 1.0, "mv": 1e3, "v": 1e6, "nv": 1e-3, "": 1.0}
+
+
+class RecordingError(DataError, SourceError):
+    """A recording cannot be replayed: bad data (a DataError) for a source (a SourceError)."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A recording converted to Duygu's form.
+
+    Attributes
+    ----------
+    data : ndarray, shape (n_samples, 14)
+        µV, EPOC order, at :attr:`sfreq_hz` (always 128 Hz).
+    sfreq_hz : float
+        128.0.
+    native_sfreq_hz : float
+        Rate of the file before resampling.
+    labels : tuple of str
+        The file's labels used for AF3 ... AF4, in EPOC order.
+    notes : list of str
+        What was done to the file (ignored columns, resampling, ...).
+    """
+
+    data: NDArray[np.float64]
+    sfreq_hz: float
+    native_sfreq_hz: float
+    labels: tuple[str, ...]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.data) / self.sfreq_hz
+
+
+def load_recording(path: str | Path) -> tuple[NDArray[np.float64], float]:
+    """Load a recording as ``(data (n, 14) µV in EPOC order, sfreq_hz)`` at 128 Hz.
+
+    Raises
+    ------
+    RecordingError
+        (a :class:`DataError` and a :class:`SourceError`) naming what is wrong: a missing
+        file, missing channels, a non-numeric or NaN cell (row and column), ...
+    """
+    rec = read_recording(path)
+    return rec.data, rec.sfreq_hz
+
+
+def read_recording(path: str | Path) -> Recording:
+    """Load and validate a CSV, EDF/BDF file or ``STORE#SESSION`` (see :func:`load_recording`)."""
+    text = str(path)
+    store_path, session_id = _split_store_spec(text)
+    if store_path is not None:
+        return _read_store(store_path, session_id)
+    p = Path(text)
+    if not p.is_file():
+        raise RecordingError(f"replay file not found: {text}")
+    suffix = p.suffix.lower()
+    if suffix in (".edf", ".bdf", ".rec"):
+        return _read_edf(p)
+    if suffix in (".sqlite", ".db", ".sqlite3"):
+        raise RecordingError(f"replay of a session store needs a session id: {text}#SESSION_ID")
+    return _read_csv(p)
+
+
+# -- CSV ---------------------------------------------------------------------------------
+def _read_csv(path: Path) -> Recording:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise RecordingError(f"{path.name}: cannot read as CSV: {exc}") from None
+    if not rows:
+        raise RecordingError(f"{path.name}: the file is empty")
+    header = [cell.strip() for cell in rows[0]]
+    body = rows[1:]
+    if not body:
+        raise RecordingError(f"{path.name}: header only, no samples")
+    cols: dict[str, int] = {}
+    for i, label in enumerate(header):
+        name = canonical_label(label)
+        if name is not None and name not in cols:
+            cols[name] = i
+    missing = missing_channels(header)
+    if missing:
+        raise RecordingError(
+            f"{path.name}: missing column(s) {', '.join(missing)} (header: {','.join(header)})"
+        )
+    time_col = next((i for i, h in enumerate(header) if h.lower() in ("time", "timestamp")), None)
+    width = len(header)
+    for r, row in enumerate(body):
+        if len(row) != width:
+            raise RecordingError(
+                f"{path.name} line {r + 2}: {len(row)} cells, the header has {width}"
+            )
+    order = [cols[name] for name in EPOC_CHANNELS]
+    used = order + ([time_col] if time_col is not None else [])
+    table = _numeric(path.name, body, used, header)
+    data = table[:, : len(order)]
+    notes = []
+    ignored = [h for i, h in enumerate(header) if i not in used]
+    if ignored:
+        notes.append(f"ignored column(s): {', '.join(ignored)}")
+    aliased = [f"{header[i]}->{name}" for name, i in zip(EPOC_CHANNELS, order, strict=True) if header[i] != name]
+    if aliased:
+        notes.append(f"labels read as: {', '.join(aliased)}")
+    sfreq_hz = SFREQ_HZ
+    if time_col is not None:
+        sfreq_hz, time_notes = _rate_from_times(path.name, table[:, -1])
+        notes += time_notes
+    labels = tuple(header[i] for i in order)
+    return _to_analysis_rate(data, sfreq_hz, labels, notes)
+
+
+def _numeric(name: str, body: list[list[str]], cols: list[int], header: list[str]) -> NDArray[np.float64]:
+    """The chosen columns as floats; names the first bad cell (line and column)."""
+    cells = [[row[c] for c in cols] for row in body]
+    try:
+        table = np.array(cells, dtype=np.float64)
+    except ValueError:
+        for r, row in enumerate(cells):
+            for j, cell in enumerate(row):
+                try:
+                    float(cell)
+                except ValueError:
+                    raise RecordingError(
+                        f"{name} line {r + 2}, column {header[cols[j]]}: not a number: {cell.strip()!r}"
+                    ) from None
+        raise
+    bad = ~np.isfinite(table)
+    if bad.any():
+        r, j = (int(v) for v in np.argwhere(bad)[0])
+        raise RecordingError(
+            f"{name} line {r + 2}, column {header[cols[j]]}: sample is {body[r][cols[j]].strip()} "
+            f"({int(bad.sum())} non-finite cell(s) in all); NaN/inf samples cannot be replayed"
+        )
+    return table
+
+
+def _rate_from_times(name: str, times: NDArray[np.float64]) -> tuple[float, list[str]]:
+    if len(times) < 2:
+        return SFREQ_HZ, []
+    steps = np.diff(times)
+    if np.any(steps <= 0):
+        r = int(np.flatnonzero(steps <= 0)[0])
+        raise RecordingError(
+            f"{name} line {r + 3}, column time: {times[r + 1]:.6f} does not increase "
+            f"(previous {times[r]:.6f})"
+        )
+    estimate = 1.0 / float(np.median(steps))
+    sfreq_hz = next((f for f in COMMON_RATES_HZ if abs(estimate / f - 1) < 0.01), round(estimate, 3))
+    notes = []
+    n_gaps = int(np.sum(steps > 1.5 / sfreq_hz))
+    if n_gaps:
+        notes.append(f"time column has {n_gaps} gap(s); replay plays the samples back to back")
+    return sfreq_hz, notes
+
+
+# -- EDF / BDF ---------------------------------------------------------------------------
+def _read_edf(path: Path) -> Recording:
+    import edfio
+
+    with path.open("rb") as f:
+        is_bdf = f.read(8) == b"\xffBIOSEMI"
+    try:
+        edf = edfio.read_bdf(path) if is_bdf else edfio.read_edf(path)
+    except (ValueError, OSError, IndexError, UnicodeDecodeError) as exc:
+        kind = "BDF" if is_bdf else "EDF"
+        raise RecordingError(f"{path.name}: not a readable {kind} file: {exc}") from None
+    signals = list(edf.signals)
+    labels = [s.label for s in signals]
+    missing = missing_channels(labels)
+    if missing:
+        raise RecordingError(
+            f"{path.name}: no signal for {', '.join(missing)} (signals: {', '.join(labels) or 'none'})"
+        )
+    chosen: dict[str, Any] = {}
+    for s in signals:
+        name = canonical_label(s.label)
+        if name is not None and name not in chosen:
+            chosen[name] = s
+    columns = []
+    rates = set()
+    notes: list[str] = []
+    for name in EPOC_CHANNELS:
+        sig = chosen[name]
+        unit = sig.physical_dimension.strip()
+        scale = _UNIT_TO_UV.get(unit.lower())
+        if scale is None:
+            raise RecordingError(
+                f"{path.name}: signal {sig.label} has unit {unit!r}; expected µV, mV, V or nV"
+            )
+        x = np.asarray(sig.data, dtype=np.float64) * scale
+        rate = float(sig.sampling_frequency)
+        rates.add(rate)
+        if rate != SFREQ_HZ:
+            x = _resample(x[:, None], rate)[:, 0]
+        columns.append(x)
+    n = min(len(c) for c in columns)
+    data = np.stack([c[:n] for c in columns], axis=1)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        r, j = (int(v) for v in np.argwhere(bad)[0])
+        raise RecordingError(f"{path.name}: signal {EPOC_CHANNELS[j]} sample {r} is not finite")
+    native = max(rates)
+    if rates != {SFREQ_HZ}:
+        notes.append(f"resampled from {', '.join(f'{r:g}' for r in sorted(rates))} Hz to {SFREQ_HZ:g} Hz")
+    labels_used = tuple(chosen[name].label for name in EPOC_CHANNELS)
+    return Recording(data, SFREQ_HZ, native, labels_used, notes)
+
+
+# -- session store -----------------------------------------------------------------------
+def _split_store_spec(text: str) -> tuple[Path | None, int]:
+    base, hash_, sid = text.rpartition("#")
+    if not hash_ or Path(base).suffix.lower() not in (".sqlite", ".db", ".sqlite3"):
+        return None, 0
+    if not sid.strip().isdigit():
+        raise RecordingError(f"session id after '#' must be an integer, got {sid!r} in {text!r}")
+    return Path(base), int(sid)
+
+
+def _read_store(path: Path, session_id: int) -> Recording:
+    if not path.is_file():
+        raise RecordingError(f"session store not found: {path}")
+    from acquisition.errors import StoreError
+    from acquisition.store import SessionStore
+
+    try:
+        store = SessionStore(path, readonly=True)
+        try:
+            info = store.session(session_id)
+            data, _times, indices = store.eeg(session_id)
+        finally:
+            store.close()
+    except StoreError as exc:
+        raise RecordingError(f"cannot replay session {session_id} of {path.name}: {exc}") from None
+    if len(data) == 0:
+        raise RecordingError(f"session {session_id} of {path.name} has no EEG")
+    notes = [f"session {session_id} of {path.name}"]
+    n_missing = int(indices[-1] - indices[0] + 1 - len(indices))
+    if n_missing:
+        notes.append(f"{n_missing} sample(s) missing in the recording; replay plays the rest back to back")
+    sfreq_hz = float(getattr(info, "sfreq_hz", SFREQ_HZ) or SFREQ_HZ)
+    return _to_analysis_rate(np.asarray(data, dtype=np.float64), sfreq_hz, EPOC_CHANNELS, notes)
+
+
+# -- shared ------------------------------------------------------------------------------
+def _resample(data: NDArray[np.float64], sfreq_hz: float) -> NDArray[np.float64]:
+    """Zero-phase polyphase resampling of a whole recording to 128 Hz."""
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(SFREQ_HZ / sfreq_hz).limit_denominator(1000)
+    return np.asarray(resample_poly(data, ratio.numerator, ratio.denominator, axis=0, padtype="line"))
+
+
+def _to_analysis_rate(
+    data: NDArray[np.float64], sfreq_hz: float, labels: tuple[str, ...], notes: list[str]
+) -> Recording:
+    if sfreq_hz != SFREQ_HZ:
+        notes = [*notes, f"resampled from {sfreq_hz:g} Hz to {SFREQ_HZ:g} Hz"]
+        data = _resample(data, sfreq_hz)
+    return Recording(np.ascontiguousarray(data, dtype=np.float64), SFREQ_HZ, sfreq_hz, labels, notes)
+
+
+class ReplaySource(BaseSource):
+    """Plays a recording as a live source, paced by the wall clock.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV, EDF/BDF file, or ``STORE.sqlite#SESSION_ID``.
+    speed : float
+        Samples come ``speed`` times faster than real time; sample ``k`` is stamped
+        ``t0 + k / (128 * speed)``.
+    loop : bool
+        Start over at the end instead of stopping.
+    chunk_samples : int
+        Samples per read at 1x (reads never wait for more than this).
+    **kwargs
+        :class:`~acquisition.base.BaseSource` options.
+    """
+
+    kind = "replay"
+
+    def __init__(self, path: str | Path, speed: float = 1.0, loop: bool = False,
+                 chunk_samples: int = 4, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not speed > 0 or not np.isfinite(speed):
+            raise SourceError(f"replay speed must be > 0, got {speed}")
+        self.path = str(path)
+        self.speed = float(speed)
+        self.loop = loop
+        self.chunk_samples = max(1, int(chunk_samples))
+        self.recording: Recording | None = None
+        self._t0 = 0.0
+        self._wall0 = 0.0
+        self._sent = 0  # samples played in all (keeps counting across loops)
+
+    def _open(self, timeout_s: float) -> DeviceInfo:
+        if self.recording is None:
+            self.recording = read_recording(self.path)
+            self._sent = 0
+        rate = SFREQ_HZ * self.speed
+        # (re)start the clock so that the next sample is due now
+        self._wall0 = time.monotonic() - self._sent / rate
+        self._t0 = local_clock() - self._sent / rate
+        rec = self.recording
+        notes = [f"replay of {self.path} at {self.speed:g}x" + (", looping" if self.loop else ""), *rec.notes]
+        return DeviceInfo(
+            kind=self.kind,
+            name=Path(self.path.partition("#")[0]).name,
+            native_sfreq_hz=rec.native_sfreq_hz,
+            native_channels=rec.labels,
+            serial="",
+            notes=notes,
+        )
+
+    def _read(self, timeout_s: float) -> ReadResult | None:
+        rec = self.recording
+        if rec is None:
+            return None
+        n_total = len(rec.data)
+        pos = self._sent % n_total if self.loop else self._sent
+        if pos >= n_total:
+            raise EndOfStream
+        rate = SFREQ_HZ * self.speed
+        left = n_total - pos if not self.loop else None
+        need = self.chunk_samples if left is None else min(self.chunk_samples, left)
+        due = int((time.monotonic() - self._wall0) * rate)
+        if due - self._sent < need:
+            wait_s = (self._sent + need) / rate - (time.monotonic() - self._wall0)
+            time.sleep(max(0.0, min(wait_s, timeout_s)))  # pacing of the replayed device
+            due = int((time.monotonic() - self._wall0) * rate)
+            if due - self._sent < need:
+                return None
+        n = due - self._sent
+        if left is not None:
+            n = min(n, left)
+        idx = (pos + np.arange(n)) % n_total
+        times = self._t0 + (self._sent + np.arange(n)) / rate
+        self._sent += n
+        return ReadResult(rec.data[idx], times)
+
+    def _close(self) -> None:
+        return None

@@ -1,0 +1,111 @@
+"""Helpers for the source tests: small recordings on disk and a pausable source."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from acquisition.base import BaseSource, DeviceInfo, ReadResult, local_clock
+from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    """Write a CSV with ``header`` and ``rows`` (cells written with ``str``)."""
+    lines = [",".join(header)] + [",".join(str(c) for c in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def ramp_recording(n_samples: int) -> NDArray[np.float64]:
+    """(n, 14) samples: AF3 is the sample index, channel c is index + 1000 c."""
+    idx = np.arange(n_samples, dtype=np.float64)[:, None]
+    return idx + 1000.0 * np.arange(len(EPOC_CHANNELS))[None, :]
+
+
+def write_epoc_edf(
+    path: Path,
+    data_uv: NDArray[np.float64],
+    sfreq_hz: float,
+    labels: tuple[str, ...] | None = None,
+    unit: str = "uV",
+    bdf: bool = False,
+) -> Path:
+    """Write ``data_uv`` (n, 14) as an EDF (or BDF) with one signal per column."""
+    import edfio
+
+    labels = labels or tuple(f"EEG {name}" for name in EPOC_CHANNELS)
+    scale = {"uV": 1.0, "mV": 1e-3, "V": 1e-6}[unit]
+    signal_cls = edfio.BdfSignal if bdf else edfio.EdfSignal
+    signals = []
+    for j, label in enumerate(labels):
+        x = data_uv[:, j] * scale
+        lo, hi = float(x.min()), float(x.max())
+        signals.append(
+            signal_cls(x, sfreq_hz, label=label, physical_dimension=unit, physical_range=(lo - abs(lo) * 0.01 - 1e-6, hi + abs(hi) * 0.01 + 1e-6))
+        )
+    container = edfio.Bdf(signals) if bdf else edfio.Edf(signals)
+    container.write(path)
+    return path
+
+
+class PausableSource(BaseSource):
+    """A real source whose device can be paused and resumed by the test.
+
+    It produces a sample-index ramp on every channel at 128 Hz (paced by the wall
+    clock); while paused it delivers nothing and cannot be reopened, like an unplugged
+    headset. Samples due while paused are never delivered (the device missed them).
+    """
+
+    kind = "pausable"
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.feeding = threading.Event()
+        self.feeding.set()
+        self.opens = 0
+        self._wall0 = 0.0
+        self._t0 = 0.0
+        self._next = 0  # index of the next sample to deliver
+
+    def pause(self) -> None:
+        self.feeding.clear()
+
+    def resume(self) -> None:
+        self.feeding.set()
+
+    def _due(self) -> int:
+        return int((time.monotonic() - self._wall0) * SFREQ_HZ)
+
+    def _open(self, timeout_s: float) -> DeviceInfo:
+        if not self.feeding.is_set():
+            from acquisition.errors import SourceError
+
+            raise SourceError("pausable device is unplugged")
+        if self.opens == 0:
+            self._wall0 = time.monotonic()
+            self._t0 = local_clock()
+        self.opens += 1
+        self._next = max(self._next, self._due())  # samples due while away are gone
+        return DeviceInfo(kind=self.kind, name="pausable test device", native_sfreq_hz=SFREQ_HZ)
+
+    def _read(self, timeout_s: float) -> ReadResult | None:
+        if not self.feeding.is_set():
+            time.sleep(timeout_s)  # an unplugged device: nothing arrives within the timeout
+            return None
+        due = self._due()
+        if due - self._next < 4:
+            time.sleep(min(timeout_s, (self._next + 4 - due) / SFREQ_HZ))
+            due = self._due()
+            if due <= self._next:
+                return None
+        idx = np.arange(self._next, due)
+        self._next = due
+        data = np.repeat(idx[:, None].astype(np.float64), len(EPOC_CHANNELS), axis=1)
+        return ReadResult(data, self._t0 + idx / SFREQ_HZ)
+
+    def _close(self) -> None:
+        return None
