@@ -50,6 +50,8 @@ class StoreRecorder:
         ``on_error(exc)`` is called from the recorder thread when writing starts failing.
     max_chunk_samples : int
         Largest chunk written in one row (a backlog is split).
+    stop_index : int, optional
+        Samples from this source index on are not recorded (for fixed-length recordings).
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class StoreRecorder:
         commit_interval_s: float = 0.25,
         on_error: Callable[[StoreError], None] | None = None,
         max_chunk_samples: int = 1280,
+        stop_index: int | None = None,
     ) -> None:
         if not 0 < commit_interval_s <= MAX_COMMIT_INTERVAL_S:
             raise ValueError(f"commit_interval_s must be in (0, {MAX_COMMIT_INTERVAL_S}] s, got {commit_interval_s}")
@@ -70,6 +73,7 @@ class StoreRecorder:
         self.commit_interval_s = commit_interval_s
         self.max_chunk_samples = max_chunk_samples
         self.cursor = start_index
+        self.stop_index = stop_index
         self.samples_written = 0
         self.chunks_written = 0
         self.overruns = 0
@@ -136,7 +140,10 @@ class StoreRecorder:
             try:
                 self._record_gaps()
                 while True:
-                    chunk = self.source.buffer.since(self.cursor, max_samples=self.max_chunk_samples)
+                    limit = self.max_chunk_samples
+                    if self.stop_index is not None:
+                        limit = max(0, min(limit, self.stop_index - self.cursor))
+                    chunk = self.source.buffer.since(self.cursor, max_samples=limit)
                     if chunk.missed:
                         self.overruns += 1
                         self.missed_samples += chunk.missed
@@ -207,17 +214,18 @@ class CsvRecorder:
         self._writer = csv.writer(self._file)
         self._writer.writerow(["time", *EPOC_CHANNELS])
 
-    def flush(self) -> int:
-        """Append the samples received since the last call; return how many."""
+    def flush(self, stop_index: int | None = None) -> int:
+        """Append the samples received since the last call (before ``stop_index``); return how many."""
         if self.cursor is None:
             self.cursor = self.source.buffer.total
-        chunk = self.source.buffer.since(self.cursor)
+        limit = None if stop_index is None else max(0, stop_index - self.cursor)
+        chunk = self.source.buffer.since(self.cursor, max_samples=limit)
         self.missed_samples += chunk.missed
         self.cursor = chunk.next_index
         if len(chunk):
             rows = np.column_stack([chunk.timestamps, chunk.data])
             try:
-                np.savetxt(self._file, rows, delimiter=",", fmt=["%.6f"] + ["%.4f"] * len(EPOC_CHANNELS))
+                np.savetxt(self._file, rows, delimiter=",", fmt=["%.6f"] + ["%.9g"] * len(EPOC_CHANNELS))
                 self._file.flush()
             except OSError as exc:
                 raise StoreError(f"cannot write CSV file {self.path}: {exc.strerror}") from exc

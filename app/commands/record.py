@@ -1,0 +1,107 @@
+"""``duygu record``: record a source to a CSV file or to a session in the store."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from app.commands._common import add_source_argument, positive_float, write_json
+
+HELP = "record a source for S seconds to a CSV file (--out) or to the session store (--store)"
+
+_CONNECT_TIMEOUT_S = 10.0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_source_argument(p)
+    p.add_argument("--seconds", type=positive_float, required=True, metavar="S",
+                   help="seconds of samples to record (at 128 Hz)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="FILE.csv", help="write time,AF3,...,AF4 rows (µV) to this CSV file")
+    where.add_argument("--store", nargs="?", const="", metavar="PATH",
+                       help="record a session into the store (PATH, or the default store if omitted)")
+    p.add_argument("--participant", default="anon", metavar="ID",
+                   help="pseudonymous participant id for --store (letters, digits, _ or -; default: anon)")
+    p.add_argument("--json", metavar="OUT", help="write the counters as JSON ('-' for stdout)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from acquisition.base import SourceStatus
+    from acquisition.channels import SFREQ_HZ
+    from acquisition.errors import StoreError
+    from acquisition.recorder import CsvRecorder, StoreRecorder
+    from acquisition.spec import open_source, parse_source_spec
+    from acquisition.store import SessionStore, validate_participant
+
+    spec = parse_source_spec(args.source)
+    n_target = round(args.seconds * SFREQ_HZ)
+    store = session_id = None
+    if args.store is not None:
+        validate_participant(args.participant)
+        from acquisition.settings import load_settings
+
+        store = SessionStore(args.store or load_settings().store_path)
+    source = open_source(spec)
+    report: dict[str, Any] = {"source": str(spec), "seconds_requested": args.seconds}
+    status = "aborted"
+    try:
+        source.connect(timeout_s=_CONNECT_TIMEOUT_S)
+        start = source.buffer.total
+        stop = start + n_target
+        csv_rec = store_rec = None
+        if store is not None:
+            device = source.info.as_dict() if source.info else {}
+            session_id = store.start_session(
+                args.participant, {"name": "record", "seconds": args.seconds}, str(spec), device
+            )
+            store_rec = StoreRecorder(source, store, session_id, start_index=start, stop_index=stop).start()
+        else:
+            csv_rec = CsvRecorder(source, args.out, start_index=start)
+        # a live source delivers S seconds in about S / speed seconds; allow for losses
+        speed = getattr(source, "speed", spec.speed) or 1.0
+        deadline = time.monotonic() + args.seconds / speed + 2 * source.loss_timeout_s + 10.0
+        while source.buffer.total < stop:
+            source.buffer.wait_for(stop - 1, 0.25)
+            if csv_rec is not None:
+                csv_rec.flush(stop)
+            if source.status == SourceStatus.STOPPED or time.monotonic() > deadline:
+                break
+        if csv_rec is not None:
+            csv_rec.flush(stop)
+            csv_rec.close()
+            written = csv_rec.samples_written
+            report["out"] = str(args.out)
+        else:
+            assert store_rec is not None and store is not None and session_id is not None
+            rec_stats = store_rec.stop()
+            if store_rec.last_error and store_rec.paused:
+                raise StoreError(f"recording stopped: {store_rec.last_error}")
+            written = int(rec_stats["samples_written"])  # type: ignore[call-overload]
+            report.update({"store": str(store.path), "session_id": session_id,
+                           "overruns": rec_stats["overruns"]})
+        status = "completed"
+    finally:
+        source.disconnect()
+        if store is not None:
+            if session_id is not None:
+                try:
+                    store.finish_session(session_id, status)
+                except StoreError as exc:
+                    report["store_error"] = str(exc)
+            store.close()
+    counters = source.counters
+    report.update({
+        "received": counters.received, "lost": counters.lost, "interpolated": counters.interpolated,
+        "reconnects": counters.reconnects, "gaps": len(source.gaps), "samples_written": written,
+        "seconds_recorded": written / SFREQ_HZ,
+    })
+    where = f"session {session_id} in {store.path}" if store is not None else str(args.out)
+    print(f"recorded {written} samples ({written / SFREQ_HZ:.2f} s) to {where}")
+    print(f"received {counters.received}, lost {counters.lost}, interpolated {counters.interpolated}, "
+          f"gaps {len(source.gaps)}")
+    if written < n_target:
+        print(f"warning: only {written} of {n_target} samples arrived (source {source.status})")
+    if args.json:
+        write_json(report, args.json)
+    return 0

@@ -1,0 +1,118 @@
+"""``duygu sessions list|export``: look into the session store and export sessions.
+
+More subcommands plug in as modules ``app/commands/sessions_<name>.py`` that define
+``HELP``, ``add_arguments(parser)`` and ``run(args) -> int`` (``sessions report`` does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+from pathlib import Path
+from types import ModuleType
+
+HELP = "list the sessions in the store, or export one (BIDS-EEG or CSV)"
+
+
+def _store_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", metavar="PATH", help="session store file (default: the one in the user data directory)")
+
+
+def _plugins() -> dict[str, ModuleType]:
+    import app.commands as pkg
+
+    found: dict[str, ModuleType] = {}
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name.startswith("sessions_"):
+            found[info.name.removeprefix("sessions_")] = importlib.import_module(f"app.commands.{info.name}")
+    return found
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="sessions_command", metavar="COMMAND", required=True)
+    ls = sub.add_parser("list", help="list sessions: id, participant, protocol, source, times, status, trials")
+    _store_argument(ls)
+    ls.add_argument("--participants", nargs="+", metavar="ID", help="only these participants")
+    ls.add_argument("--json", nargs="?", const="-", metavar="OUT", help="write JSON (to stdout if OUT is omitted)")
+    ls.set_defaults(_sessions_run=_list)
+    ex = sub.add_parser("export", help="export one session as BIDS-EEG (EDF) or CSV files")
+    ex.add_argument("session_id", type=int, metavar="ID", help="session id (see 'duygu sessions list')")
+    ex.add_argument("--format", choices=("bids", "csv"), default="bids", help="bids (default) or csv")
+    ex.add_argument("--out", required=True, metavar="DIR", help="new or empty output directory")
+    _store_argument(ex)
+    ex.add_argument("--json", metavar="OUT", help="write a summary as JSON ('-' for stdout)")
+    ex.set_defaults(_sessions_run=_export)
+    for name, module in _plugins().items():
+        sp = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(sp)
+        sp.set_defaults(_sessions_run=module.run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(args._sessions_run(args) or 0)
+
+
+def store_path(args: argparse.Namespace) -> Path:
+    """The ``--store`` path, or the default one from the settings."""
+    if getattr(args, "store", None):
+        return Path(args.store)
+    from acquisition.settings import load_settings
+
+    return load_settings().store_path
+
+
+def _open_readonly(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from acquisition.errors import StoreError
+    from acquisition.store import SessionStore
+
+    path = store_path(args)
+    if not path.exists():
+        raise StoreError(f"store {path} does not exist (record a session first, or pass --store PATH)")
+    return SessionStore(path, readonly=True)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from app.commands._common import write_json
+
+    path = store_path(args)
+    if not path.exists() and not args.store:
+        rows: list[dict[str, object]] = []
+    else:
+        with _open_readonly(args) as store:
+            rows = [s.as_dict() for s in store.sessions(args.participants)]
+    if args.json:
+        write_json({"store": str(path), "sessions": rows}, args.json)
+        return 0
+    if not rows:
+        print(f"no sessions in {path}")
+        return 0
+    header = ("id", "participant", "protocol", "source", "start", "end", "status", "trials", "eeg_s")
+    table = [
+        (str(r["id"]), str(r["participant"]), str(r["protocol"] or "-"), str(r["source"]),
+         str(r["start"])[:19], str(r["end"] or "-")[:19], str(r["status"]),
+         f"{r['labelled']}/{r['trials']}", f"{r['eeg_seconds']:.1f}")
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(header)]
+    for line in (header, *table):
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from acquisition.export import export_bids, export_csv
+    from app.commands._common import write_json
+
+    with _open_readonly(args) as store:
+        info = store.session(args.session_id)
+        if args.format == "bids":
+            out = export_bids(store, args.session_id, args.out)
+        else:
+            out = export_csv(store, args.session_id, args.out)
+    print(f"exported session {info.id} ({info.status}, {info.eeg_seconds:.1f} s of EEG, "
+          f"{info.n_trials} trials) as {args.format} to {out}")
+    if args.json:
+        write_json({"session_id": info.id, "format": args.format, "out": str(out), "status": info.status,
+                    "eeg_seconds": info.eeg_seconds, "trials": info.n_trials}, args.json)
+    return 0
