@@ -1,0 +1,654 @@
+"""Lab Streaming Layer inlet: EmotivPRO's EEG outlet or any LSL stream with EPOC labels.
+
+:class:`LslSource` finds a stream by name or by ``key=value`` properties
+(``type=EEG``), reads its channels **by label** and delivers the 14 EPOC channels in
+EPOC order, in µV, at 128 Hz:
+
+- **EmotivPRO layout** (labels ``Counter`` and ``Interpolate`` beside the 14
+  electrodes; 19 channels with ``Markers`` since EmotivPRO 3.0, 18 before): 128 or
+  256 Hz only (256 is resampled to 128, stateful across chunks). ``Counter`` runs
+  0..rate-1 within each second and gives an exact count of dropped samples;
+  ``Interpolate`` > 0 marks samples the headset filled in.
+- **Generic streams** whose labels include the 14 EPOC names: any regular rate of at
+  least 128 Hz that is an exact fraction of 128 Hz (denominator below 1000) is
+  resampled to 128 Hz; other rates and irregular streams are refused.
+
+Units come from each channel's ``unit`` field: volts, millivolts, microvolts (also the
+MNE integer exponents ``"0"``, ``"-3"``, ``"-6"`` that mne-lsl writes); a missing unit
+means µV (EmotivPRO). Timestamps are the sender's LSL timestamps with the clock offset
+removed (liblsl's ``clocksync`` and ``monotonize`` post-processing). Samples with NaN or
+infinite values are never passed on: they are counted as lost, with a gap.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from fractions import Fraction
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from acquisition.base import BaseSource, DeviceInfo, ReadResult
+from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ, match_channels, missing_channels
+from acquisition.errors import SourceError
+from acquisition.resample import StreamResampler
+
+log = logging.getLogger(__name__)
+
+#: Stream properties a target may name (``lsl:type=EEG``, ``lsl:name=X,type=EEG``).
+TARGET_KEYS = ("name", "type", "source_id", "hostname")
+
+#: liblsl channel_format codes
+_FORMAT_NAMES = {1: "float32", 2: "double64", 3: "string", 4: "int32", 5: "int16", 6: "int8",
+                 7: "int64"}
+
+#: Rates EmotivPRO streams at.
+EMOTIV_RATES_HZ = (128.0, 256.0)
+
+_UNIT_SCALES_TO_UV: dict[str, float] = {
+    "": 1.0,
+    "microvolts": 1.0, "microvolt": 1.0, "uv": 1.0, "µv": 1.0, "μv": 1.0,
+    "volts": 1e6, "volt": 1e6, "v": 1e6,
+    "millivolts": 1e3, "millivolt": 1e3, "mv": 1e3,
+    "nanovolts": 1e-3, "nanovolt": 1e-3, "nv": 1e-3,
+}  # fmt: skip
+
+
+def unit_scale_to_uv(unit: str | None) -> float | None:
+    """Factor turning values in ``unit`` into µV, or ``None`` for an unknown unit.
+
+    Accepts names and symbols (``volts``, ``V``, ``millivolts``, ``mV``,
+    ``microvolts``, ``uV``, ``µV``, ``nanovolts``) and MNE's integer exponents of volts
+    (``"0"`` = V, ``"-6"`` = µV), which mne-lsl's ``PlayerLSL`` writes. A missing or
+    empty unit means µV, as EmotivPRO streams.
+    """
+    key = (unit or "").strip().lower()
+    if key in _UNIT_SCALES_TO_UV:
+        return _UNIT_SCALES_TO_UV[key]
+    try:
+        exponent = int(key)
+    except ValueError:
+        return None
+    if not -12 <= exponent <= 3:
+        return None
+    return float(10.0 ** (exponent + 6))
+
+
+@dataclass(frozen=True)
+class StreamTarget:
+    """Which stream to look for: properties that must all match."""
+
+    props: tuple[tuple[str, str], ...]
+
+    @property
+    def predicate(self) -> str:
+        """The XPath 1.0 predicate for ``pylsl.resolve_bypred`` (type ignores case)."""
+        parts = []
+        for key, value in self.props:
+            if key == "type":
+                lower, upper = "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                parts.append(f"translate(type,'{lower}','{upper}')='{value.upper()}'")
+            else:
+                parts.append(f"{key}='{value}'")
+        return " and ".join(parts)
+
+    def describe(self) -> str:
+        return " and ".join(f"{key} {value!r}" for key, value in self.props)
+
+
+def parse_target(target: str) -> StreamTarget:
+    """Parse ``NAME``, ``type=EEG``, ``name=X`` or ``name=X,type=EEG``.
+
+    Raises
+    ------
+    SourceError
+        For an empty target, an unknown property or a value with a quote.
+    """
+    text = target.strip()
+    if not text:
+        raise SourceError("lsl target must be a stream name or type=TYPE, got ''")
+    key0 = text.split("=", 1)[0].strip().lower()
+    if "=" in text and key0 in TARGET_KEYS:
+        props = []
+        for part in text.split(","):
+            key, eq, value = part.partition("=")
+            key, value = key.strip().lower(), value.strip()
+            if not eq or key not in TARGET_KEYS or not value:
+                raise SourceError(
+                    f"lsl target {target!r}: each part must be KEY=VALUE with KEY one of "
+                    f"{', '.join(TARGET_KEYS)}, got {part.strip()!r}"
+                )
+            props.append((key, value))
+    else:
+        props = [("name", text)]
+    for key, value in props:
+        if "'" in value:
+            raise SourceError(f"lsl target {key} must not contain a quote, got {value!r}")
+    return StreamTarget(tuple(props))
+
+
+@dataclass(frozen=True)
+class StreamLayout:
+    """How to read one stream: where the EPOC channels are and how to scale them."""
+
+    stream: str
+    layout: str  # "emotivpro-19", "emotivpro-18", "emotivpro" or "generic"
+    native_sfreq_hz: float
+    eeg_index: tuple[int, ...]  # 14 column indices in EPOC order
+    scale_to_uv: tuple[float, ...]  # 14 factors
+    units: tuple[str, ...]  # the 14 units as the stream states them
+    counter_index: int | None = None
+    interpolate_index: int | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def emotiv(self) -> bool:
+        return self.counter_index is not None
+
+    @property
+    def resampled(self) -> bool:
+        return self.native_sfreq_hz != SFREQ_HZ
+
+
+def analyse_layout(
+    stream: str,
+    labels: list[str | None] | None,
+    units: list[str | None] | None,
+    sfreq_hz: float,
+    n_channels: int,
+) -> StreamLayout:
+    """Decide how to read a stream from its channel labels, units and rate.
+
+    Parameters
+    ----------
+    stream : str
+        Stream name (for messages).
+    labels, units : list of str or None
+        From the stream description (``desc/channels/channel/label`` and ``unit``).
+    sfreq_hz : float
+        Nominal rate (0 = irregular).
+    n_channels : int
+        Channel count of the stream.
+
+    Raises
+    ------
+    SourceError
+        When the EPOC labels are missing, a unit is unknown or the rate is not accepted;
+        the message names the stream, the value and the rule.
+    """
+    if not labels or all(not label for label in labels):
+        raise SourceError(
+            f"LSL stream {stream!r} has no channel labels in its description: Duygu reads "
+            "channels by label (AF3 ... AF4), never by position"
+        )
+    names = [label or "" for label in labels][:n_channels]
+    index = match_channels(names)
+    if index is None:
+        missing = missing_channels(names)
+        raise SourceError(
+            f"LSL stream {stream!r} lacks the EPOC channel labels {', '.join(missing)} "
+            f"(it has {', '.join(names[:24])}{' ...' if len(names) > 24 else ''})"
+        )
+    upper = [name.strip().upper() for name in names]
+    counter = upper.index("COUNTER") if "COUNTER" in upper else None
+    interpolate = upper.index("INTERPOLATE") if "INTERPOLATE" in upper else None
+    emotiv = counter is not None and interpolate is not None
+    unit_list = [(units[i] if units and i < len(units) else None) or "" for i in index]
+    scales = []
+    for i, unit in zip(index, unit_list, strict=True):
+        scale = unit_scale_to_uv(unit)
+        if scale is None:
+            raise SourceError(
+                f"LSL stream {stream!r} channel {names[i]} unit must be V, mV, µV or nV "
+                f"(or an MNE exponent such as -6), got {unit!r}"
+            )
+        scales.append(scale)
+    if not math.isfinite(sfreq_hz) or sfreq_hz <= 0:
+        raise SourceError(
+            f"sfreq must be a regular rate, got {sfreq_hz:g} (LSL stream {stream!r} is "
+            "irregular: EEG needs a nominal rate)"
+        )
+    notes: list[str] = []
+    if emotiv:
+        if sfreq_hz not in EMOTIV_RATES_HZ:
+            raise SourceError(
+                f"sfreq must be 128 or 256 Hz, got {sfreq_hz:g} (EmotivPRO layout of LSL "
+                f"stream {stream!r})"
+            )
+        layout = {19: "emotivpro-19", 18: "emotivpro-18"}.get(n_channels, "emotivpro")
+        notes.append(f"EmotivPRO layout ({n_channels} channels), Counter and Interpolate read by label")
+    else:
+        layout = "generic"
+        if sfreq_hz < SFREQ_HZ:
+            raise SourceError(
+                f"sfreq must be >= 128 Hz for a generic EEG stream, got {sfreq_hz:g} "
+                f"(LSL stream {stream!r})"
+            )
+        ratio = Fraction(SFREQ_HZ / sfreq_hz).limit_denominator(1000)
+        if abs(float(ratio) - SFREQ_HZ / sfreq_hz) > 1e-12:
+            raise SourceError(
+                f"sfreq must be a rate that 128 Hz divides as a fraction with a denominator "
+                f"below 1000, got {sfreq_hz:g} (LSL stream {stream!r})"
+            )
+        notes.append("generic stream: EPOC channels read by label; no Counter, so "
+                     "dropped samples inside the stream cannot be counted")
+    if sfreq_hz != SFREQ_HZ:
+        notes.append(f"resampled {sfreq_hz:g} -> {SFREQ_HZ:g} Hz (polyphase, stateful)")
+    if any(scale != 1.0 for scale in scales):
+        notes.append(f"units {sorted(set(unit_list))} converted to µV")
+    return StreamLayout(
+        stream=stream,
+        layout=layout,
+        native_sfreq_hz=float(sfreq_hz),
+        eeg_index=tuple(index),
+        scale_to_uv=tuple(scales),
+        units=tuple(unit_list),
+        counter_index=counter if emotiv else None,
+        interpolate_index=interpolate if emotiv else None,
+        notes=tuple(notes),
+    )
+
+
+def _pylsl() -> Any:
+    import pylsl
+    import pylsl.util
+
+    return pylsl
+
+
+class _Resampling:
+    """A :class:`StreamResampler` that knows absolute sample positions across gaps.
+
+    Before a gap it flushes the outputs whose centre lies on real input (holding the last
+    value, as the resampler holds the first one at its start) and resets. For integer
+    decimation (256 -> 128) the output grid stays on every ``down``-th native sample
+    across gaps, so the number of missing output slots is exact.
+    """
+
+    def __init__(self, in_hz: float, out_hz: float, n_channels: int) -> None:
+        self.rs = StreamResampler(in_hz, out_hz, n_channels)
+        self.up, self.down = self.rs.up, self.rs.down
+        self.in_hz = in_hz
+        self.n_channels = n_channels
+        self.next_abs = 0  # absolute native index of the next input sample
+        self.last_out_pos: float | None = None  # absolute native position of the last output
+        self.pending_lost = 0  # output slots missed, reported with the next output
+        self._new_segment()
+
+    def _new_segment(self) -> None:
+        self.rs.reset()
+        self.origin: int | None = None
+        self.n_in = 0
+        self.n_out = 0
+        self.skip = 0
+        self.flags = np.zeros(0, dtype=bool)  # interpolated flags of inputs since origin
+        self.flags_start = 0
+        self.last_value: NDArray[np.float64] | None = None
+        self.last_time = 0.0
+
+    def _interp_count(self, j0: int, j1: int) -> int:
+        if self.up != 1 or j1 <= j0:
+            return 0
+        centres = np.arange(j0, j1) * self.down - self.flags_start
+        count = int(self.flags[centres].sum())
+        keep = j1 * self.down - self.flags_start
+        self.flags = self.flags[keep:]
+        self.flags_start += keep
+        return count
+
+    def _emit(self, out: NDArray[np.float64], times: NDArray[np.float64]) -> ReadResult:
+        j0 = self.n_out
+        self.n_out += len(times)
+        assert self.origin is not None
+        self.last_out_pos = self.origin + (self.n_out - 1) * self.down / self.up
+        lost, self.pending_lost = self.pending_lost, 0
+        return ReadResult(out, times, lost, self._interp_count(j0, self.n_out))
+
+    def flush(self) -> ReadResult | None:
+        """Outputs still held for the last real inputs (then the resampler is reset)."""
+        result = None
+        if self.n_in > 0 and self.last_value is not None:
+            n_real = (self.n_in - 1) * self.up // self.down + 1
+            pad = self.rs.latency_samples_in + self.down + 1
+            pad_data = np.repeat(self.last_value[None, :], pad, axis=0)
+            pad_times = self.last_time + np.arange(1, pad + 1) / self.in_hz
+            self.flags = np.concatenate([self.flags, np.zeros(pad, dtype=bool)])
+            out, times = self.rs.process(pad_data, pad_times)
+            take = max(0, n_real - self.n_out)
+            out, times = out[:take], times[:take]
+            if len(times):
+                result = self._emit(out, times)
+        self._new_segment()
+        return result
+
+    def process(
+        self,
+        data: NDArray[np.float64],
+        times: NDArray[np.float64],
+        flags: NDArray[np.bool_],
+        lost_native: int,
+    ) -> list[ReadResult]:
+        """Resample one gap-free run of native samples preceded by ``lost_native`` losses."""
+        results: list[ReadResult] = []
+        if lost_native > 0:
+            tail = self.flush()
+            if tail is not None:
+                results.append(tail)
+        abs_first = self.next_abs + lost_native
+        self.next_abs = abs_first + len(times)
+        if self.origin is None:
+            if self.up == 1:
+                self.skip = (-abs_first) % self.down  # stay on the grid of every down-th sample
+            self.origin = abs_first + self.skip
+        if self.skip:
+            drop = min(self.skip, len(times))
+            self.skip -= drop
+            data, times, flags = data[drop:], times[drop:], flags[drop:]
+        if len(times) == 0:
+            return results
+        if self.n_in == 0 and self.last_out_pos is not None:
+            self.pending_lost += max(
+                0, round((self.origin - self.last_out_pos) * self.up / self.down) - 1
+            )
+        self.flags = np.concatenate([self.flags, flags])
+        self.n_in += len(times)
+        self.last_value = data[-1].copy()
+        self.last_time = float(times[-1])
+        out, out_times = self.rs.process(data, times)
+        if len(out_times):
+            results.append(self._emit(out, out_times))
+        return results
+
+
+class LslSource(BaseSource):
+    """EEG from a Lab Streaming Layer stream (EmotivPRO's EEG outlet or a generic one).
+
+    Parameters
+    ----------
+    target : str
+        A stream name (``EmotivDataStream-EEG``) or ``KEY=VALUE`` properties joined by
+        commas: ``type=EEG``, ``name=X``, ``source_id=X``, ``hostname=X``.
+    max_chunk_samples : int
+        Largest chunk pulled at once.
+    dejitter : bool
+        Also smooth timestamps with liblsl's dejitter. Off by default: liblsl fits
+        timestamps against the count of samples received, so after dropped samples it
+        would misplace the ones that follow.
+    **kwargs
+        :class:`~acquisition.base.BaseSource` options (``buffer_seconds``,
+        ``loss_timeout_s``, ``reconnect``).
+
+    Notes
+    -----
+    On reconnect after a loss the source looks for the same stream again; if the first
+    stream had a ``source_id``, only a stream with that ``source_id`` is accepted (a
+    restarted EmotivPRO or player keeps it), so another headset is never picked up.
+    """
+
+    kind = "lsl"
+
+    def __init__(self, target: str, *, max_chunk_samples: int = 1024, dejitter: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target = parse_target(target)
+        self.max_chunk_samples = int(max_chunk_samples)
+        self.dejitter = dejitter
+        self.layout: StreamLayout | None = None
+        self.source_id: str = ""
+        #: dropped samples counted at the stream's own rate (exact, from Counter)
+        self.native_lost = 0
+        #: samples dropped because they held NaN or infinite values
+        self.invalid_samples = 0
+        #: samples received twice (same Counter and timestamp) and dropped
+        self.duplicates = 0
+        self._inlet: Any = None
+        self._pending: deque[ReadResult] = deque()
+        self._reset_stream_state()
+
+    # -- BaseSource hooks -------------------------------------------------------------
+    def _open(self, timeout_s: float) -> DeviceInfo:
+        pylsl = _pylsl()
+        t_end = time.monotonic() + timeout_s
+        predicate = self.target.predicate
+        described = self.target.describe()
+        if self.source_id:  # reconnecting: only the same device
+            predicate += f" and source_id='{self.source_id}'"
+            described += f" and source_id {self.source_id!r}"
+        candidates = pylsl.resolve_bypred(predicate, 1, max(0.05, timeout_s))
+        if not candidates:
+            raise SourceError(f"no LSL stream with {described} found within {timeout_s:g} s")
+        first_error: SourceError | None = None
+        for info in candidates:
+            try:
+                return self._open_stream(pylsl, info, max(1.0, t_end - time.monotonic()),
+                                         len(candidates))
+            except SourceError as exc:
+                first_error = first_error or exc
+        assert first_error is not None
+        raise first_error
+
+    def _open_stream(self, pylsl: Any, info: Any, timeout_s: float, n_candidates: int) -> DeviceInfo:
+        flags = pylsl.proc_clocksync | pylsl.proc_monotonize
+        if self.dejitter:
+            flags |= pylsl.proc_dejitter
+        name = info.name()
+        if info.channel_format() == pylsl.cf_string:
+            raise SourceError(f"LSL stream {name!r} carries strings; EEG needs numbers")
+        inlet = pylsl.StreamInlet(info, max_buflen=360, max_chunklen=0, recover=True,
+                                  processing_flags=flags)
+        try:
+            full = inlet.info(timeout=timeout_s)
+            layout = analyse_layout(name, full.get_channel_labels(), full.get_channel_units(),
+                                    full.nominal_srate(), full.channel_count())
+            inlet.open_stream(timeout=timeout_s)
+            offset_s = inlet.time_correction(timeout=timeout_s)
+        except pylsl.util.TimeoutError:
+            inlet.close_stream()
+            raise SourceError(
+                f"LSL stream {name!r} did not answer (description, subscription or clock "
+                f"offset) within {timeout_s:g} s"
+            ) from None
+        except BaseException:
+            inlet.close_stream()
+            raise
+        self._close()
+        self._inlet = inlet
+        self.layout = layout
+        self.source_id = full.source_id() or ""
+        self._reset_stream_state()
+        labels = tuple(label or "" for label in (full.get_channel_labels() or []))
+        notes = [*layout.notes, f"type {full.type()!r}, clock offset {offset_s * 1e3:.3f} ms"]
+        if n_candidates > 1:
+            notes.append(f"{n_candidates} streams matched {self.target.describe()}; using this one")
+        return DeviceInfo(kind="lsl", name=name, native_sfreq_hz=layout.native_sfreq_hz,
+                          native_channels=labels, serial=self.source_id, notes=notes)
+
+    def _read(self, timeout_s: float) -> ReadResult | None:
+        if self._pending:
+            return self._pending.popleft()
+        inlet, layout = self._inlet, self.layout
+        if inlet is None or layout is None:
+            return None
+        samples, stamps = inlet.pull_chunk(timeout=timeout_s, max_samples=self.max_chunk_samples,
+                                           min_samples=1, as_numpy=True)
+        if len(stamps) == 0:
+            return None
+        self._pending.extend(self._convert(np.asarray(samples), np.asarray(stamps, dtype=np.float64)))
+        return self._pending.popleft() if self._pending else None
+
+    def _close(self) -> None:
+        inlet, self._inlet = self._inlet, None
+        self._pending.clear()
+        if inlet is not None:
+            inlet.close_stream()
+
+    # -- conversion -------------------------------------------------------------------
+    def _reset_stream_state(self) -> None:
+        self._last_counter: int | None = None
+        self._last_time: float | None = None
+        self._bad_carry = 0
+        layout = self.layout
+        self._resampling = (
+            _Resampling(layout.native_sfreq_hz, SFREQ_HZ, len(EPOC_CHANNELS))
+            if layout is not None and layout.resampled else None
+        )
+
+    def _counter_lost(self, c_prev: NDArray[np.int64], c: NDArray[np.int64],
+                      t_prev: NDArray[np.float64], t: NDArray[np.float64]) -> NDArray[np.int64]:
+        """Samples missing between consecutive samples: Counter modulo the rate, with the
+        number of whole seconds taken from the timestamps; negative = a repeated sample."""
+        assert self.layout is not None
+        rate = int(self.layout.native_sfreq_hz)
+        d = (c - c_prev - 1) % rate
+        est = np.rint((t - t_prev) * rate) - 1
+        return (d + np.rint((est - d) / rate).astype(np.int64) * rate).astype(np.int64)
+
+    def _convert(self, raw: NDArray[Any], stamps: NDArray[np.float64]) -> list[ReadResult]:
+        layout = self.layout
+        assert layout is not None
+        n = len(stamps)
+        eeg = raw[:, list(layout.eeg_index)].astype(np.float64) * np.asarray(layout.scale_to_uv)
+        good = np.isfinite(eeg).all(axis=1)
+        counter = flags = None
+        if layout.emotiv:
+            assert layout.counter_index is not None and layout.interpolate_index is not None
+            counter = raw[:, layout.counter_index].astype(np.float64)
+            good &= np.isfinite(counter)
+            flags = np.nan_to_num(raw[:, layout.interpolate_index].astype(np.float64)) > 0
+        n_bad = n - int(good.sum())
+        if n_bad:
+            self.invalid_samples += n_bad
+            self.last_error = (f"lsl source dropped {n_bad} sample(s) with NaN or infinite values "
+                               f"from stream {layout.stream!r} ({self.invalid_samples} in all)")
+            log.warning(self.last_error)
+        rows = np.flatnonzero(good)
+        if len(rows) == 0:
+            self._bad_carry += n
+            return []
+        if counter is not None:
+            rows, lost = self._emotiv_lost(rows, counter, stamps)
+            if len(rows) == 0:
+                return []
+        else:
+            bad_before = np.cumsum(~good)[rows]
+            lost = np.diff(bad_before, prepend=0).astype(np.int64)
+            lost[0] += self._bad_carry
+        self._bad_carry = n - 1 - int(rows[-1]) if counter is None else 0
+        self.native_lost += int(lost.sum())
+        starts = np.flatnonzero(lost > 0)
+        bounds = [0, *[int(s) for s in starts if s > 0], len(rows)]
+        results: list[ReadResult] = []
+        for a, b in pairwise(bounds):
+            seg = rows[a:b]
+            seg_flags = flags[seg] if flags is not None else np.zeros(len(seg), dtype=bool)
+            if self._resampling is not None:
+                results.extend(self._resampling.process(eeg[seg], stamps[seg], seg_flags,
+                                                        int(lost[a])))
+            else:
+                results.append(ReadResult(eeg[seg], stamps[seg], int(lost[a]),
+                                          int(seg_flags.sum())))
+        return results
+
+    def _emotiv_lost(self, rows: NDArray[np.intp], counter: NDArray[np.float64],
+                     stamps: NDArray[np.float64]) -> tuple[NDArray[np.intp], NDArray[np.int64]]:
+        assert self.layout is not None
+        rate = int(self.layout.native_sfreq_hz)
+        while True:
+            c = np.rint(counter[rows]).astype(np.int64) % rate
+            t = stamps[rows]
+            if self._last_counter is None:
+                lost = np.zeros(len(rows), dtype=np.int64)
+                lost[0] = int(rows[0])  # invalid samples before the first valid one
+                if len(rows) > 1:
+                    lost[1:] = self._counter_lost(c[:-1], c[1:], t[:-1], t[1:])
+            else:
+                assert self._last_time is not None
+                c_prev = np.concatenate([[self._last_counter], c[:-1]])
+                t_prev = np.concatenate([[self._last_time], t[:-1]])
+                lost = self._counter_lost(c_prev, c, t_prev, t)
+            repeated = np.flatnonzero(lost < 0)
+            if len(repeated) == 0:
+                break
+            self.duplicates += 1
+            self.last_error = f"lsl source dropped a repeated sample (Counter {c[repeated[0]]})"
+            log.warning(self.last_error)
+            rows = np.delete(rows, repeated[0])
+            if len(rows) == 0:
+                return rows, np.zeros(0, dtype=np.int64)
+        self._last_counter = int(c[-1])
+        self._last_time = float(t[-1])
+        return rows, lost
+
+
+def list_streams(timeout_s: float = 1.0) -> list[dict[str, object]]:
+    """LSL streams visible now, with their layout as Duygu would read them.
+
+    Parameters
+    ----------
+    timeout_s : float
+        How long to listen for streams; each stream's description is then fetched with
+        the same timeout (in parallel).
+
+    Returns
+    -------
+    list of dict
+        ``name, type, channel_count, sfreq_hz, source_id, hostname, channel_format,
+        epoc_labels (bool), layout, missing (EPOC labels absent), usable, reason, spec``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    pylsl = _pylsl()
+    infos = pylsl.resolve_streams(wait_time=timeout_s)
+
+    def describe(info: Any) -> dict[str, object]:
+        row: dict[str, object] = {
+            "name": info.name(),
+            "type": info.type(),
+            "channel_count": info.channel_count(),
+            "sfreq_hz": info.nominal_srate(),
+            "source_id": info.source_id(),
+            "hostname": info.hostname(),
+            "channel_format": _FORMAT_NAMES.get(info.channel_format(), "unknown"),
+            "epoc_labels": False,
+            "layout": None,
+            "missing": list(EPOC_CHANNELS),
+            "usable": False,
+            "reason": "",
+            "spec": f"lsl:{info.name()}",
+        }
+        labels: list[str | None] | None = None
+        units: list[str | None] | None = None
+        try:
+            inlet = pylsl.StreamInlet(info, recover=False)
+            try:
+                full = inlet.info(timeout=max(0.5, timeout_s))
+                labels, units = full.get_channel_labels(), full.get_channel_units()
+            finally:
+                inlet.close_stream()
+        except Exception as exc:  # a stream that vanished or would not describe itself
+            row["reason"] = f"no description: {exc}"
+            return row
+        names = [label or "" for label in labels or []]
+        row["missing"] = missing_channels(names)
+        row["epoc_labels"] = not row["missing"]
+        try:
+            layout = analyse_layout(info.name(), labels, units, info.nominal_srate(),
+                                    info.channel_count())
+        except SourceError as exc:
+            row["reason"] = str(exc)
+        else:
+            row["layout"] = layout.layout
+            row["usable"] = True
+        return row
+
+    if not infos:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(infos))) as pool:
+        rows = list(pool.map(describe, infos))
+    return sorted(rows, key=lambda r: (str(r["name"]), str(r["source_id"])))
