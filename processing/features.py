@@ -1,0 +1,248 @@
+"""Window features: framing, Hamming, FFT, spectral statistics, band powers, differential
+entropy and frontal asymmetry — vectorised over windows, frames and channels.
+
+Each window (``n_samp`` samples of filtered µV) is cut into frames of ``frame_s`` with
+``frame_overlap``; each frame is (optionally) demeaned, multiplied by a Hamming window
+(``0.54 - 0.46 cos(2 pi n / (N - 1))``, the paper's equation 1) and transformed with a
+real FFT. From the frame spectra:
+
+* ``stats``: per frame, the std, max, min, mean and RMS of the N-point magnitude
+  spectrum ``|X[k]|, k = 0..N-1`` (the paper's statistics), then their mean and standard
+  deviation over the frames of the window.
+* band power ``P_b`` (µV²): the Welch estimate (one-sided periodogram averaged over the
+  frames, Hamming-normalised) summed over the FFT bins with ``low <= f < high``.
+* ``logpow``: ``log10 P_b``; ``relpow``: ``P_b / sum_b P_b``;
+  ``de``: differential entropy of a Gaussian with that variance, ``0.5 ln(2 pi e P_b)``;
+  ``asym``: ``ln P_b(right) - ln P_b(left)`` for each pair of
+  :data:`acquisition.channels.ASYMMETRY_PAIRS` present in ``channels``.
+
+Columns follow the preset's feature order; :func:`feature_names` names them.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import ArrayLike, NDArray
+
+from acquisition.channels import ASYMMETRY_PAIRS, EPOC_CHANNELS
+from acquisition.errors import DataError
+from processing.presets import FeaturePreset, get_preset
+
+#: Smallest band power used under a logarithm, µV² (a flat channel gives 0).
+POWER_FLOOR_UV2 = 1e-12
+#: Frames shorter than this cannot separate the EEG bands; a warning says so.
+MIN_RESOLVING_FRAME_S = 0.5
+
+
+class FrameResolutionWarning(UserWarning):
+    """A preset's frames are too short to resolve EEG frequency bands."""
+
+
+def _round_half_up(x: float) -> int:
+    return math.floor(x + 0.5)
+
+
+def frame_geometry(preset: FeaturePreset, sfreq_hz: float, warn: bool = True) -> tuple[int, int]:
+    """Frame length and hop in samples for a preset at a rate.
+
+    Warns (:class:`FrameResolutionWarning`, once per process) when a frame is shorter
+    than :data:`MIN_RESOLVING_FRAME_S`, e.g. the ``paper`` preset's 25 ms (3.2 samples at
+    128 Hz, bins 42.7 Hz apart); ``warn=False`` only computes.
+    """
+    frame_len = max(1, _round_half_up(preset.frame_s * sfreq_hz))
+    hop = max(1, _round_half_up(preset.frame_s * (1.0 - preset.frame_overlap) * sfreq_hz))
+    if warn and preset.frame_s < MIN_RESOLVING_FRAME_S:
+        warnings.warn(
+            f"preset {preset.name!r}: a {preset.frame_s * 1000:g} ms frame is "
+            f"{preset.frame_s * sfreq_hz:.1f} samples at {sfreq_hz:g} Hz (FFT bins "
+            f"{sfreq_hz / frame_len:.1f} Hz apart): no EEG band is resolved; use it only to "
+            "replicate the paper",
+            FrameResolutionWarning,
+            stacklevel=2,
+        )
+    return frame_len, hop
+
+
+def _pairs(channels: tuple[str, ...]) -> list[tuple[int, int, str, str]]:
+    """(right index, left index, right name, left name) of the asymmetry pairs present."""
+    out = []
+    for left, right in ASYMMETRY_PAIRS:
+        if left in channels and right in channels:
+            out.append((channels.index(right), channels.index(left), right, left))
+    return out
+
+
+def feature_names(preset: str | FeaturePreset, channels: tuple[str, ...] | list[str] = EPOC_CHANNELS) -> list[str]:
+    """Names of the columns :func:`extract_features` returns, in order.
+
+    Patterns: ``spec_{stat}_{mean|sd}_{ch}``, ``logpow_{band}_{ch}``,
+    ``relpow_{band}_{ch}``, ``de_{band}_{ch}``, ``asym_{band}_{right}-{left}``.
+    """
+    p = get_preset(preset)
+    chans = tuple(channels)
+    names: list[str] = []
+    for kind in p.features:
+        if kind == "stats":
+            names += [f"spec_{s}_{agg}_{ch}" for s in p.stats for agg in ("mean", "sd") for ch in chans]
+        elif kind == "asym":
+            names += [f"asym_{b}_{r}-{lft}" for b in p.band_names for _, _, r, lft in _pairs(chans)]
+        else:
+            names += [f"{kind}_{b}_{ch}" for b in p.band_names for ch in chans]
+    return names
+
+
+def _check_windows(windows: ArrayLike, n_channels: int) -> NDArray[np.float64]:
+    w = np.asarray(windows, dtype=np.float64)
+    if w.ndim == 2:
+        w = w[None]
+    if w.ndim != 3:
+        raise DataError(f"windows must be 3-D (n_windows, n_samples, n_channels), got shape {w.shape}")
+    if w.shape[2] != n_channels:
+        raise DataError(f"windows have {w.shape[2]} channels but {n_channels} channel names were given")
+    if not np.isfinite(w).all():
+        raise DataError("windows hold NaN or inf: data must be finite")
+    return w
+
+
+def band_bins(preset: FeaturePreset, sfreq_hz: float, frame_len: int) -> NDArray[np.float64]:
+    """Matrix (n_bins, n_bands) of 0/1 selecting the rfft bins of each band.
+
+    Raises
+    ------
+    DataError
+        When a band holds no FFT bin (frames too short or band above Nyquist).
+    """
+    freqs = np.fft.rfftfreq(frame_len, d=1.0 / sfreq_hz)
+    sel = np.stack([(freqs >= lo) & (freqs < hi) for _, lo, hi in preset.bands], axis=1)
+    empty = np.flatnonzero(~sel.any(axis=0))
+    if len(empty):
+        name, lo, hi = preset.bands[empty[0]]
+        raise DataError(
+            f"preset {preset.name!r}: band {name} ({lo:g}-{hi:g} Hz) holds no FFT bin with "
+            f"frame_s={preset.frame_s:g} at {sfreq_hz:g} Hz (bins {sfreq_hz / frame_len:.2f} Hz apart): "
+            "use longer frames"
+        )
+    return sel.astype(np.float64)
+
+
+def extract_features(
+    windows: ArrayLike,
+    sfreq_hz: float,
+    preset: str | FeaturePreset,
+    channels: tuple[str, ...] | list[str] = EPOC_CHANNELS,
+) -> NDArray[np.float64]:
+    """Features of filtered windows.
+
+    Parameters
+    ----------
+    windows : array, shape (n_windows, n_samples, n_channels)
+        Band-passed signal in µV (a single 2-D window is accepted too). ``n_samples``
+        must be ``window_s * sfreq_hz`` of the preset (checks the rate).
+    sfreq_hz : float
+        Sampling rate in Hz.
+    preset : str or FeaturePreset
+        Feature settings.
+    channels : sequence of str
+        Channel names of the last axis (asymmetry pairs are looked up by name).
+
+    Returns
+    -------
+    ndarray, shape (n_windows, n_features)
+
+    Raises
+    ------
+    DataError
+        NaN/inf, wrong shape or channel count, a window of the wrong length for the
+        preset at this rate, a window shorter than a frame, or a band with no FFT bin.
+    """
+    p = get_preset(preset)
+    chans = tuple(channels)
+    fs = float(sfreq_hz)
+    if not (math.isfinite(fs) and fs > 0):
+        raise DataError(f"sfreq_hz must be a positive number, got {sfreq_hz!r}")
+    w = _check_windows(windows, len(chans))
+    n_win, n_samp, _ = w.shape
+    expected = _round_half_up(p.window_s * fs)
+    frame_len, hop = frame_geometry(p, fs)
+    if n_samp < frame_len:
+        raise DataError(
+            f"a window of {n_samp} samples is shorter than a frame of {frame_len} samples "
+            f"(frame_s={p.frame_s:g} at {fs:g} Hz)"
+        )
+    if n_samp != expected:
+        raise DataError(
+            f"windows hold {n_samp} samples but preset {p.name!r} has window_s={p.window_s:g} "
+            f"= {expected} samples at sfreq_hz={fs:g}: sfreq mismatch?"
+        )
+    n_feat = len(feature_names(p, chans))
+    if n_win == 0:
+        return np.zeros((0, n_feat))
+
+    frames = sliding_window_view(w, frame_len, axis=1)[:, ::hop]  # (W, F, C, L), a view
+    if p.frame_detrend:
+        frames = frames - frames.mean(axis=-1, keepdims=True)
+    spectra = np.fft.rfft(frames * np.hamming(frame_len), axis=-1)  # (W, F, C, K)
+    power = spectra.real**2 + spectra.imag**2
+    # weight of each rfft bin in the full N-point spectrum (mirrored bins count twice)
+    weight = np.full(power.shape[-1], 2.0)
+    weight[0] = 1.0
+    if frame_len % 2 == 0:
+        weight[-1] = 1.0
+
+    parts: list[NDArray[np.float64]] = []
+    band_power: NDArray[np.float64] | None = None
+    for kind in p.features:
+        if kind == "stats":
+            parts.append(_spectral_stats(power, weight, frame_len, p.stats))
+            continue
+        if band_power is None:
+            band_power = _band_power(power, weight, fs, frame_len, p)  # (W, B, C)
+        if kind == "logpow":
+            parts.append(np.log10(band_power).reshape(n_win, -1))
+        elif kind == "relpow":
+            parts.append((band_power / band_power.sum(axis=1, keepdims=True)).reshape(n_win, -1))
+        elif kind == "de":
+            parts.append((0.5 * np.log(2 * np.pi * np.e * band_power)).reshape(n_win, -1))
+        elif kind == "asym":
+            pairs = _pairs(chans)
+            right = [r for r, _, _, _ in pairs]
+            left = [lft for _, lft, _, _ in pairs]
+            log_p = np.log(band_power)
+            parts.append((log_p[:, :, right] - log_p[:, :, left]).reshape(n_win, -1))
+    out = np.concatenate(parts, axis=1) if parts else np.zeros((n_win, 0))
+    assert out.shape[1] == n_feat
+    return out
+
+
+def _spectral_stats(
+    power: NDArray[np.float64], weight: NDArray[np.float64], frame_len: int, stats: tuple[str, ...]
+) -> NDArray[np.float64]:
+    """(W, n_stats * 2 * C): per-frame statistics of |X| over N bins, mean and sd over frames."""
+    mag = np.sqrt(power)
+    mean = (mag @ weight) / frame_len  # (W, F, C)
+    mean_sq = (power @ weight) / frame_len
+    per_frame = {
+        "mean": mean,
+        "rms": np.sqrt(mean_sq),
+        "std": np.sqrt(np.maximum(mean_sq - mean**2, 0.0)),
+        "max": mag.max(axis=-1),
+        "min": mag.min(axis=-1),
+    }
+    chosen = np.stack([per_frame[s] for s in stats], axis=1)  # (W, S, F, C)
+    agg = np.stack([chosen.mean(axis=2), chosen.std(axis=2)], axis=2)  # (W, S, 2, C)
+    return agg.reshape(len(power), -1)
+
+
+def _band_power(
+    power: NDArray[np.float64], weight: NDArray[np.float64], sfreq_hz: float, frame_len: int, preset: FeaturePreset
+) -> NDArray[np.float64]:
+    """(W, B, C) band power in µV² from the Welch average of the frames."""
+    window_energy = float(np.sum(np.hamming(frame_len) ** 2))
+    psd = power.mean(axis=1) * (weight / (sfreq_hz * window_energy))  # (W, C, K), µV²/Hz
+    sel = band_bins(preset, sfreq_hz, frame_len)  # (K, B)
+    bp = (psd @ sel) * (sfreq_hz / frame_len)  # (W, C, B)
+    return np.maximum(bp, POWER_FLOOR_UV2).transpose(0, 2, 1)
