@@ -24,6 +24,7 @@ import re
 import socket
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -322,20 +323,39 @@ class SessionStore:
         if self.readonly:
             if not self.path.exists():
                 raise StoreError(f"store {self.path} does not exist")
-            uri = f"file:{self.path.resolve()}?mode=ro"
+            query = "mode=ro"
         else:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create the store directory {self.path.parent}: {exc.strerror}") from exc
             self._check_writable()
-            uri = f"file:{self.path.resolve()}?mode=rwc"
+            query = "mode=rwc"
         try:
-            conn = sqlite3.connect(
-                uri, uri=True, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
+            conn = self._connect(query)
+        except sqlite3.OperationalError as exc:
+            wal = Path(f"{self.path}-wal")
+            if not (self.readonly and (exc.sqlite_errorcode & 0xFF) == _SQLITE_CANTOPEN
+                    and not (wal.exists() and wal.stat().st_size)):
+                raise self._error(exc, "opening") from exc
+            # a WAL store on read-only media with no WAL left: nobody can write it
+            try:
+                conn = self._connect("mode=ro&immutable=1")
+            except sqlite3.Error as exc2:
+                raise self._error(exc2, "opening") from exc2
         except sqlite3.Error as exc:
             raise self._error(exc, "opening") from exc
+        self._conn = conn
+        if not self.readonly:
+            self.recover_stale()
+        return conn
+
+    def _connect(self, query: str) -> sqlite3.Connection:
+        """Connect and check (or create) the schema; sqlite errors propagate."""
+        uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?{query}"
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
         try:
             if not self.readonly:
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -346,26 +366,18 @@ class SessionStore:
                 self._migrate(conn)
             else:
                 self._check_schema(conn)
-        except sqlite3.Error as exc:
-            conn.close()
-            raise self._error(exc, "opening") from exc
-        except StoreError:
+        except BaseException:
             conn.close()
             raise
-        self._conn = conn
-        if not self.readonly:
-            self.recover_stale()
         return conn
 
     def _check_writable(self) -> None:
         target = self.path if self.path.exists() else self.path.parent
+        statvfs = getattr(os, "statvfs", None)  # missing on Windows
+        if statvfs is not None and statvfs(target).f_flag & os.ST_RDONLY:
+            raise StoreError(f"store {target} is on a read-only file system")
         if not os.access(target, os.W_OK):
             raise StoreError(f"store {target} is read-only (no write permission)")
-        try:  # also catches read-only mounts, where access() may still say yes for root
-            if os.statvfs(target).f_flag & os.ST_RDONLY:
-                raise StoreError(f"store {target} is on a read-only file system")
-        except AttributeError:  # pragma: no cover - statvfs missing (Windows)
-            pass
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
