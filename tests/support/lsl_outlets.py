@@ -76,7 +76,7 @@ def _run_paced(args: argparse.Namespace, labels: tuple[str, ...], unit_scale: fl
     rate = args.rate
     t0 = args.t0 if args.t0 else pylsl.local_clock()
     k = max(0, int(np.ceil((pylsl.local_clock() - t0) * rate))) if args.t0 else 0
-    stop_k = k + int(round(args.seconds * rate)) if args.seconds > 0 else None
+    stop_k = k + round(args.seconds * rate) if args.seconds > 0 else None
     rng = np.random.default_rng(args.seed)
     skip, interp, nan = _ints(args.skip), _ints(args.interpolate), _ints(args.nan)
     col = {label: i for i, label in enumerate(labels)}
