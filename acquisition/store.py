@@ -21,6 +21,7 @@ import datetime as _dt
 import json
 import os
 import re
+import shutil
 import socket
 import sqlite3
 import threading
@@ -497,6 +498,10 @@ class SessionStore:
                     [(s,) for s in stale],
                 )
         return stale
+
+    def free_space_bytes(self) -> int:
+        """Free space on the store's file system (for a preflight check)."""
+        return shutil.disk_usage(self.path.parent).free
 
     # -- participants -----------------------------------------------------------------------
     def add_participant(self, pid: str, age: int | None = None, sex: str | None = None) -> str:

@@ -41,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ex.add_argument("--format", choices=("bids", "csv"), default="bids", help="bids (default) or csv")
     ex.add_argument("--out", required=True, metavar="DIR", help="new or empty output directory")
     _store_argument(ex)
+    ex.add_argument("--power-line-hz", type=float, metavar="HZ",
+                    help="mains frequency for the BIDS sidecar (default: the settings' notch_hz, 50)")
     ex.add_argument("--json", metavar="OUT", help="write a summary as JSON ('-' for stdout)")
     ex.set_defaults(_sessions_run=_export)
     for name, module in _plugins().items():
@@ -107,7 +109,12 @@ def _export(args: argparse.Namespace) -> int:
     with _open_readonly(args) as store:
         info = store.session(args.session_id)
         if args.format == "bids":
-            out = export_bids(store, args.session_id, args.out)
+            line_hz = args.power_line_hz
+            if line_hz is None:
+                from acquisition.settings import load_settings
+
+                line_hz = load_settings().notch_hz
+            out = export_bids(store, args.session_id, args.out, power_line_hz=line_hz)
         else:
             out = export_csv(store, args.session_id, args.out)
     print(f"exported session {info.id} ({info.status}, {info.eeg_seconds:.1f} s of EEG, "
