@@ -1,0 +1,125 @@
+"""``duygu evaluate``: run an evaluation protocol and print the paper-style table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+HELP = "evaluate classifiers with a protocol (paper, grouped, loso) on features, DEAP or the session store"
+
+
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """Dataset options shared by ``evaluate`` and ``train``."""
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--features", metavar="CSV", help="feature table: a label column, optional group column, numeric features")
+    src.add_argument("--deap", metavar="DIR", help="folder of DEAP preprocessed Python files (s01.dat ...)")
+    src.add_argument("--store", metavar="PATH", help="Duygu session store (SQLite) with labelled trials")
+    p.add_argument("--label", metavar="COL", help="label column of --features (required with it)")
+    p.add_argument("--group", metavar="COL", help="trial/recording column of --features (for grouped splits)")
+    p.add_argument("--subject", metavar="COL", help="subject column of --features (for loso)")
+    p.add_argument("--drop", metavar="COLS", default="", help="comma-separated non-feature columns of --features to ignore")
+    p.add_argument("--participants", metavar="IDS", help="comma-separated participant ids of --store (default: all)")
+    p.add_argument("--deap-subjects", metavar="IDS", help="comma-separated DEAP files to use, e.g. s01,s02 (default: all)")
+    p.add_argument("--deap-labels", choices=("quadrant", "emotion"), default="quadrant",
+                   help="DEAP classes: HVHA/HVLA/LVHA/LVLA or happy/relaxing/tense/sad (default: quadrant)")
+    p.add_argument("--deap-baseline", choices=("remove", "subtract"), default="remove",
+                   help="drop the 3 s pre-trial baseline, or subtract its mean first (default: remove)")
+    p.add_argument("--preset", metavar="NAME", default="default",
+                   help="feature preset for --deap and --store: default or paper (default: default)")
+    p.add_argument("--seed", type=int, default=0, help="seed of splits, estimators and permutations (default: 0)")
+
+
+def _csv_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def load_dataset(args: argparse.Namespace) -> Any:
+    """The :class:`models.datasets.Dataset` the input options name."""
+    from acquisition.errors import DataError
+    from models import datasets
+
+    if args.features:
+        if not args.label:
+            raise DataError("--features needs --label COL naming the label column")
+        if args.preset != "default":
+            raise DataError(f"--preset applies to --deap and --store, not to a feature table (got {args.preset!r})")
+        return datasets.load_feature_table(args.features, args.label, group=args.group,
+                                           drop=_csv_list(args.drop) or (), subject=args.subject)
+    for opt in ("label", "group", "subject"):
+        if getattr(args, opt):
+            raise DataError(f"--{opt} applies to --features only")
+    if args.deap:
+        return datasets.load_deap(args.deap, args.preset, labels=args.deap_labels, baseline=args.deap_baseline,
+                                  subjects=_csv_list(args.deap_subjects))
+    from acquisition.store import SessionStore
+
+    with SessionStore(args.store, readonly=True) as store:
+        trials = store.labelled_trials(participants=_csv_list(args.participants))
+    if not trials:
+        who = f" of participants {args.participants}" if args.participants else ""
+        raise DataError(f"store {args.store} holds no labelled trial{who}")
+    return datasets.from_trials(trials, args.preset)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_input_arguments(p)
+    p.add_argument("--protocol", default="grouped", choices=("paper", "grouped", "loso"),
+                   help="paper: random 5-fold + 70/30 + 80/20 (leaky); grouped: by trial, with the leakage gap; "
+                        "loso: leave one subject out (default: grouped)")
+    p.add_argument("--classifiers", metavar="NAMES",
+                   help="comma-separated registry names; the first is the reference for the chance level "
+                        "(default: paper's four for paper, all otherwise)")
+    p.add_argument("--permutations", type=int, default=20, metavar="N",
+                   help="label permutations for the chance level and p-value (0: majority rate; default: 20)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel workers on this machine (-1: all cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run on a dask.distributed cluster (e.g. tcp://host:8786)")
+    p.add_argument("--json", metavar="OUT", help="write the result JSON ('-' for stdout)")
+    p.add_argument("--report", metavar="OUT.html", help="write an HTML report with confusion-matrix plots")
+
+
+def progress_bar(description: str) -> Any:
+    """A ``progress(done, total)`` callback drawing a tqdm bar on stderr (TTY only), and its closer."""
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, desc=description, file=sys.stderr, disable=None,
+                                      unit="fit", leave=False)
+        bar.update(done - bar.n)
+
+    def close() -> None:
+        if state.get("bar") is not None:
+            state["bar"].close()
+
+    return update, close
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.commands._common import write_json
+    from models.evaluation import format_table, run_evaluation
+    from models.registry import parse_classifiers
+
+    classifiers = parse_classifiers(args.classifiers) if args.classifiers else None
+    dataset = load_dataset(args)
+    update, close = progress_bar(f"evaluate {args.protocol}")
+    try:
+        report = run_evaluation(dataset, args.protocol, classifiers, n_permutations=args.permutations,
+                                n_jobs=args.jobs, scheduler=args.scheduler, random_state=args.seed,
+                                progress=update)
+    finally:
+        close()
+    out = sys.stderr if args.json == "-" else sys.stdout
+    print(format_table(report), file=out)
+    if args.json:
+        write_json(report.as_json(), args.json)
+    if args.report:
+        from models.report import write_report
+
+        write_report(report, args.report)
+    return 0

@@ -1,0 +1,82 @@
+"""``duygu predict``: live predictions from a source with a trained model bundle."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import sys
+import time
+from typing import Any
+
+HELP = "predict the emotion live from a source with a .skops model; one JSON line per prediction"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from app.commands._common import add_source_argument, positive_float
+
+    p.add_argument("--model", required=True, metavar="MODEL.skops", help="model bundle from duygu train")
+    add_source_argument(p, default=None)
+    p.add_argument("--seconds", type=positive_float, required=True, metavar="S",
+                   help="seconds of signal to run for (predictions start once one window has arrived)")
+    p.add_argument("--jsonl", metavar="OUT", default="-",
+                   help="write JSON lines {t, probabilities, label, latency_ms} here (default: stdout)")
+    p.add_argument("--hop", type=positive_float, default=0.25, metavar="S", help="seconds between predictions (default: 0.25)")
+    p.add_argument("--smoothing", type=int, default=0, metavar="N",
+                   help="average the probabilities of the last N predictions (default: off)")
+    p.add_argument("--sim-state", metavar="STATE",
+                   help="simulated source only: hidden state (happy, sad, relaxing, tense, neutral)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from acquisition.errors import SourceError
+    from acquisition.spec import open_source
+    from models.bundle import load_bundle
+    from models.live import LivePredictor
+
+    source = open_source(args.source)
+    bundle = load_bundle(args.model, expect_channels=tuple(source.channels), expect_sfreq_hz=float(source.sfreq_hz))
+    if args.sim_state:
+        if not hasattr(source, "set_state"):
+            raise SourceError(f"--sim-state applies to the simulated source only, got {args.source!r}")
+        try:
+            source.set_state(args.sim_state)
+        except ValueError as exc:
+            raise SourceError(f"--sim-state: {exc}") from None
+    out = sys.stdout if args.jsonl == "-" else open(args.jsonl, "w", encoding="utf-8")
+    pending: queue.Queue[Any] = queue.Queue()
+    n_written = 0
+    latencies: list[float] = []
+
+    def write(prediction: Any) -> None:
+        nonlocal n_written
+        out.write(json.dumps(prediction.as_dict()) + "\n")
+        out.flush()
+        latencies.append(prediction.latency_ms)
+        n_written += 1
+
+    try:
+        with source:
+            predictor = LivePredictor(bundle, source, hop_s=args.hop, smoothing=args.smoothing)
+            predictor.add_listener(pending.put)
+            target = source.buffer.total + round(args.seconds * source.sfreq_hz)
+            deadline = time.monotonic() + 2 * args.seconds + 10.0
+            predictor.start()
+            try:
+                while source.buffer.total < target and time.monotonic() < deadline and predictor.running:
+                    try:
+                        write(pending.get(timeout=0.2))
+                    except queue.Empty:
+                        continue
+            finally:
+                predictor.stop()
+            while not pending.empty():
+                write(pending.get_nowait())
+            stats = source.stats()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    p99 = sorted(latencies)[int(0.99 * (len(latencies) - 1))] if latencies else float("nan")
+    print(f"{n_written} predictions from {args.source} ({stats['received']} samples, "
+          f"{stats['lost']} lost); latency p99 {p99:.2f} ms", file=sys.stderr)
+    return 0

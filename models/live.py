@@ -1,0 +1,212 @@
+"""Live prediction: ring buffer -> causal features of the latest window -> probabilities.
+
+:class:`LivePredictor` keeps a cursor into a source's ring buffer and feeds only the new
+samples (``buffer.since(cursor)``) to a
+:class:`processing.pipeline.OnlineFeatureExtractor` built from the bundle's preset, so
+live features come from the same causal filter family as the training windows. Every
+hop (default 0.25 s of new samples) it predicts the class probabilities of the latest
+window and emits a :class:`Prediction` to its listeners.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from acquisition.errors import DataError, ModelFormatError
+from models.bundle import Bundle, check_compatible
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One live prediction.
+
+    Attributes
+    ----------
+    t : float
+        Timestamp of the newest sample of the window (EEG clock, seconds).
+    probabilities : dict of str to float
+        Class -> probability (smoothed when smoothing is on); sums to 1.
+    label : str
+        The most probable class.
+    latency_ms : float
+        Processing time from reading the new samples to the probabilities.
+    clean : bool
+        False when the window holds a flagged artefact (glitch, flat, over-range).
+    """
+
+    t: float
+    probabilities: dict[str, float]
+    label: str
+    latency_ms: float
+    clean: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON line of ``duygu predict``: ``t``, ``probabilities``, ``label``, ``latency_ms``."""
+        return {"t": self.t, "probabilities": dict(self.probabilities), "label": self.label,
+                "latency_ms": self.latency_ms}
+
+
+class LivePredictor:
+    """Predict from a running source every ``hop_s`` seconds of new data.
+
+    Parameters
+    ----------
+    bundle : Bundle
+        Trained on EEG windows (it has channels, rate and preset).
+    source : BaseSource
+        Its ``buffer`` is read; ``channels`` and ``sfreq_hz`` must match the bundle.
+    hop_s : float
+        New data between predictions, seconds.
+    smoothing : int
+        Average the probabilities of the last ``smoothing`` predictions (0 or 1: off).
+    warmup_s : float
+        Data before the first window fed at start (lets the causal filter settle).
+
+    Raises
+    ------
+    ModelFormatError
+        The bundle has no preset (trained on a feature table) or another channel set or rate.
+    DataError
+        Bad ``hop_s`` or ``smoothing``.
+    """
+
+    def __init__(self, bundle: Bundle, source: Any, hop_s: float = 0.25, smoothing: int = 0,
+                 warmup_s: float = 2.0) -> None:
+        from processing.pipeline import OnlineFeatureExtractor
+        from processing.presets import get_preset
+
+        if not (hop_s > 0 and np.isfinite(hop_s)):
+            raise DataError(f"hop_s must be > 0 seconds, got {hop_s!r}")
+        if smoothing < 0:
+            raise DataError(f"smoothing must be >= 0 predictions, got {smoothing!r}")
+        check_compatible(bundle, tuple(source.channels), float(source.sfreq_hz))
+        params = bundle.meta.get("preset_params") or bundle.meta.get("preset")
+        if not params:
+            raise ModelFormatError("the model has no feature preset; it was not trained on EEG windows")
+        self.bundle = bundle
+        self.source = source
+        self.preset = get_preset(params)
+        self.sfreq_hz = float(source.sfreq_hz)
+        self.extractor = OnlineFeatureExtractor(self.preset, self.sfreq_hz, tuple(source.channels))
+        n_expected = bundle.meta.get("n_features")
+        if n_expected is not None and int(n_expected) != self.extractor.n_features:
+            raise ModelFormatError(
+                f"the model expects {n_expected} features, preset {self.preset.name!r} makes {self.extractor.n_features}"
+            )
+        self.hop_s = float(hop_s)
+        self.hop_samples = max(1, round(hop_s * self.sfreq_hz))
+        self.smoothing = int(smoothing)
+        self.classes = bundle.classes
+        self._recent: collections.deque[np.ndarray] = collections.deque(maxlen=max(1, self.smoothing))
+        start = source.buffer.total - self.extractor.window_samples - round(warmup_s * self.sfreq_hz)
+        self.cursor = max(0, start)
+        self.missed = 0
+        self.n_predictions = 0
+        self.error: BaseException | None = None
+        self._listeners: list[Callable[[Prediction], None]] = []
+        self._error_listeners: list[Callable[[BaseException], None]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._step_lock = threading.Lock()
+
+    # -- listeners --------------------------------------------------------------------
+    def add_listener(self, callback: Callable[[Prediction], None]) -> None:
+        """Call ``callback(prediction)`` (from the predictor thread) on every prediction."""
+        self._listeners.append(callback)
+
+    def add_error_listener(self, callback: Callable[[BaseException], None]) -> None:
+        """Call ``callback(exc)`` if the predictor thread stops on an error."""
+        self._error_listeners.append(callback)
+
+    # -- one update ---------------------------------------------------------------------
+    def step(self) -> Prediction | None:
+        """Read new samples, and predict if a window is ready and anything new arrived.
+
+        Returns ``None`` when there is no new data or not yet a whole window.
+        """
+        with self._step_lock:
+            t0 = time.perf_counter()
+            chunk = self.source.buffer.since(self.cursor)
+            if chunk.missed:
+                self.missed += chunk.missed
+                self.extractor.reset()  # the window would straddle a hole
+                log.warning("live predictor fell behind: %d samples overwritten", chunk.missed)
+            if len(chunk) == 0:
+                return None
+            self.cursor = chunk.next_index
+            self.extractor.push(chunk.data)
+            if not self.extractor.ready:
+                return None
+            proba = self.bundle.predict_proba(self.extractor.features())[0]
+            self._recent.append(proba)
+            if self.smoothing > 1:
+                proba = np.mean(np.stack(self._recent), axis=0)
+            k = int(np.argmax(proba))
+            latency_ms = (time.perf_counter() - t0) * 1000.0
+            self.n_predictions += 1
+            return Prediction(
+                t=float(chunk.timestamps[-1]),
+                probabilities={c: float(p) for c, p in zip(self.classes, proba, strict=True)},
+                label=self.classes[k],
+                latency_ms=latency_ms,
+                clean=self.extractor.window_clean,
+            )
+
+    # -- thread -------------------------------------------------------------------------
+    def start(self) -> LivePredictor:
+        """Start the predictor thread (predicts every ``hop_s`` of new samples)."""
+        if self._thread is not None:
+            return self
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="duygu-live-predictor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop and join the thread; re-raise the error that ended it, if any."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout_s)
+        if self.error is not None:
+            raise self.error
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> LivePredictor:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                target = self.cursor + self.hop_samples - 1
+                if not self.source.buffer.wait_for(target, timeout_s=0.1):
+                    continue
+                prediction = self.step()
+                if prediction is None:
+                    continue
+                for callback in list(self._listeners):
+                    callback(prediction)
+        except BaseException as exc:  # surfaced: kept, logged, told to listeners, re-raised by stop()
+            self.error = exc
+            log.exception("live predictor stopped on an error")
+            for callback in list(self._error_listeners):
+                try:
+                    callback(exc)
+                except Exception:
+                    log.exception("live predictor error listener failed")

@@ -1,0 +1,127 @@
+"""Test data for the models area: simulated labelled trials, feature tables, DEAP files."""
+
+from __future__ import annotations
+
+import csv
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from acquisition.channels import SFREQ_HZ
+from acquisition.simulated import EpocSimulator
+from acquisition.store import LabelledTrial
+from models.datasets import Dataset
+
+STATES = ("happy", "sad", "relaxing", "tense")
+
+
+def simulated_trials(n_per_state: int = 4, trial_s: float = 30.0, rest_s: float = 10.0,
+                     seed: int = 0, subject: str = "sim01",
+                     states: tuple[str, ...] = STATES) -> list[LabelledTrial]:
+    """Trials of the simulated headset, one known state per trial, as in a session.
+
+    States are interleaved (happy, sad, relaxing, tense, happy, ...); each trial is
+    followed by ``rest_s`` of neutral silence that is not part of any trial.
+    """
+    sim = EpocSimulator(seed=seed)
+    n_trial = int(trial_s * SFREQ_HZ)
+    n_rest = int(rest_s * SFREQ_HZ)
+    trials = []
+    for k in range(n_per_state * len(states)):
+        state = states[k % len(states)]
+        sim.set_state(state)
+        data = sim.generate(n_trial)
+        sim.set_state("neutral")
+        sim.generate(n_rest)
+        trials.append(LabelledTrial(data=data, label=state, trial_id=f"{subject}:{k + 1}",
+                                    subject=subject, sfreq_hz=SFREQ_HZ))
+    return trials
+
+
+def balanced_shuffle(trials: list[LabelledTrial], states: tuple[str, ...] = STATES) -> list[LabelledTrial]:
+    """Relabel trials so that every new class holds one trial of each true state.
+
+    The new labels are then independent of the simulated state by construction (a Latin
+    square), which is the "shuffled labels" case with no accidental signal left.
+    """
+    seen: dict[str, int] = {}
+    out = []
+    for trial in trials:
+        i = seen.get(trial.label, 0)
+        seen[trial.label] = i + 1
+        new = states[(states.index(trial.label) + i) % len(states)]
+        out.append(LabelledTrial(data=trial.data, label=new, trial_id=trial.trial_id,
+                                 subject=trial.subject, sfreq_hz=trial.sfreq_hz))
+    return out
+
+
+def synthetic_dataset(n_trials: int = 16, rows_per_trial: int = 12, n_features: int = 6,
+                      classes: tuple[str, ...] = STATES, effect: float = 1.0,
+                      trial_offset: float = 1.0, n_subjects: int = 2, seed: int = 0) -> Dataset:
+    """Feature rows grouped by trial: class effect plus a per-trial offset (which leaks)."""
+    rng = np.random.default_rng(seed)
+    X, y, g, s = [], [], [], []
+    for t in range(n_trials):
+        c = t % len(classes)
+        mean = rng.normal(size=n_features) * trial_offset
+        mean[c % n_features] += effect
+        X.append(mean + 0.3 * rng.normal(size=(rows_per_trial, n_features)))
+        y += [classes[c]] * rows_per_trial
+        g += [f"t{t:02d}"] * rows_per_trial
+        s += [f"s{t % n_subjects}"] * rows_per_trial
+    return Dataset(np.concatenate(X), np.array(y), np.array(g), np.array(s),
+                   [f"f{i}" for i in range(n_features)],
+                   {"source": "synthetic", "preset": None, "channels": None, "sfreq_hz": None})
+
+
+def write_feature_csv(path: Path, dataset: Dataset, extra: dict[str, list[str]] | None = None) -> Path:
+    """Write ``dataset`` as a CSV with columns features..., ``label``, ``trial`` (+ extra)."""
+    extra = extra or {}
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow([*dataset.feature_names, "label", "trial", *extra])
+        for i in range(dataset.n_rows):
+            assert dataset.groups is not None
+            w.writerow([*(repr(float(v)) for v in dataset.X[i]), dataset.y[i], dataset.groups[i],
+                        *(col[i] for col in extra.values())])
+    return path
+
+
+def write_deap_file(path: Path, n_trials: int = 4, n_samples: int = 384 + 8 * 128,
+                    ratings: np.ndarray | None = None, seed: int = 0,
+                    old_numpy_names: bool = True) -> Path:
+    """A small file in DEAP's preprocessed Python format (dict of ``data`` and ``labels``).
+
+    ``data`` is (n_trials, 40, n_samples) float64 in µV at 128 Hz: 32 EEG channels in
+    DEAP's order, then 8 peripheral channels; the first 384 samples are the baseline
+    (a +500 µV offset there, so a loader that keeps it is caught). ``labels`` is
+    (n_trials, 4): valence, arousal, dominance, liking. With ``old_numpy_names`` the
+    pickle names ``numpy.core.multiarray`` as the real (Python 2) files do.
+    """
+    rng = np.random.default_rng(seed)
+    data = 10.0 * rng.standard_normal((n_trials, 40, n_samples))
+    t = np.arange(n_samples) / 128.0
+    data[:, :32, :] += 8.0 * np.sin(2 * np.pi * 10.0 * t)
+    data[:, :, :384] += 500.0
+    if ratings is None:
+        ratings = np.array([[7.0, 7.0, 5.0, 5.0], [7.0, 2.0, 5.0, 5.0], [2.0, 7.0, 5.0, 5.0],
+                            [2.0, 2.0, 5.0, 5.0]] * ((n_trials + 3) // 4))[:n_trials]
+    blob = pickle.dumps({"data": data, "labels": np.asarray(ratings, dtype=np.float64)}, protocol=2)
+    if old_numpy_names:
+        blob = blob.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+    path.write_bytes(blob)
+    return path
+
+
+class _Evil:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return (os.getenv, ("HOME",))
+
+
+def write_malicious_pickle(path: Path) -> Path:
+    """A pickle that would call a function when loaded (must be refused)."""
+    path.write_bytes(pickle.dumps({"data": _Evil(), "labels": np.zeros((1, 4))}, protocol=2))
+    return path
