@@ -144,10 +144,11 @@ def test_emotiv_256hz_30s_resampled_to_128(lsl_name: str) -> None:
 
 @pytest.mark.timeout(60)
 def test_256hz_counter_gap_resets_resampler_and_counts_slots(lsl_name: str) -> None:
-    skipped = [*range(300, 310), 701]  # 10 native = 5 output slots; 1 native = 0 or 1 slot
+    skipped = [*range(300, 310), 701]  # 10 native = 5 output slots; 701 is off the 128 Hz grid
+    interpolated = [20, 21, 40]  # 21 is off the grid: 2 output samples come from filled-in ones
     with outlet("emotiv", "--name", lsl_name, "--rate", "256", "--seconds", "4",
-                "--wait-consumer", "20", "--skip", ",".join(map(str, skipped))), \
-            connected(lsl_name) as src:
+                "--wait-consumer", "20", "--skip", ",".join(map(str, skipped)),
+                "--interpolate", ",".join(map(str, interpolated))), connected(lsl_name) as src:
         assert src.wait_for_samples(4 * 128 - 6 - 16, timeout_s=30)
         ramp = src.buffer.since(0).data[:, 0]
         assert src.native_lost == len(skipped)
@@ -156,6 +157,7 @@ def test_256hz_counter_gap_resets_resampler_and_counts_slots(lsl_name: str) -> N
         missing = np.setdiff1d(np.arange(slots[0], slots[-1] + 1), slots)
         np.testing.assert_array_equal(missing, [150, 151, 152, 153, 154])  # native 300..309
         assert src.counters.lost == len(missing) == sum(g.n_missing for g in src.gaps)
+        assert src.counters.interpolated == 2
 
 
 @pytest.mark.timeout(60)
@@ -187,8 +189,12 @@ def test_generic_stream_any_label_order_volts_500hz_resampled(lsl_name: str) -> 
 
 @pytest.mark.timeout(60)
 def test_type_target_finds_stream(lsl_name: str) -> None:
+    from acquisition.spec import open_source
+
+    src = open_source(f"lsl:type=t{lsl_name}")  # the type matches whatever its case
+    assert isinstance(src, LslSource)
     with outlet("emotiv", "--name", lsl_name, "--type", f"T{lsl_name}", "--seconds", "2",
-                "--wait-consumer", "20"), connected(f"type=t{lsl_name}") as src:  # type ignores case
+                "--wait-consumer", "20"), src.connect(timeout_s=15):
         assert src.info is not None and src.info.name == lsl_name
         assert src.wait_for_samples(128, timeout_s=20)
 
