@@ -301,7 +301,7 @@ def export_bids(store: SessionStore, session_id: int, out_dir: str | Path,
         eeg_dir = tmp / f"sub-{sub}" / "eeg"
         eeg_dir.mkdir(parents=True)
         stem = eeg_dir / f"sub-{sub}_task-{TASK}"
-        start = _dt.datetime.fromisoformat(info.start)
+        started = _dt.datetime.fromisoformat(info.start)
         duration_s = n_grid / sfreq
         manufacturer, model = _device_text(info)
         prefilter = "HP:0.16Hz LP:43Hz" if manufacturer == "Emotiv" and "simulated" not in model else ""
@@ -320,8 +320,8 @@ def export_bids(store: SessionStore, session_id: int, out_dir: str | Path,
         edf = Edf(
             signals,
             patient=Patient(code=f"sub-{sub}", sex=sex),  # type: ignore[arg-type]
-            recording=Recording(startdate=start.date(), equipment_code=_edf_word(model)),
-            starttime=start.time().replace(microsecond=0),
+            recording=Recording(startdate=started.date(), equipment_code=_edf_word(model)),
+            starttime=started.time().replace(microsecond=0),
             annotations=annotations,
         )
         edf.write(Path(f"{stem}_eeg.edf"))

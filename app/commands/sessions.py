@@ -11,6 +11,10 @@ import importlib
 import pkgutil
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from acquisition.store import SessionStore
 
 HELP = "list the sessions in the store, or export one (BIDS-EEG or CSV)"
 
@@ -64,7 +68,7 @@ def store_path(args: argparse.Namespace) -> Path:
     return load_settings().store_path
 
 
-def _open_readonly(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _open_readonly(args: argparse.Namespace) -> SessionStore:
     from acquisition.errors import StoreError
     from acquisition.store import SessionStore
 
