@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,15 +53,19 @@ def parse_source_spec(spec: str) -> SourceSpec:
             raise SourceError(f"brainflow board id must be an integer, got {rest!r}") from None
         return SourceSpec("brainflow", rest)
     if kind == "replay":
-        path, at, speed_text = rest.rpartition("@") if "@" in rest else (rest, "", "")
+        path, at, speed_text = rest.rpartition("@")
+        if not at or "/" in speed_text or "\\" in speed_text:  # an '@' inside the path
+            path, at, speed_text = rest, "", ""
         speed = 1.0
         if at:
             try:
                 speed = float(speed_text.rstrip("xX"))
             except ValueError:
                 raise SourceError(f"replay speed must be a number, got {speed_text!r}") from None
-            if speed <= 0:
-                raise SourceError(f"replay speed must be > 0, got {speed_text!r}")
+            if not math.isfinite(speed) or speed <= 0:
+                raise SourceError(f"replay speed must be > 0 and finite, got {speed_text!r}")
+        if not path.strip():
+            raise SourceError(f"source spec {spec!r} needs a file path after 'replay:'")
         return SourceSpec("replay", path, speed)
     return SourceSpec("lsl", rest)
 
