@@ -72,10 +72,17 @@ def load_settings(path: Path | None = None) -> Settings:
     for name in fields:
         env = os.environ.get(f"DUYGU_{name.upper()}")
         if env is not None and name not in ("data_dir", "config_dir"):
-            values[name] = tomllib.loads(f"v = {env}")["v"] if env[:1] in "[0123456789-" else env
+            try:
+                values[name] = tomllib.loads(f"v = {env}")["v"] if env[:1] in "[0123456789-" else env
+            except tomllib.TOMLDecodeError:
+                raise DuyguError(
+                    f"environment variable DUYGU_{name.upper()}={env!r} is not a number or list"
+                ) from None
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise DuyguError(f"settings file {path} has unknown setting(s): {', '.join(unknown)}")
     if "bandpass_hz" in values:
         values["bandpass_hz"] = tuple(values["bandpass_hz"])  # type: ignore[arg-type]
+    data_dir = Path(str(values.pop("data_dir", data_dir))).expanduser()
+    config_dir = Path(str(values.pop("config_dir", config_dir))).expanduser()
     return Settings(data_dir=data_dir, config_dir=config_dir, **values)  # type: ignore[arg-type]
