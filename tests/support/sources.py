@@ -67,6 +67,8 @@ class PausableSource(BaseSource):
         self.feeding = threading.Event()
         self.feeding.set()
         self.opens = 0
+        self.refused = threading.Event()  # set when an open failed while unplugged
+        self._drop = 0
         self._wall0 = 0.0
         self._t0 = 0.0
         self._next = 0  # index of the next sample to deliver
@@ -77,6 +79,10 @@ class PausableSource(BaseSource):
     def resume(self) -> None:
         self.feeding.set()
 
+    def drop_next(self, n_samples: int) -> None:
+        """Skip the next ``n_samples`` and report them as dropped by the device."""
+        self._drop = n_samples
+
     def _due(self) -> int:
         return int((time.monotonic() - self._wall0) * SFREQ_HZ)
 
@@ -84,6 +90,7 @@ class PausableSource(BaseSource):
         if not self.feeding.is_set():
             from acquisition.errors import SourceError
 
+            self.refused.set()
             raise SourceError("pausable device is unplugged")
         if self.opens == 0:
             self._wall0 = time.monotonic()
@@ -102,10 +109,11 @@ class PausableSource(BaseSource):
             due = self._due()
             if due <= self._next:
                 return None
-        idx = np.arange(self._next, due)
-        self._next = due
+        drop, self._drop = self._drop, 0
+        idx = np.arange(self._next + drop, max(due, self._next + drop + 1))
+        self._next = int(idx[-1]) + 1
         data = np.repeat(idx[:, None].astype(np.float64), len(EPOC_CHANNELS), axis=1)
-        return ReadResult(data, self._t0 + idx / SFREQ_HZ)
+        return ReadResult(data, self._t0 + idx / SFREQ_HZ, lost=drop)
 
     def _close(self) -> None:
         return None
