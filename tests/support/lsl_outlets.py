@@ -73,7 +73,7 @@ def _run_paced(args: argparse.Namespace, labels: tuple[str, ...], unit_scale: fl
     outlet = pylsl.StreamOutlet(info, 32, 360)
     if args.wait_consumer > 0:
         outlet.wait_for_consumers(args.wait_consumer)
-    rate = args.rate
+    rate = args.rate or 128.0  # an irregular stream (nominal rate 0) is still paced
     t0 = args.t0 if args.t0 else pylsl.local_clock()
     k = max(0, int(np.ceil((pylsl.local_clock() - t0) * rate))) if args.t0 else 0
     stop_k = k + round(args.seconds * rate) if args.seconds > 0 else None
