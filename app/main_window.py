@@ -1,0 +1,265 @@
+"""Duygu's main window: source panel (dock), one tab per view, notifications, shortcuts."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from acquisition.base import BaseSource
+from acquisition.settings import Settings, load_settings
+from app import qt_compat  # noqa: F401  (PySide6 6.12 refcount work-around)
+from app.contact_quality import ContactQualityReader
+from app.controller import SourceController
+from app.notifications import NotificationArea, NotificationCenter
+from app.views.common import LiveView
+from app.views.headmap import HeadMapView
+from app.views.signals import SignalsView
+from app.views.source_panel import SourcePanel
+from app.views.spectrum import SpectrumView
+from app.workers import WorkerPool
+
+log = logging.getLogger(__name__)
+
+APP_STYLE = """
+QWidget { font-size: 10.5pt; }
+QGroupBox { font-weight: bold; border: 1px solid #d1d5db; border-radius: 6px; margin-top: 10px; padding-top: 6px; }
+QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 4px; }
+QPushButton { padding: 5px 12px; border-radius: 5px; border: 1px solid #9ca3af; background: #f9fafb; }
+QPushButton:hover { background: #eef2ff; }
+QPushButton:disabled { color: #9ca3af; border-color: #d1d5db; }
+QPushButton#primary { background: #2563eb; color: white; border-color: #1d4ed8; font-weight: bold; }
+QPushButton#primary:disabled { background: #93c5fd; color: #eff6ff; }
+QPushButton#danger { background: #dc2626; color: white; border-color: #b91c1c; font-weight: bold; }
+QTabBar::tab { padding: 7px 16px; }
+QTabBar::tab:selected { font-weight: bold; }
+"""
+
+DEFAULT_PROTOCOL = Path(__file__).resolve().parents[1] / "assets" / "demo" / "protocol.toml"
+
+
+class MainWindow(QMainWindow):
+    """The desktop app.
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        Duygu settings (``load_settings()`` by default).
+    qsettings : QSettings, optional
+        Where the window layout is remembered (tests pass one in a temp dir).
+    store_path : Path, optional
+        Session store (``settings.store_path`` by default).
+    protocol_path : Path, optional
+        Protocol preselected in the session view.
+    """
+
+    def __init__(self, settings: Settings | None = None, qsettings: QSettings | None = None,
+                 store_path: Path | None = None, protocol_path: Path | None = None,
+                 contact_quality: bool = True) -> None:
+        super().__init__()
+        self.settings = settings or load_settings()
+        self.qsettings = qsettings or QSettings("Duygu", "duygu")
+        self.store_path = Path(store_path) if store_path else self.settings.store_path
+        self.protocol_path = Path(protocol_path) if protocol_path else DEFAULT_PROTOCOL
+        self.setWindowTitle("Duygu — EEG emotion lab")
+        self.setObjectName("duygu-main")
+        self.setStyleSheet(APP_STYLE)
+        self._closing = False
+
+        self.notes = NotificationCenter(self)
+        self.pool = WorkerPool(notify=self.notes.notify, parent=self)
+        self.controller = SourceController(self.pool, self.notes, self)
+        self.contact = ContactQualityReader() if contact_quality else None
+
+        self.source_panel = SourcePanel(self.controller)
+        dock = QDockWidget("Source", self)
+        dock.setObjectName("source-dock")
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.source_panel)
+        dock.setWidget(scroll)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.source_dock = dock
+
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.signals_view = SignalsView(window_s=self.settings.display_seconds,
+                                        interval_ms=self.settings.gui_refresh_ms)
+        self.spectrum_view = SpectrumView()
+        self.headmap_view = HeadMapView(contact=self.contact)
+        self.tabs.addTab(self.signals_view, "Signals")
+        self.tabs.addTab(self.spectrum_view, "Spectrum")
+        self.tabs.addTab(self.headmap_view, "Signal quality")
+        self.live_views: list[LiveView] = [self.signals_view, self.spectrum_view, self.headmap_view]
+        self.session_view: Any = None
+        self.training_view: Any = None
+        self.prediction_view: Any = None
+        self.replay_view: Any = None
+        self._add_engine_views()
+
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(4, 4, 4, 0)
+        lay.addWidget(self.tabs, 1)
+        self.notification_area = NotificationArea(self.notes)
+        lay.addWidget(self.notification_area)
+        self.setCentralWidget(central)
+
+        self.status_text = QLabel("no source")
+        self.statusBar().addPermanentWidget(self.status_text)
+        self.controller.source_changed.connect(self._on_source)
+        self.controller.connect_failed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
+        self._make_actions()
+        self.restore_layout()
+        if self.contact is not None:
+            self.contact.start()
+
+    # -- construction ------------------------------------------------------------------
+    def _add_engine_views(self) -> None:
+        """Views that drive engine pieces (session runner, training, live prediction, replay)."""
+        from app.views.prediction import PredictionView
+        from app.views.replay import ReplayView
+        from app.views.session import SessionView
+        from app.views.training import TrainingView
+
+        self.session_view = SessionView(self)
+        self.tabs.addTab(self.session_view, "Session")
+        self.training_view = TrainingView(self)
+        self.tabs.addTab(self.training_view, "Training")
+        self.prediction_view = PredictionView(self)
+        self.tabs.addTab(self.prediction_view, "Live prediction")
+        self.replay_view = ReplayView(self)
+        self.tabs.addTab(self.replay_view, "Replay")
+
+    def _make_actions(self) -> None:
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        connect = QAction("&Connect source", self)
+        connect.setShortcut(QKeySequence("Ctrl+K"))
+        connect.triggered.connect(self.source_panel.connect_selected)
+        file_menu.addAction(connect)
+        disconnect = QAction("&Disconnect source", self)
+        disconnect.setShortcut(QKeySequence("Ctrl+D"))
+        disconnect.triggered.connect(self.controller.disconnect)
+        file_menu.addAction(disconnect)
+        file_menu.addSeparator()
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        view_menu = menu.addMenu("&View")
+        for i in range(self.tabs.count()):
+            action = QAction(self.tabs.tabText(i), self)
+            action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            action.triggered.connect(lambda _c=False, i=i: self.tabs.setCurrentIndex(i))
+            view_menu.addAction(action)
+        view_menu.addSeparator()
+        view_menu.addAction(self.source_dock.toggleViewAction())
+        if self.session_view is not None and hasattr(self.session_view, "open_label_window"):
+            labels = QAction("Participant &label screen (full screen)", self)
+            labels.setShortcut(QKeySequence("F11"))
+            labels.triggered.connect(self.session_view.open_label_window)
+            view_menu.addAction(labels)
+        help_menu = menu.addMenu("&Help")
+        keys = QAction("&Keyboard shortcuts", self)
+        keys.setShortcut(QKeySequence("F1"))
+        keys.triggered.connect(self._show_shortcuts)
+        help_menu.addAction(keys)
+
+    def _show_shortcuts(self) -> None:
+        box = QMessageBox(self)
+        box.setWindowTitle("Keyboard shortcuts")
+        box.setText(SHORTCUTS_HTML)
+        box.setModal(False)
+        box.show()
+
+    # -- source ------------------------------------------------------------------------
+    def _on_source(self, source: BaseSource | None) -> None:
+        for view in self.live_views:
+            view.set_source(source)
+        for view in (self.session_view, self.prediction_view):
+            if view is not None and hasattr(view, "set_source"):
+                view.set_source(source)
+        self.status_text.setText(f"source: {self.controller.spec}" if source is not None else "no source")
+
+    def connect_default(self, spec: str, **kwargs: Any) -> None:
+        """Connect ``spec`` in the background (used at start-up)."""
+        self.controller.connect_spec(spec, **kwargs)
+
+    # -- layout persistence -------------------------------------------------------------
+    def restore_layout(self) -> None:
+        geometry = self.qsettings.value("window/geometry")
+        state = self.qsettings.value("window/state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 860)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        tab = self.qsettings.value("window/tab")
+        if tab is not None:
+            self.tabs.setCurrentIndex(int(tab))  # type: ignore[call-overload]
+        window = self.qsettings.value("signals/window_s")
+        if window is not None:
+            self.signals_view.window_spin.setValue(float(window))  # type: ignore[arg-type]
+        scale = self.qsettings.value("signals/scale_uv")
+        if scale is not None:
+            self.signals_view.scale_spin.setValue(float(scale))  # type: ignore[arg-type]
+
+    def save_layout(self) -> None:
+        self.qsettings.setValue("window/geometry", self.saveGeometry())
+        self.qsettings.setValue("window/state", self.saveState())
+        self.qsettings.setValue("window/tab", self.tabs.currentIndex())
+        self.qsettings.setValue("signals/window_s", self.signals_view.window_s)
+        self.qsettings.setValue("signals/scale_uv", self.signals_view.scale_uv)
+        self.qsettings.sync()
+
+    # -- shutdown ----------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop every thread: session (saved as interrupted), predictor, source, workers."""
+        if self._closing:
+            return
+        self._closing = True
+        for view in self.live_views:
+            view.timer.stop()
+        for view in (self.session_view, self.prediction_view, self.training_view, self.replay_view):
+            if view is not None and hasattr(view, "shutdown"):
+                try:
+                    view.shutdown()
+                except Exception:
+                    log.exception("shutting down %s", type(view).__name__)
+        self.pool.shutdown(timeout_ms=15000)
+        self.controller.shutdown()
+        if self.contact is not None:
+            self.contact.stop()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_layout()
+        self.shutdown()
+        super().closeEvent(event)
+
+
+SHORTCUTS_HTML = """<table cellpadding=3>
+<tr><td><b>Ctrl+K</b></td><td>connect the source chosen in the source panel</td></tr>
+<tr><td><b>Ctrl+D</b></td><td>disconnect the source</td></tr>
+<tr><td><b>Ctrl+1 … Ctrl+7</b></td><td>switch view (signals, spectrum, quality, session, training, prediction, replay)</td></tr>
+<tr><td><b>F11</b></td><td>open the participant's label screen in its own full-screen window</td></tr>
+<tr><td><b>1 – 4</b></td><td>on the label screen: choose the label shown on that button</td></tr>
+<tr><td><b>Esc</b></td><td>leave the full-screen label window</td></tr>
+<tr><td><b>Ctrl+Q</b></td><td>quit (a running session is saved as interrupted)</td></tr>
+<tr><td><b>F1</b></td><td>this list</td></tr></table>"""

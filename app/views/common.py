@@ -1,0 +1,88 @@
+"""Pieces shared by the views: colours, the live-view base class, filter lookup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QWidget
+
+from acquisition.base import BaseSource
+
+#: One colour per EPOC channel (left hemisphere warm, right cool), readable on white.
+CHANNEL_COLOURS: tuple[str, ...] = (
+    "#b91c1c", "#c2410c", "#b45309", "#a16207", "#4d7c0f", "#15803d", "#047857",
+    "#0f766e", "#0e7490", "#0369a1", "#1d4ed8", "#4338ca", "#6d28d9", "#a21caf",
+)  # fmt: skip
+
+#: Colours of the emotion classes (others get a neutral grey-blue).
+CLASS_COLOURS: dict[str, str] = {
+    "happy": "#f59e0b", "sad": "#3b82f6", "relaxing": "#10b981", "tense": "#ef4444",
+    "neutral": "#6b7280",
+    "HVHA": "#f59e0b", "LVLA": "#3b82f6", "HVLA": "#10b981", "LVHA": "#ef4444",
+}  # fmt: skip
+
+QUALITY_COLOURS: dict[str, str] = {
+    "good": "#16a34a", "fair": "#eab308", "poor": "#f97316", "bad": "#dc2626", "no data": "#9ca3af",
+}  # fmt: skip
+
+
+def class_colour(label: str, index: int = 0) -> str:
+    fallback = ("#8b5cf6", "#ec4899", "#14b8a6", "#84cc16", "#f97316", "#64748b")
+    return CLASS_COLOURS.get(label, fallback[index % len(fallback)])
+
+
+def make_causal_filter(sfreq_hz: float, n_channels: int, band_hz: tuple[float, float] = (1.0, 50.0),
+                       notch_hz: float | None = None) -> Any | None:
+    """A :class:`processing.filters.CausalFilter`, or ``None`` if processing lacks it."""
+    try:
+        from processing.filters import CausalFilter
+    except ImportError:
+        return None
+    return CausalFilter(sfreq_hz, n_channels, band_hz=band_hz, notch_hz=notch_hz)
+
+
+def despike(data: NDArray[np.float64], limit_uv: float = 1000.0) -> NDArray[np.float64]:
+    """Replace samples further than ``limit_uv`` from the channel median by the median."""
+    if len(data) == 0:
+        return data
+    med = np.median(data, axis=0)
+    bad = ~np.isfinite(data) | (np.abs(data - med) > limit_uv)
+    return np.where(bad, med, data) if bad.any() else data
+
+
+class LiveView(QWidget):
+    """A view that redraws from the current source on its own timer while visible.
+
+    Subclasses implement :meth:`refresh` (pull from ``self.source.buffer`` and update
+    existing plot items) and may override :meth:`on_source`.
+    """
+
+    def __init__(self, interval_ms: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.source: BaseSource | None = None
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.refresh)
+
+    def set_source(self, source: BaseSource | None) -> None:
+        self.source = source
+        self.on_source(source)
+        if self.isVisible():
+            self.refresh()
+
+    def on_source(self, source: BaseSource | None) -> None:
+        """Reset per-source state (filters, cursors)."""
+
+    def refresh(self) -> None:
+        raise NotImplementedError
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self.timer.start()
+
+    def hideEvent(self, event: Any) -> None:
+        super().hideEvent(event)
+        self.timer.stop()

@@ -1,0 +1,337 @@
+"""Live prediction: class probabilities as bars, a smoothed timeline, decision and confidence.
+
+A :class:`models.live.LivePredictor` runs in its own thread and calls back with each
+prediction; the callback only appends to a queue, and a GUI timer drains it. During a
+session the participant's last report and the stimulus's intended emotion are shown
+beside the decision.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from acquisition.base import BaseSource
+from app.views.common import class_colour
+from app.workers import Task
+
+if TYPE_CHECKING:
+    from app.main_window import MainWindow
+
+
+class PredictionView(QWidget):
+    """Shows the predictions of a loaded bundle on the current source."""
+
+    def __init__(self, window: MainWindow, timeline_s: float = 60.0, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.window = window
+        self.timeline_s = timeline_s
+        self.bundle: Any = None
+        self.bundle_name = ""
+        self.classes: list[str] = []
+        self.source: BaseSource | None = None
+        self.predictor: Any = None
+        self._queue: collections.deque[Any] = collections.deque(maxlen=2000)
+        self._lock = threading.Lock()
+        self.n_predictions = 0
+        self.last: Any = None
+        self.smoothed: np.ndarray | None = None
+        self._hist_t: collections.deque[float] = collections.deque()
+        self._hist_p: collections.deque[np.ndarray] = collections.deque()
+        self._t0: float | None = None
+        self._want_running = False
+
+        bar = QHBoxLayout()
+        self.load_button = QPushButton("Load bundle…")
+        self.bundle_label = QLabel("no model loaded")
+        self.bundle_label.setStyleSheet("color: #4b5563;")
+        bar.addWidget(self.load_button)
+        bar.addWidget(self.bundle_label, 1)
+        bar.addWidget(QLabel("Smoothing"))
+        self.smoothing = QDoubleSpinBox()
+        self.smoothing.setRange(0.0, 30.0)
+        self.smoothing.setValue(3.0)
+        self.smoothing.setSuffix(" s")
+        self.smoothing.setToolTip("Time constant of the exponential smoothing of the timeline and decision")
+        bar.addWidget(self.smoothing)
+        self.start_button = QPushButton("Start")
+        self.start_button.setObjectName("primary")
+        self.start_button.setEnabled(False)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        bar.addWidget(self.start_button)
+        bar.addWidget(self.stop_button)
+
+        # decision + session context
+        self.decision = QLabel("—")
+        self.decision.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.decision.setStyleSheet("font-size: 34pt; font-weight: bold; color: #6b7280;")
+        self.confidence = QLabel("no prediction yet")
+        self.confidence.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.confidence.setStyleSheet("font-size: 12pt; color: #4b5563;")
+        dec_box = QGroupBox("Decoded emotion")
+        dl = QVBoxLayout(dec_box)
+        dl.addWidget(self.decision)
+        dl.addWidget(self.confidence)
+        ctx_box = QGroupBox("Session")
+        grid = QGridLayout(ctx_box)
+        self.ctx_labels: dict[str, QLabel] = {}
+        for i, (key, title) in enumerate((("playing", "Now playing"), ("intended", "Intended emotion"),
+                                          ("reported", "Participant reported"))):
+            name = QLabel(title)
+            name.setStyleSheet("color: #4b5563;")
+            value = QLabel("—")
+            value.setStyleSheet("font-size: 14pt; font-weight: bold;")
+            grid.addWidget(name, i, 0)
+            grid.addWidget(value, i, 1)
+            self.ctx_labels[key] = value
+        self.latency = QLabel("")
+        self.latency.setStyleSheet("color: #6b7280;")
+        grid.addWidget(self.latency, 3, 0, 1, 2)
+        left = QVBoxLayout()
+        left.addWidget(dec_box, 1)
+        left.addWidget(ctx_box)
+
+        self.bar_plot = pg.PlotWidget()
+        self.bar_plot.setBackground("w")
+        bp = self.bar_plot.getPlotItem()
+        bp.setMouseEnabled(x=False, y=False)
+        bp.hideButtons()
+        bp.setYRange(0, 1, padding=0.02)
+        bp.setLabel("left", "probability")
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.7)
+        bp.addItem(self.bars)
+        top = QHBoxLayout()
+        top.addLayout(left, 2)
+        top.addWidget(self.bar_plot, 3)
+
+        self.timeline = pg.PlotWidget()
+        self.timeline.setBackground("w")
+        tp = self.timeline.getPlotItem()
+        tp.setMouseEnabled(x=False, y=False)
+        tp.hideButtons()
+        tp.setYRange(0, 1, padding=0.02)
+        tp.setLabel("bottom", "time", units="s")
+        tp.setLabel("left", "smoothed probability")
+        tp.showGrid(x=True, y=True, alpha=0.2)
+        self.legend = tp.addLegend(offset=(10, 5), colCount=6)
+        self.curves: list[pg.PlotDataItem] = []
+
+        lay = QVBoxLayout(self)
+        lay.addLayout(bar)
+        lay.addLayout(top, 3)
+        lay.addWidget(self.timeline, 2)
+
+        self.load_button.clicked.connect(self._load_dialog)
+        self.start_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self.timer = QTimer(self)
+        self.timer.setInterval(100)
+        self.timer.timeout.connect(self.drain)
+        self.timer.start()
+
+    # -- bundle ------------------------------------------------------------------------
+    def _load_dialog(self) -> None:
+        start = str(self.window.settings.models_dir)
+        path, _ = QFileDialog.getOpenFileName(self, "Load model bundle", start, "skops bundle (*.skops);;All (*)")
+        if path:
+            self.load_bundle(Path(path))
+
+    def load_bundle(self, path: Path) -> Task:
+        """Load and check a bundle against the current source, in a worker."""
+        src = self.source
+
+        def job(_task: Task) -> Any:
+            from models.bundle import load_bundle
+
+            if src is None:
+                return load_bundle(path)
+            return load_bundle(path, expect_channels=tuple(src.channels), expect_sfreq_hz=float(src.sfreq_hz))
+
+        return self.window.pool.submit(f"load bundle {Path(path).name}", job,
+                                       on_result=lambda b: self.use_bundle(b, name=Path(path).name))
+
+    def use_bundle(self, bundle: Any, name: str = "") -> None:
+        self.stop()
+        self.bundle = bundle
+        self.bundle_name = name
+        meta = getattr(bundle, "meta", None) or {}
+        classes = meta.get("classes")
+        if not classes and hasattr(bundle.estimator, "classes_"):
+            classes = [str(c) for c in bundle.estimator.classes_]
+        self.classes = [str(c) for c in (classes or [])]
+        desc = ", ".join(self.classes)
+        clf = meta.get("classifier", "")
+        self.bundle_label.setText(f"<b>{name}</b> {clf} · classes: {desc}")
+        self._setup_plots()
+        self.start_button.setEnabled(True)
+        if self.source is not None:
+            self.start()
+
+    def _setup_plots(self) -> None:
+        n = len(self.classes)
+        bp = self.bar_plot.getPlotItem()
+        self.bars.setOpts(x=np.arange(n), height=np.zeros(n), width=0.7,
+                          brushes=[pg.mkBrush(class_colour(c, i)) for i, c in enumerate(self.classes)],
+                          pens=[pg.mkPen(None)] * n)
+        bp.getAxis("bottom").setTicks([[(i, c) for i, c in enumerate(self.classes)]])
+        bp.setXRange(-0.6, n - 0.4, padding=0)
+        tp = self.timeline.getPlotItem()
+        for c in self.curves:
+            tp.removeItem(c)
+        self.legend.clear()
+        self.curves = [tp.plot(pen=pg.mkPen(class_colour(c, i), width=2.5), name=c)
+                       for i, c in enumerate(self.classes)]
+        self._hist_t.clear()
+        self._hist_p.clear()
+        self.smoothed = None
+        self._t0 = None
+
+    # -- running -----------------------------------------------------------------------
+    def set_source(self, source: BaseSource | None) -> None:
+        was = self._want_running
+        self.stop()
+        self.source = source
+        if source is not None and self.bundle is not None and was:
+            self.start()
+
+    def start(self) -> bool:
+        if self.bundle is None:
+            self.window.notes.warning("load or train a model bundle first")
+            return False
+        if self.source is None:
+            self.window.notes.warning("connect a source before starting live prediction")
+            return False
+        self.stop()
+        from acquisition.errors import DuyguError
+        from models.live import LivePredictor
+
+        try:
+            predictor = LivePredictor(self.bundle, self.source, hop_s=self.window.settings.hop_s)
+        except DuyguError as exc:
+            self.window.notes.error(f"live prediction: {exc}")
+            return False
+        _add_listener(predictor, self._on_prediction)
+        try:
+            predictor.start()
+        except DuyguError as exc:
+            self.window.notes.error(f"live prediction: {exc}")
+            return False
+        self.predictor = predictor
+        self._want_running = True
+        self.start_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
+        return True
+
+    def stop(self) -> None:
+        predictor, self.predictor = self.predictor, None
+        self._want_running = False
+        if predictor is not None:
+            predictor.stop()
+        self.start_button.setEnabled(self.bundle is not None)
+        self.stop_button.setEnabled(False)
+
+    def _on_prediction(self, prediction: Any) -> None:
+        self._queue.append(prediction)  # predictor thread: only queue it
+
+    def drain(self) -> None:
+        """Take the queued predictions and update the display (GUI timer)."""
+        predictor = self.predictor
+        if predictor is not None:
+            err = getattr(predictor, "last_error", None) or getattr(predictor, "error", None)
+            if err:
+                self.window.notes.error(f"live prediction stopped: {err}")
+                self.stop()
+        if not self._queue:
+            return
+        items = []
+        while self._queue:
+            items.append(self._queue.popleft())
+        for p in items:
+            self._add(p)
+        self._draw()
+
+    def _add(self, p: Any) -> None:
+        probs = np.array([float(p.probabilities.get(c, 0.0)) for c in self.classes])
+        t = float(p.t)
+        if self._t0 is None:
+            self._t0 = t
+        tau = float(self.smoothing.value())
+        if self.smoothed is None or tau <= 0 or not self._hist_t:
+            self.smoothed = probs
+        else:
+            dt = max(0.0, t - self._hist_t[-1])
+            a = 1.0 - np.exp(-dt / tau)
+            self.smoothed = self.smoothed + a * (probs - self.smoothed)
+        self._hist_t.append(t)
+        self._hist_p.append(self.smoothed.copy())
+        while self._hist_t and t - self._hist_t[0] > self.timeline_s:
+            self._hist_t.popleft()
+            self._hist_p.popleft()
+        self.last = p
+        self.n_predictions += 1
+
+    def _draw(self) -> None:
+        if self.last is None or self.smoothed is None or not self.classes:
+            return
+        raw = np.array([float(self.last.probabilities.get(c, 0.0)) for c in self.classes])
+        self.bars.setOpts(height=raw)
+        k = int(np.argmax(self.smoothed))
+        label = self.classes[k]
+        colour = class_colour(label, k)
+        self.decision.setText(label)
+        self.decision.setStyleSheet(f"font-size: 34pt; font-weight: bold; color: {colour};")
+        self.confidence.setText(f"confidence {100 * self.smoothed[k]:.0f}%  (smoothed)  ·  "
+                                f"this window: {self.last.label} {100 * raw.max():.0f}%")
+        lat = getattr(self.last, "latency_ms", None)
+        if lat is not None:
+            self.latency.setText(f"{self.n_predictions} predictions · latency {lat:.1f} ms")
+        t = np.fromiter(self._hist_t, float) - float(self._hist_t[-1])
+        hp = np.vstack(self._hist_p)
+        for i, curve in enumerate(self.curves):
+            curve.setData(t, hp[:, i])
+        self.timeline.getPlotItem().setXRange(-self.timeline_s, 0, padding=0)
+
+    # -- session context ---------------------------------------------------------------
+    def set_session_context(self, playing: str | None = None, intended: str | None = None,
+                            reported: str | None = None) -> None:
+        """Show the session's current stimulus, its intended emotion and the last report."""
+        for key, value in (("playing", playing), ("intended", intended), ("reported", reported)):
+            if value is not None:
+                lab = self.ctx_labels[key]
+                lab.setText(value or "—")
+                if key != "playing":
+                    lab.setStyleSheet(f"font-size: 14pt; font-weight: bold; color: {class_colour(value)};")
+
+    def shutdown(self) -> None:
+        self.timer.stop()
+        self.stop()
+
+
+def _add_listener(predictor: Any, callback: Any) -> None:
+    for name in ("add_listener", "add_prediction_listener", "subscribe"):
+        if hasattr(predictor, name):
+            getattr(predictor, name)(callback)
+            return
+    listeners = getattr(predictor, "listeners", None)
+    if isinstance(listeners, list):
+        listeners.append(callback)
+        return
+    raise AttributeError("LivePredictor offers no way to listen to its predictions")

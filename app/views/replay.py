@@ -1,0 +1,207 @@
+"""Replay: play a recorded session (or a CSV/EDF file) through the same views, 1x or faster.
+
+The replay becomes the app's current source (``replay:STORE#ID@SPEED``), so the signal,
+spectrum, quality and live-prediction views all show it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.views.training import list_sessions
+from app.workers import Task
+
+if TYPE_CHECKING:
+    from app.main_window import MainWindow
+
+SPEEDS = (1.0, 2.0, 5.0, 10.0, 20.0)
+COLUMNS = ("id", "participant", "protocol", "status", "trials", "labelled", "eeg_seconds", "start")
+
+
+def session_trials(store_path: Path, session_id: int) -> list[dict[str, Any]]:
+    """The trials of one session as rows (runs in a worker)."""
+    from acquisition.store import SessionStore
+
+    store = SessionStore(store_path, readonly=True)
+    try:
+        rows = []
+        for t in store.trials(session_id):
+            rows.append({k: getattr(t, k, None) for k in ("stimulus_id", "intended", "label", "onset_t", "offset_t")})
+        return rows
+    finally:
+        store.close()
+
+
+class ReplayView(QWidget):
+    """Recorded sessions, speed, play/stop, and the replay's position."""
+
+    def __init__(self, window: MainWindow, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.window = window
+        self.rows: list[dict[str, Any]] = []
+        self.replay_spec: str | None = None
+
+        bar = QHBoxLayout()
+        self.refresh_button = QPushButton("Refresh")
+        self.open_button = QPushButton("Open file…")
+        self.open_button.setToolTip("Replay a CSV or EDF recording instead of a stored session")
+        bar.addWidget(self.refresh_button)
+        bar.addWidget(self.open_button)
+        bar.addStretch(1)
+        bar.addWidget(QLabel("Speed"))
+        self.speed = QComboBox()
+        for s in SPEEDS:
+            self.speed.addItem(f"{s:g}x", s)
+        bar.addWidget(self.speed)
+        self.play_button = QPushButton("▶ Play")
+        self.play_button.setObjectName("primary")
+        self.stop_button = QPushButton("■ Stop")
+        bar.addWidget(self.play_button)
+        bar.addWidget(self.stop_button)
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.trials = QTableWidget(0, 4)
+        self.trials.setHorizontalHeaderLabels(["stimulus", "intended", "reported", "duration s"])
+        self.trials.verticalHeader().setVisible(False)
+        self.trials.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.trials.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        body = QHBoxLayout()
+        body.addWidget(self.table, 3)
+        body.addWidget(self.trials, 2)
+
+        self.position = QProgressBar()
+        self.position.setRange(0, 1000)
+        self.position.setFormat("not playing")
+        self.position.setTextVisible(True)
+        lay = QVBoxLayout(self)
+        lay.addLayout(bar)
+        lay.addLayout(body, 1)
+        lay.addWidget(self.position)
+
+        self.refresh_button.clicked.connect(self.refresh_sessions)
+        self.open_button.clicked.connect(self._open_file)
+        self.play_button.clicked.connect(self.play_selected)
+        self.stop_button.clicked.connect(self.stop)
+        self.table.itemSelectionChanged.connect(self._load_trials)
+        self.timer = QTimer(self)
+        self.timer.setInterval(250)
+        self.timer.timeout.connect(self._update_position)
+        self.timer.start()
+        self.refresh_sessions()
+
+    def refresh_sessions(self) -> Task:
+        path = self.window.store_path
+
+        def done(rows: list[dict[str, Any]]) -> None:
+            self.rows = rows
+            self.table.setRowCount(len(rows))
+            for i, r in enumerate(rows):
+                for j, key in enumerate(COLUMNS):
+                    item = QTableWidgetItem(str(r.get(key, "")))
+                    if key == "status":
+                        colour = {"completed": "#15803d", "interrupted": "#b45309", "aborted": "#b91c1c",
+                                  "running": "#1d4ed8"}.get(str(r.get(key)), "#111827")
+                        item.setData(Qt.ItemDataRole.ForegroundRole, _qcolor(colour))
+                    self.table.setItem(i, j, item)
+            if rows and not self.table.selectionModel().hasSelection():
+                self.table.selectRow(len(rows) - 1)
+
+        return self.window.pool.submit("list sessions", lambda _t: list_sessions(path), on_result=done)
+
+    def selected_session(self) -> int | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return int(self.rows[rows[0].row()]["id"])
+
+    def _load_trials(self) -> None:
+        sid = self.selected_session()
+        if sid is None:
+            return
+        path = self.window.store_path
+
+        def done(rows: list[dict[str, Any]]) -> None:
+            self.trials.setRowCount(len(rows))
+            for i, r in enumerate(rows):
+                dur = ""
+                if r.get("onset_t") is not None and r.get("offset_t") is not None:
+                    dur = f"{float(r['offset_t']) - float(r['onset_t']):.1f}"
+                for j, v in enumerate((r["stimulus_id"], r["intended"] or "—", r["label"] or "—", dur)):
+                    self.trials.setItem(i, j, QTableWidgetItem(str(v)))
+
+        self.window.pool.submit(f"trials of session {sid}", lambda _t: session_trials(path, sid), on_result=done)
+
+    def play_selected(self) -> Task | None:
+        sid = self.selected_session()
+        if sid is None:
+            self.window.notes.warning("choose a recorded session to replay (or open a file)")
+            return None
+        return self.play(f"{self.window.store_path}#{sid}")
+
+    def play(self, target: str | Path) -> Task | None:
+        """Replay a file or ``STORE#SESSION`` as the app's source."""
+        speed = float(self.speed.currentData())
+        self.replay_spec = f"replay:{target}@{speed:g}"
+        self.position.setFormat("opening…")
+        return self.window.controller.connect_spec(self.replay_spec)
+
+    def stop(self) -> None:
+        src = self.window.controller.source
+        if src is not None and src.kind == "replay":
+            self.window.controller.disconnect()
+        self.replay_spec = None
+
+    def _open_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Replay a recording", str(Path.home()),
+                                              "Recordings (*.csv *.edf *.bdf);;All files (*)")
+        if path:
+            self.play(path)
+
+    def _update_position(self) -> None:
+        src = self.window.controller.source
+        if src is None or src.kind != "replay":
+            if self.replay_spec is None:
+                self.position.setFormat("not playing")
+                self.position.setValue(0)
+            return
+        rec = getattr(src, "recording", None)
+        if rec is None:
+            return
+        total = len(rec.data)
+        done = min(src.counters.received, total)
+        self.position.setValue(int(1000 * done / max(total, 1)))
+        speed = getattr(src, "speed", 1.0)
+        self.position.setFormat(f"{src.info.name if src.info else ''} · {done / src.sfreq_hz:.0f} / "
+                                f"{total / src.sfreq_hz:.0f} s at {speed:g}x · {src.status}")
+
+    def shutdown(self) -> None:
+        self.timer.stop()
+
+
+def _qcolor(hex_colour: str) -> Any:
+    from PySide6.QtGui import QBrush, QColor
+
+    return QBrush(QColor(hex_colour))

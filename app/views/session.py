@@ -1,0 +1,465 @@
+"""The operator's session view: participant, protocol + preflight, progress, controls, log.
+
+The session runner (:mod:`acquisition.runner`, no Qt) runs in its own thread; it reports
+events through a listener (re-emitted here as a Qt signal, so the view only changes on
+the GUI thread) and asks for labels through a prompt callback that opens the question
+on the :class:`~app.views.label_screen.LabelPrompt` and waits for the participant.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from acquisition.base import BaseSource
+from app.views.common import class_colour
+from app.views.label_screen import LabelPrompt, LabelScreen, LabelWindow
+from app.workers import Task
+
+if TYPE_CHECKING:
+    from app.main_window import MainWindow
+
+PHASE_COLOURS = {"baseline": "#6b7280", "music": "#2563eb", "silence": "#0d9488", "label": "#7c3aed",
+                 "paused": "#b45309", "done": "#15803d", "aborted": "#b91c1c", "interrupted": "#b91c1c",
+                 "idle": "#6b7280", "starting": "#b45309"}
+
+
+class SessionView(QWidget):
+    """Runs a listening session on the current source and shows its progress."""
+
+    event_received = Signal(object)  # runner events, delivered on the GUI thread
+    session_finished = Signal(object)  # result or error text
+
+    def __init__(self, window: MainWindow, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.window = window
+        self.source: BaseSource | None = None
+        self.runner: Any = None
+        self.run_task: Task | None = None
+        self.session_id: int | None = None
+        self.protocol: Any = None
+        self.prompt = LabelPrompt(parent=self)
+        self.label_window: LabelWindow | None = None
+        self.phase = "idle"
+        self.phase_end: float | None = None
+        self.trial_k = 0
+        self.trial_n = 0
+        self.events: list[Any] = []
+        self.reports: list[tuple[str, str | None, str]] = []  # (stimulus id, intended, reported)
+        self._answer_lock = threading.Lock()
+        self._answer: tuple[str, Any, Any] | None = None
+        self._answered = threading.Event()
+        self._current_intended: str | None = None
+        self._current_stimulus: str | None = None
+
+        # -- set-up
+        setup = QGroupBox("Session set-up")
+        form = QFormLayout(setup)
+        self.participant = QLineEdit()
+        self.participant.setPlaceholderText("pseudonymous id, e.g. P01 (no names)")
+        form.addRow("Participant", self.participant)
+        prow = QHBoxLayout()
+        self.protocol_path = QLineEdit(str(window.protocol_path))
+        browse = QPushButton("…")
+        browse.setFixedWidth(32)
+        browse.clicked.connect(self._browse)
+        self.check_button = QPushButton("Preflight")
+        prow.addWidget(self.protocol_path, 1)
+        prow.addWidget(browse)
+        prow.addWidget(self.check_button)
+        form.addRow("Protocol", prow)
+        self.preflight_label = QLabel("not checked")
+        self.preflight_label.setWordWrap(True)
+        form.addRow("", self.preflight_label)
+        self.labels_mode = QComboBox()
+        self.labels_mode.addItem("Participant answers on the label screen", "prompt")
+        self.labels_mode.addItem("Automatic (intended emotion; demo)", "auto")
+        form.addRow("Labels", self.labels_mode)
+        self.time_scale = QDoubleSpinBox()
+        self.time_scale.setRange(0.001, 1.0)
+        self.time_scale.setDecimals(3)
+        self.time_scale.setValue(1.0)
+        self.time_scale.setToolTip("Shortens every duration (1 = real session; smaller for demos)")
+        form.addRow("Time scale", self.time_scale)
+        self.audio = QCheckBox("Play the stimuli through the audio output")
+        self.audio.setChecked(True)
+        form.addRow("", self.audio)
+
+        ctl = QHBoxLayout()
+        self.start_button = QPushButton("Start session")
+        self.start_button.setObjectName("primary")
+        self.pause_button = QPushButton("Pause")
+        self.resume_button = QPushButton("Resume")
+        self.abort_button = QPushButton("Abort")
+        self.abort_button.setObjectName("danger")
+        for b in (self.start_button, self.pause_button, self.resume_button, self.abort_button):
+            ctl.addWidget(b)
+
+        # -- progress
+        prog = QGroupBox("Progress")
+        pl = QVBoxLayout(prog)
+        self.trial_label = QLabel("no session running")
+        self.trial_label.setStyleSheet("font-size: 15pt; font-weight: bold;")
+        pl.addWidget(self.trial_label)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        pl.addWidget(self.progress)
+        row = QHBoxLayout()
+        self.phase_label = QLabel("idle")
+        self.countdown = QLabel("")
+        self.countdown.setStyleSheet("font-size: 20pt; font-family: monospace;")
+        row.addWidget(self.phase_label)
+        row.addStretch(1)
+        row.addWidget(self.countdown)
+        pl.addLayout(row)
+        self.playing = QLabel("—")
+        self.playing.setWordWrap(True)
+        self.playing.setStyleSheet("color: #374151;")
+        pl.addWidget(QLabel("Now playing (operator only):"))
+        pl.addWidget(self.playing)
+
+        self.log = QListWidget()
+        self.log.setStyleSheet("font-family: monospace; font-size: 9.5pt;")
+        log_box = QGroupBox("Event log")
+        QVBoxLayout(log_box).addWidget(self.log)
+
+        left = QVBoxLayout()
+        left.addWidget(setup)
+        left.addLayout(ctl)
+        left.addWidget(prog)
+        left.addWidget(log_box, 1)
+        left_w = QWidget()
+        left_w.setLayout(left)
+
+        label_box = QGroupBox("Participant's label screen")
+        ll = QVBoxLayout(label_box)
+        self.label_screen = LabelScreen(self.prompt)
+        ll.addWidget(self.label_screen, 1)
+        self.fullscreen_button = QPushButton("Open on its own screen (full screen)  [F11]")
+        ll.addWidget(self.fullscreen_button)
+
+        split = QSplitter()
+        split.addWidget(left_w)
+        split.addWidget(label_box)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        lay = QVBoxLayout(self)
+        lay.addWidget(split)
+
+        self.check_button.clicked.connect(self.run_preflight)
+        self.start_button.clicked.connect(self.start)
+        self.pause_button.clicked.connect(self.pause)
+        self.resume_button.clicked.connect(self.resume)
+        self.abort_button.clicked.connect(self.abort)
+        self.fullscreen_button.clicked.connect(self.open_label_window)
+        self.prompt.answered.connect(self._on_answer)
+        self.event_received.connect(self._on_event)
+        self.timer = QTimer(self)
+        self.timer.setInterval(100)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+        self._update_buttons()
+
+    # -- set-up ------------------------------------------------------------------------
+    def set_source(self, source: BaseSource | None) -> None:
+        self.source = source
+        self._update_buttons()
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Protocol", str(Path(self.protocol_path.text()).parent),
+                                              "Protocol (*.toml)")
+        if path:
+            self.protocol_path.setText(path)
+
+    def open_label_window(self) -> LabelWindow:
+        if self.label_window is None:
+            self.label_window = LabelWindow(self.prompt, parent=self.window)
+        self.label_window.open(full_screen=True)
+        return self.label_window
+
+    def log_event(self, text: str, colour: str | None = None) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        self.log.addItem(f"{stamp}  {text}")
+        if colour:
+            self.log.item(self.log.count() - 1).setForeground(_brush(colour))
+        self.log.scrollToBottom()
+
+    def run_preflight(self) -> Task:
+        """Load the protocol and run the preflight check in a worker."""
+        path = Path(self.protocol_path.text().strip())
+        audio = self.audio.isChecked()
+        store_dir = self.window.store_path.parent
+
+        def job(_task: Task) -> tuple[Any, Any]:
+            from acquisition.protocol import load_protocol, preflight
+
+            protocol = load_protocol(path)
+            check = _audio_check() if audio else None
+            report = preflight(protocol, audio_check=check, store_dir=store_dir, raise_on_error=False)
+            return protocol, report
+
+        def done(out: tuple[Any, Any]) -> None:
+            protocol, report = out
+            self.protocol = protocol
+            self.prompt.labels = tuple(protocol.labels)
+            self.prompt.changed.emit()
+            if report.ok:
+                audio_text = f", audio: {report.audio_output}" if report.audio_output else ""
+                self.preflight_label.setText(
+                    f"<span style='color:#15803d'><b>ready</b></span> — {protocol.name}: "
+                    f"{len(protocol.stimuli)} stimuli, {protocol.expected_duration_s() / 60:.1f} min{audio_text}")
+                self.log_event(f"preflight ok: {protocol.name}", "#15803d")
+            else:
+                self.preflight_label.setText("<span style='color:#b91c1c'><b>not ready</b></span><br>"
+                                             + "<br>".join(report.problems[:6]))
+                for p in report.problems:
+                    self.log_event(f"preflight: {p}", "#b91c1c")
+                self.window.notes.warning(f"preflight found {len(report.problems)} problem(s): {report.problems[0]}")
+
+        def failed(msg: str) -> None:
+            self.protocol = None
+            self.preflight_label.setText(f"<span style='color:#b91c1c'><b>error</b></span> {msg}")
+
+        self.preflight_label.setText("checking…")
+        return self.window.pool.submit("preflight", job, on_result=done, on_error=failed)
+
+    # -- running -----------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.run_task is not None and not self.run_task.is_done
+
+    def _update_buttons(self) -> None:
+        running = self.running
+        paused = self.phase == "paused"
+        self.start_button.setEnabled(not running and self.source is not None)
+        self.start_button.setToolTip("" if self.source is not None else "connect a source first")
+        self.pause_button.setEnabled(running and not paused)
+        self.resume_button.setEnabled(running and paused)
+        self.abort_button.setEnabled(running)
+        for w in (self.participant, self.protocol_path, self.labels_mode, self.time_scale, self.audio,
+                  self.check_button):
+            w.setEnabled(not running)
+
+    def start(self) -> Task | None:
+        """Start a session on the current source (the runner runs in a worker thread)."""
+        notes = self.window.notes
+        if self.running:
+            notes.warning("a session is already running")
+            return None
+        if self.source is None:
+            notes.warning("connect a source before starting a session")
+            return None
+        participant = self.participant.text().strip()
+        if not participant:
+            notes.warning("enter a participant id first")
+            return None
+        path = Path(self.protocol_path.text().strip())
+        options = {
+            "participant": participant, "protocol_path": path, "time_scale": float(self.time_scale.value()),
+            "labels": str(self.labels_mode.currentData()), "audio": self.audio.isChecked(),
+            "store_path": self.window.store_path, "source": self.source, "spec": self.window.controller.spec,
+        }
+        self.events.clear()
+        self.reports.clear()
+        self.trial_k, self.trial_n = 0, 0
+        self.session_id = None
+        self._set_phase("starting", None)
+        self.log_event(f"starting session for {participant} with {path.name}")
+        self.run_task = self.window.pool.submit(
+            f"session {participant}", lambda task: self._run_session(task, options),
+            on_result=self._on_finished, on_error=self._on_failed, on_done=self._update_buttons)
+        self._update_buttons()
+        return self.run_task
+
+    def _run_session(self, task: Task, options: dict[str, Any]) -> Any:
+        from app.session_driver import run_session
+
+        return run_session(
+            options, on_event=self.event_received.emit, prompt=self._prompt_label,
+            set_runner=self._set_runner, cancelled=lambda: task.cancelled,
+        )
+
+    def _set_runner(self, runner: Any) -> None:
+        self.runner = runner
+
+    def _prompt_label(self, trial_text: str = "", labels: tuple[str, ...] | None = None, sam: bool = False,
+                      timeout_s: float | None = None) -> tuple[str, Any, Any] | None:
+        """Called on the runner's thread: open the question and wait for the participant."""
+        self._answered.clear()
+        with self._answer_lock:
+            self._answer = None
+        self.prompt.ask(labels=labels, trial_text=trial_text, sam=sam)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self._answered.wait(0.1):
+            runner = self.runner
+            if runner is not None and getattr(runner, "aborted", False):
+                self.prompt.close()
+                return None
+            if self.run_task is not None and self.run_task.cancelled:
+                self.prompt.close()
+                return None
+            if deadline is not None and time.monotonic() > deadline:
+                self.prompt.close()
+                return None
+        with self._answer_lock:
+            return self._answer
+
+    def _on_answer(self, label: str, valence: Any, arousal: Any) -> None:
+        with self._answer_lock:
+            self._answer = (label, valence, arousal)
+        self._answered.set()
+
+    def pause(self) -> None:
+        if self.runner is not None:
+            self.runner.pause()
+            self.log_event("paused by the operator", PHASE_COLOURS["paused"])
+
+    def resume(self) -> None:
+        if self.runner is not None:
+            self.runner.resume()
+            self.log_event("resumed", PHASE_COLOURS["music"])
+
+    def abort(self) -> None:
+        if self.runner is not None:
+            self.runner.abort()
+        if self.run_task is not None:
+            self.run_task.cancel()
+        self.prompt.close()
+        self.log_event("abort requested", PHASE_COLOURS["aborted"])
+
+    # -- events ------------------------------------------------------------------------
+    def _set_phase(self, phase: str, duration_s: float | None) -> None:
+        self.phase = phase
+        self.phase_end = None if duration_s is None else time.monotonic() + duration_s
+        colour = PHASE_COLOURS.get(phase, "#111827")
+        self.phase_label.setText(phase)
+        self.phase_label.setStyleSheet(f"QLabel {{ background: {colour}; color: white; border-radius: 8px;"
+                                       " padding: 3px 12px; font-weight: bold; font-size: 12pt; }")
+        self._update_buttons()
+
+    def _on_event(self, event: Any) -> None:
+        """Show one runner event (GUI thread)."""
+        from app.session_driver import describe_event
+
+        self.events.append(event)
+        info = describe_event(event)
+        kind = info["kind"]
+        if info.get("session_id") is not None:
+            self.session_id = int(info["session_id"])
+        if info.get("n_trials"):
+            self.trial_n = int(info["n_trials"])
+        if info.get("trial") is not None:
+            self.trial_k = int(info["trial"])
+        pv = self.window.prediction_view
+        if kind in ("baseline", "music", "silence", "label", "paused", "done", "aborted", "interrupted"):
+            self._set_phase(kind, info.get("duration_s"))
+        if kind == "music":
+            self._current_stimulus = info.get("stimulus")
+            self._current_intended = info.get("intended")
+            self.playing.setText(info.get("playing") or str(self._current_stimulus))
+            if pv is not None:
+                pv.set_session_context(playing=info.get("playing") or str(self._current_stimulus),
+                                       intended=self._current_intended or "—")
+        if kind == "silence" and pv is not None:
+            pv.set_session_context(playing="(silence)")
+        if kind == "labelled":
+            label = str(info.get("label"))
+            self.reports.append((str(info.get("stimulus")), info.get("intended"), label))
+            if pv is not None:
+                pv.set_session_context(reported=label)
+        if kind == "resumed":
+            self._set_phase(info.get("phase_after", "music"), info.get("duration_s"))
+        text = info.get("text") or kind
+        self.log_event(text, PHASE_COLOURS.get(kind) or (class_colour(str(info.get("label"))) if kind == "labelled"
+                                                          else None))
+        self._update_progress()
+
+    def _update_progress(self) -> None:
+        if self.trial_n:
+            self.trial_label.setText(f"Trial {min(self.trial_k, self.trial_n)} of {self.trial_n}"
+                                     + (f"  ·  session #{self.session_id}" if self.session_id else ""))
+            self.progress.setValue(int(1000 * max(0, self.trial_k - (self.phase != "done")) / self.trial_n)
+                                   if self.phase != "done" else 1000)
+
+    def _tick(self) -> None:
+        if self.phase_end is None or self.phase == "paused":
+            self.countdown.setText("")
+            return
+        left = max(0.0, self.phase_end - time.monotonic())
+        self.countdown.setText(f"{left:5.1f} s")
+
+    def _on_finished(self, result: Any) -> None:
+        from app.session_driver import describe_result
+
+        status, text = describe_result(result)
+        self._set_phase({"completed": "done"}.get(status, status), None)
+        self.log_event(text, PHASE_COLOURS.get(status, "#15803d"))
+        self.window.notes.notify(text, "success" if status == "completed" else "warning")
+        self.prompt.close()
+        self.runner = None
+        self._update_progress()
+        if self.window.training_view is not None:
+            self.window.training_view.refresh_sessions()
+        if self.window.replay_view is not None:
+            self.window.replay_view.refresh_sessions()
+        self.session_finished.emit(result)
+
+    def _on_failed(self, message: str) -> None:
+        self._set_phase("aborted", None)
+        self.log_event(message, PHASE_COLOURS["aborted"])
+        self.prompt.close()
+        self.runner = None
+        self.session_finished.emit(message)
+
+    def shutdown(self) -> None:
+        """Window closing: stop the session; the runner saves it as interrupted."""
+        self.timer.stop()
+        runner = self.runner
+        if runner is not None and self.running:
+            interrupt = getattr(runner, "interrupt", None)
+            (interrupt or runner.abort)()
+        if self.run_task is not None:
+            self.run_task.cancel()
+            self.run_task.wait(15.0)
+        if self.label_window is not None:
+            self.label_window.deleteLater()
+
+
+def _brush(colour: str) -> Any:
+    from PySide6.QtGui import QBrush, QColor
+
+    return QBrush(QColor(colour))
+
+
+def _audio_check() -> Any:
+    try:
+        from app.player import StimulusPlayer
+    except ImportError:
+        return None
+    check = getattr(StimulusPlayer, "check_output", None)
+    return check if callable(check) else None
+
+
+__all__ = ["Qt", "SessionView"]

@@ -1,0 +1,280 @@
+"""Source panel: pick a source, connect or disconnect it, watch its status and counters."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.controller import SourceController
+from app.workers import Task
+
+STATUS_COLOURS = {
+    "idle": "#6b7280",
+    "connecting": "#b7791f",
+    "streaming": "#15803d",
+    "lost": "#b91c1c",
+    "stopped": "#6b7280",
+    "disconnected": "#6b7280",
+}
+
+KIND_LABELS = (("simulated", "Simulated EPOC+"), ("lsl", "LSL stream"), ("brainflow", "BrainFlow board"),
+               ("replay", "Replay file"))
+
+
+def discover_lsl_streams(wait_time_s: float = 1.0) -> list[dict[str, object]]:
+    """Streams visible on the network (runs in a worker: it blocks for ``wait_time_s``)."""
+    import pylsl
+
+    out = []
+    for info in pylsl.resolve_streams(wait_time=wait_time_s):
+        out.append({
+            "name": info.name(), "type": info.type(), "channels": info.channel_count(),
+            "sfreq_hz": info.nominal_srate(), "source_id": info.source_id(), "host": info.hostname(),
+        })
+    return out
+
+
+def status_badge_css(status: str) -> str:
+    colour = STATUS_COLOURS.get(status, "#6b7280")
+    return (f"QLabel {{ background: {colour}; color: white; border-radius: 9px; padding: 3px 10px;"
+            " font-weight: bold; }")
+
+
+class SourcePanel(QWidget):
+    """Choose and connect a source; shows status, rate and counters (refreshed by a timer)."""
+
+    streams_found = Signal(list)
+
+    def __init__(self, controller: SourceController, refresh_ms: int = 250, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self._streams: list[dict[str, object]] = []
+        self._discover_task: Task | None = None
+        self._rate_hist: list[tuple[float, int]] = []
+
+        lay = QVBoxLayout(self)
+        box = QGroupBox("Source")
+        form = QVBoxLayout(box)
+        self.kind = QComboBox()
+        for key, label in KIND_LABELS:
+            self.kind.addItem(label, key)
+        form.addWidget(self.kind)
+
+        self.pages = QStackedWidget()
+        # simulated
+        sim = QWidget()
+        f = QFormLayout(sim)
+        self.sim_seed = QSpinBox()
+        self.sim_seed.setRange(0, 99999)
+        self.sim_speed = QDoubleSpinBox()
+        self.sim_speed.setRange(0.1, 50.0)
+        self.sim_speed.setValue(1.0)
+        self.sim_speed.setSuffix(" x")
+        f.addRow("Seed", self.sim_seed)
+        f.addRow("Speed", self.sim_speed)
+        self.pages.addWidget(sim)
+        # lsl
+        lsl = QWidget()
+        f = QFormLayout(lsl)
+        row = QHBoxLayout()
+        self.lsl_streams = QComboBox()
+        self.lsl_streams.setEditable(True)
+        self.lsl_streams.setToolTip("An EEG stream name, or type=EEG for the first EEG stream")
+        self.lsl_streams.setEditText("type=EEG")
+        self.lsl_refresh = QPushButton("Find")
+        self.lsl_refresh.setToolTip("Look for LSL streams on the network (in the background)")
+        row.addWidget(self.lsl_streams, 1)
+        row.addWidget(self.lsl_refresh)
+        f.addRow("Stream", row)
+        self.pages.addWidget(lsl)
+        # brainflow
+        bf = QWidget()
+        f = QFormLayout(bf)
+        self.bf_board = QSpinBox()
+        self.bf_board.setRange(-100, 1000)
+        self.bf_board.setValue(-1)
+        self.bf_board.setToolTip("BrainFlow board id (-1 = synthetic board)")
+        f.addRow("Board id", self.bf_board)
+        self.pages.addWidget(bf)
+        # replay
+        rp = QWidget()
+        f = QFormLayout(rp)
+        row = QHBoxLayout()
+        self.replay_path = QLineEdit()
+        self.replay_path.setPlaceholderText("CSV, EDF or a recorded session")
+        browse = QPushButton("…")
+        browse.setFixedWidth(32)
+        browse.clicked.connect(self._browse)
+        row.addWidget(self.replay_path, 1)
+        row.addWidget(browse)
+        f.addRow("File", row)
+        self.replay_speed = QDoubleSpinBox()
+        self.replay_speed.setRange(0.1, 100.0)
+        self.replay_speed.setValue(1.0)
+        self.replay_speed.setSuffix(" x")
+        f.addRow("Speed", self.replay_speed)
+        self.pages.addWidget(rp)
+        form.addWidget(self.pages)
+
+        buttons = QHBoxLayout()
+        self.connect_button = QPushButton("Connect")
+        self.connect_button.setObjectName("primary")
+        self.disconnect_button = QPushButton("Disconnect")
+        buttons.addWidget(self.connect_button)
+        buttons.addWidget(self.disconnect_button)
+        form.addLayout(buttons)
+        lay.addWidget(box)
+
+        stat = QGroupBox("Status")
+        grid = QGridLayout(stat)
+        self.status_label = QLabel("disconnected")
+        self.status_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.status_label.setStyleSheet(status_badge_css("disconnected"))
+        grid.addWidget(self.status_label, 0, 0, 1, 2)
+        self.device_label = QLabel("—")
+        self.device_label.setWordWrap(True)
+        grid.addWidget(self.device_label, 1, 0, 1, 2)
+        self.counter_labels: dict[str, QLabel] = {}
+        for i, key in enumerate(("rate", "received", "lost", "interpolated", "reconnects", "gaps")):
+            name = QLabel(key.capitalize())
+            name.setStyleSheet("color: #4b5563;")
+            value = QLabel("—")
+            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            value.setStyleSheet("font-family: monospace;")
+            grid.addWidget(name, 2 + i, 0)
+            grid.addWidget(value, 2 + i, 1)
+            self.counter_labels[key] = value
+        lay.addWidget(stat)
+        lay.addStretch(1)
+
+        self.kind.currentIndexChanged.connect(self.pages.setCurrentIndex)
+        self.connect_button.clicked.connect(self.connect_selected)
+        self.disconnect_button.clicked.connect(controller.disconnect)
+        self.lsl_refresh.clicked.connect(self.discover)
+        controller.busy_changed.connect(self._update_buttons)
+        controller.source_changed.connect(lambda _s: self._update_buttons())
+        self._update_buttons()
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(refresh_ms)
+        self.timer.timeout.connect(self.refresh)
+        self.timer.start()
+
+    # -- actions ------------------------------------------------------------------------
+    def spec(self) -> str:
+        """The source spec the panel describes."""
+        kind = self.kind.currentData()
+        if kind == "simulated":
+            return f"simulated:{self.sim_seed.value()}"
+        if kind == "lsl":
+            text = self.lsl_streams.currentText().strip()
+            name = text.split("  (")[0].strip() if text else "type=EEG"
+            return f"lsl:{name}"
+        if kind == "brainflow":
+            return f"brainflow:{self.bf_board.value()}"
+        speed = self.replay_speed.value()
+        return f"replay:{self.replay_path.text().strip()}@{speed:g}"
+
+    def set_kind(self, kind: str) -> None:
+        for i in range(self.kind.count()):
+            if self.kind.itemData(i) == kind:
+                self.kind.setCurrentIndex(i)
+
+    def connect_selected(self) -> Task | None:
+        kind = self.kind.currentData()
+        if kind == "replay" and not self.replay_path.text().strip():
+            self.controller.notes.warning("choose a file to replay first")
+            return None
+        kwargs: dict[str, object] = {}
+        if kind == "simulated":
+            kwargs["speed"] = self.sim_speed.value()
+        return self.controller.connect_spec(self.spec(), **kwargs)
+
+    def discover(self) -> Task:
+        """Look for LSL streams in a worker; the combo box fills when it is done."""
+        self.lsl_refresh.setEnabled(False)
+        self.lsl_refresh.setText("…")
+
+        def done(streams: list[dict[str, object]]) -> None:
+            self._streams = streams
+            current = self.lsl_streams.currentText()
+            self.lsl_streams.clear()
+            for s in streams:
+                self.lsl_streams.addItem(f"{s['name']}  ({s['type']}, {s['channels']} ch, {s['sfreq_hz']:g} Hz)",
+                                         s["name"])
+            if not streams:
+                self.controller.notes.notify("no LSL streams found on the network", "warning")
+                self.lsl_streams.setEditText(current)
+            self.streams_found.emit(streams)
+
+        def finish() -> None:
+            self.lsl_refresh.setEnabled(True)
+            self.lsl_refresh.setText("Find")
+
+        self._discover_task = self.controller.pool.submit(
+            "find LSL streams", lambda _t: discover_lsl_streams(1.0), on_result=done, on_done=finish)
+        return self._discover_task
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Replay a recording", str(Path.home()),
+                                              "Recordings (*.csv *.edf *.bdf *.sqlite *.fif);;All files (*)")
+        if path:
+            self.replay_path.setText(path)
+
+    # -- display ------------------------------------------------------------------------
+    def _update_buttons(self, *_args: object) -> None:
+        busy = self.controller.busy
+        has = self.controller.source is not None
+        self.connect_button.setEnabled(not busy)
+        self.connect_button.setText("Connecting…" if busy and not has else ("Reconnect" if has else "Connect"))
+        self.disconnect_button.setEnabled(has and not busy)
+
+    def refresh(self) -> None:
+        src = self.controller.source
+        if src is None:
+            status = "connecting" if self.controller.busy else "disconnected"
+            self.status_label.setText(status)
+            self.status_label.setStyleSheet(status_badge_css(status))
+            self._rate_hist.clear()
+            if not self.controller.busy:
+                self.device_label.setText("—")
+            return
+        stats = src.stats()
+        status = str(stats["status"])
+        if status == "connecting" and int(stats["reconnects"]) > 0:  # type: ignore[call-overload]
+            status_text = "reconnecting"
+        else:
+            status_text = status
+        self.status_label.setText(status_text)
+        self.status_label.setStyleSheet(status_badge_css(status))
+        dev = src.info
+        if dev is not None:
+            self.device_label.setText(f"<b>{dev.name}</b><br>{self.controller.spec}<br>"
+                                      f"native {dev.native_sfreq_hz:g} Hz → {src.sfreq_hz:g} Hz")
+        now = time.monotonic()
+        received = int(stats["received"])  # type: ignore[call-overload]
+        self._rate_hist.append((now, received))
+        self._rate_hist = [(t, n) for t, n in self._rate_hist if now - t <= 2.0]
+        t0, n0 = self._rate_hist[0]
+        rate = (received - n0) / (now - t0) if now - t0 > 0.2 else float("nan")
+        self.counter_labels["rate"].setText("—" if rate != rate else f"{rate:.1f} Hz")
+        for key in ("received", "lost", "interpolated", "reconnects", "gaps"):
+            self.counter_labels[key].setText(f"{int(stats[key]):,}")  # type: ignore[call-overload]

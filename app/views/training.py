@@ -1,0 +1,437 @@
+"""Training view: pick sessions from the store, evaluate classifiers, train and save a bundle.
+
+Everything slow (reading the store, feature extraction, cross-validation, fitting,
+saving) runs in one worker with a progress bar and a cancel button; the results table
+and the confusion matrix fill in when it is done.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.workers import Task
+
+if TYPE_CHECKING:
+    from app.main_window import MainWindow
+
+METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "mcc")
+PROTOCOLS = (("grouped", "grouped by trial (honest)"), ("paper", "paper (5-fold CV + 70/30 + 80/20)"),
+             ("loso", "leave one subject out"))
+DEFAULT_CLASSIFIERS = ("logreg", "svm-rbf")
+
+
+def list_sessions(store_path: Path) -> list[dict[str, Any]]:
+    """Sessions in the store as plain rows (runs in a worker)."""
+    from acquisition.store import SessionStore
+
+    if not Path(store_path).exists():
+        return []
+    store = SessionStore(store_path, readonly=True)
+    try:
+        return [s.as_dict() for s in store.sessions()]
+    finally:
+        store.close()
+
+
+def run_training(task: Task, store_path: Path, session_ids: list[int], protocol: str, preset: str,
+                 classifiers: list[str], n_permutations: int, final: str | None) -> dict[str, Any]:
+    """Evaluate ``classifiers`` on the labelled trials of ``session_ids`` and train a bundle.
+
+    Returns ``{"evaluation": dict, "bundle": Bundle, "classifier": str, "n_trials": int}``.
+    """
+    from acquisition.errors import DataError
+    from acquisition.store import SessionStore
+    from models.bundle import train_bundle
+    from models.datasets import from_trials
+    from models.evaluation import evaluate
+
+    task.progress(0.0, "reading trials")
+    store = SessionStore(store_path, readonly=True)
+    try:
+        trials = store.labelled_trials(session_ids=session_ids or None)
+    finally:
+        store.close()
+    if not trials:
+        raise DataError(f"no labelled trials in session(s) {session_ids} of {store_path}")
+    task.progress(0.05, f"features of {len(trials)} trials")
+    dataset = from_trials(trials, preset)
+    task.progress(0.15, "cross-validation")
+
+    def progress(done: int, total: int) -> None:
+        task.progress(0.15 + 0.75 * done / max(total, 1), f"cross-validation {done}/{total}")
+
+    result = evaluate(dataset, protocol=protocol, classifiers=classifiers, n_permutations=n_permutations,
+                      progress=progress)
+    best = final or max(result["results"], key=lambda r: r["balanced_accuracy"])["classifier"]
+    task.progress(0.92, f"training {best} on every trial")
+    bundle = train_bundle(dataset, best, protocol_result=result)
+    task.progress(1.0, "done")
+    return {"evaluation": result, "bundle": bundle, "classifier": best, "n_trials": len(trials),
+            "classes": list(dataset.classes)}
+
+
+class TrainingView(QWidget):
+    """Sessions, options, run/cancel with progress, results table and confusion matrix."""
+
+    trained = Signal(object)  # Bundle
+
+    def __init__(self, window: MainWindow, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.window = window
+        self.task: Task | None = None
+        self.result: dict[str, Any] | None = None
+        self.bundle: Any = None
+        self.bundle_path: Path | None = None
+        self.classes: list[str] = []
+
+        # -- inputs
+        left = QVBoxLayout()
+        sess_box = QGroupBox("Sessions (labelled trials)")
+        sl = QVBoxLayout(sess_box)
+        self.store_label = QLabel()
+        self.store_label.setWordWrap(True)
+        self.store_label.setStyleSheet("color: #4b5563;")
+        sl.addWidget(self.store_label)
+        self.sessions = QListWidget()
+        sl.addWidget(self.sessions, 1)
+        row = QHBoxLayout()
+        self.refresh_button = QPushButton("Refresh")
+        self.all_button = QPushButton("All")
+        self.none_button = QPushButton("None")
+        for b in (self.refresh_button, self.all_button, self.none_button):
+            row.addWidget(b)
+        sl.addLayout(row)
+        left.addWidget(sess_box, 1)
+
+        opt_box = QGroupBox("Evaluation")
+        form = QFormLayout(opt_box)
+        self.protocol = QComboBox()
+        for key, label in PROTOCOLS:
+            self.protocol.addItem(label, key)
+        form.addRow("Protocol", self.protocol)
+        self.preset = QComboBox()
+        self.preset.addItem("default (2 s windows, band power, DE, asymmetry)", "default")
+        self.preset.addItem("paper (25 ms frames; replication only)", "paper")
+        form.addRow("Features", self.preset)
+        self.classifiers = QListWidget()
+        self.classifiers.setMaximumHeight(150)
+        for name in self._classifier_names():
+            item = QListWidgetItem(name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if name in DEFAULT_CLASSIFIERS else Qt.CheckState.Unchecked)
+            self.classifiers.addItem(item)
+        form.addRow("Classifiers", self.classifiers)
+        self.permutations = QSpinBox()
+        self.permutations.setRange(0, 1000)
+        self.permutations.setValue(0)
+        self.permutations.setToolTip("Label permutations for the chance level and p-value (0: majority rate)")
+        form.addRow("Permutations", self.permutations)
+        left.addWidget(opt_box)
+
+        run_row = QHBoxLayout()
+        self.run_button = QPushButton("Evaluate and train")
+        self.run_button.setObjectName("primary")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        run_row.addWidget(self.run_button)
+        run_row.addWidget(self.cancel_button)
+        left.addLayout(run_row)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("idle")
+        left.addWidget(self.progress)
+        left_w = QWidget()
+        left_w.setLayout(left)
+
+        # -- results
+        right = QVBoxLayout()
+        self.summary = QLabel("No results yet: choose sessions and press <b>Evaluate and train</b>.")
+        self.summary.setWordWrap(True)
+        self.summary.setStyleSheet("font-size: 11pt;")
+        right.addWidget(self.summary)
+        self.table = QTableWidget(0, 2 + len(METRICS))
+        self.table.setHorizontalHeaderLabels(["classifier", "split", *METRICS])
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        right.addWidget(self.table, 1)
+        self.cm_plot = pg.PlotWidget()
+        self.cm_plot.setBackground("w")
+        cp = self.cm_plot.getPlotItem()
+        cp.setMouseEnabled(x=False, y=False)
+        cp.hideButtons()
+        cp.setAspectLocked(True)
+        cp.setLabel("bottom", "predicted")
+        cp.setLabel("left", "reported")
+        self.cm_image = pg.ImageItem(axisOrder="row-major")
+        self.cm_image.setColorMap(pg.colormap.get("CET-L12"))
+        cp.addItem(self.cm_image)
+        self.cm_texts: list[pg.TextItem] = []
+        right.addWidget(self.cm_plot, 1)
+        save_row = QHBoxLayout()
+        self.bundle_label = QLabel("no model trained")
+        save_row.addWidget(self.bundle_label, 1)
+        self.save_button = QPushButton("Save bundle…")
+        self.save_button.setEnabled(False)
+        self.use_button = QPushButton("Use in live prediction")
+        self.use_button.setEnabled(False)
+        save_row.addWidget(self.save_button)
+        save_row.addWidget(self.use_button)
+        right.addLayout(save_row)
+        right_w = QWidget()
+        right_w.setLayout(right)
+
+        split = QSplitter()
+        split.addWidget(left_w)
+        split.addWidget(right_w)
+        split.setStretchFactor(1, 2)
+        lay = QVBoxLayout(self)
+        lay.addWidget(split)
+
+        self.refresh_button.clicked.connect(self.refresh_sessions)
+        self.all_button.clicked.connect(lambda: self._check_all(True))
+        self.none_button.clicked.connect(lambda: self._check_all(False))
+        self.run_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.save_button.clicked.connect(self._save_dialog)
+        self.use_button.clicked.connect(self._use)
+        self.table.itemSelectionChanged.connect(self._show_selected_confusion)
+        self.refresh_sessions()
+
+    # -- inputs ------------------------------------------------------------------------
+    @staticmethod
+    def _classifier_names() -> list[str]:
+        try:
+            from models.registry import classifier_names
+        except ImportError:
+            return list(DEFAULT_CLASSIFIERS)
+        return classifier_names()
+
+    def _check_all(self, on: bool) -> None:
+        for i in range(self.sessions.count()):
+            self.sessions.item(i).setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+
+    def refresh_sessions(self) -> Task:
+        path = self.window.store_path
+        self.store_label.setText(f"store: {path}")
+
+        def done(rows: list[dict[str, Any]]) -> None:
+            checked = set(self.selected_sessions())
+            self.sessions.clear()
+            for r in rows:
+                item = QListWidgetItem(f"#{r['id']}  {r['participant']}  ·  {r['protocol']}  ·  "
+                                       f"{r['labelled']}/{r['trials']} labelled  ·  {r['status']}")
+                item.setData(Qt.ItemDataRole.UserRole, int(r["id"]))
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                on = int(r["id"]) in checked or (not checked and int(r["labelled"]) > 0)
+                item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+                if int(r["labelled"]) == 0:
+                    item.setForeground(pg.mkColor("#9ca3af"))
+                self.sessions.addItem(item)
+
+        return self.window.pool.submit("list sessions", lambda _t: list_sessions(path), on_result=done)
+
+    def selected_sessions(self) -> list[int]:
+        out = []
+        for i in range(self.sessions.count()):
+            item = self.sessions.item(i)
+            if item.checkState() == Qt.CheckState.Checked:
+                out.append(int(item.data(Qt.ItemDataRole.UserRole)))
+        return out
+
+    def selected_classifiers(self) -> list[str]:
+        return [self.classifiers.item(i).text() for i in range(self.classifiers.count())
+                if self.classifiers.item(i).checkState() == Qt.CheckState.Checked]
+
+    def set_classifiers(self, names: list[str]) -> None:
+        for i in range(self.classifiers.count()):
+            item = self.classifiers.item(i)
+            item.setCheckState(Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked)
+
+    # -- run ---------------------------------------------------------------------------
+    def start(self) -> Task | None:
+        notes = self.window.notes
+        sessions = self.selected_sessions()
+        classifiers = self.selected_classifiers()
+        if not sessions:
+            notes.warning("choose at least one session with labelled trials")
+            return None
+        if not classifiers:
+            notes.warning("choose at least one classifier")
+            return None
+        if self.task is not None and not self.task.is_done:
+            notes.warning("training is already running")
+            return None
+        args = (self.window.store_path, sessions, str(self.protocol.currentData()),
+                str(self.preset.currentData()), classifiers, int(self.permutations.value()), None)
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setValue(0)
+        self.progress.setFormat("starting…")
+        self.task = self.window.pool.submit(
+            "training", lambda task: run_training(task, *args), on_result=self._done,
+            on_progress=self._progress, on_done=self._finished)
+        self.task.signals.cancelled.connect(lambda: notes.notify("training cancelled", "warning"))
+        return self.task
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.progress.setFormat("cancelling…")
+
+    def _progress(self, fraction: float, text: str) -> None:
+        self.progress.setValue(int(1000 * fraction))
+        self.progress.setFormat(f"{text} — {100 * fraction:.0f}%")
+
+    def _finished(self) -> None:
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        if self.task is not None and self.task.error:
+            self.progress.setFormat("failed")
+        elif self.task is not None and self.task.cancelled:
+            self.progress.setFormat("cancelled")
+
+    def _done(self, out: dict[str, Any]) -> None:
+        self.result = out["evaluation"]
+        self.classes = list(out.get("classes", []))
+        self.bundle = out["bundle"]
+        self.bundle_path = None
+        self.show_result(self.result)
+        meta = getattr(self.bundle, "meta", {}) or {}
+        classes = ", ".join(meta.get("classes", []))
+        self.bundle_label.setText(f"trained <b>{out['classifier']}</b> on {out['n_trials']} trials"
+                                  + (f" ({classes})" if classes else "") + " — not saved yet")
+        self.save_button.setEnabled(True)
+        self.use_button.setEnabled(True)
+        self.window.notes.notify(f"training done: {out['classifier']} on {out['n_trials']} trials", "success")
+        self.trained.emit(self.bundle)
+
+    # -- results -----------------------------------------------------------------------
+    def show_result(self, result: dict[str, Any]) -> None:
+        rows = result["results"]
+        self.table.setRowCount(len(rows))
+        best = max(range(len(rows)), key=lambda i: rows[i]["balanced_accuracy"]) if rows else -1
+        for i, r in enumerate(rows):
+            cells = [r["classifier"], r["split"], *(f"{r[m]:.3f}" for m in METRICS)]
+            for j, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if j >= 2:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if i == best:
+                    font = item.font()
+                    font.setBold(True)
+                    item.setFont(font)
+                self.table.setItem(i, j, item)
+        gap = result.get("leakage_gap")
+        gap_text = "" if gap is None else f" · leakage gap (random − grouped): <b>{gap:+.3f}</b>"
+        self.summary.setText(f"protocol <b>{result['protocol']}</b> · chance <b>{result['chance']:.3f}</b>"
+                             + gap_text)
+        if rows:
+            self.table.selectRow(best)
+            self.show_confusion(rows[best])
+
+    def _show_selected_confusion(self) -> None:
+        if self.result is None:
+            return
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            self.show_confusion(self.result["results"][rows[0].row()])
+
+    def _classes(self) -> list[str]:
+        if self.classes:
+            return self.classes
+        meta = getattr(self.bundle, "meta", None) or {}
+        return list(meta.get("classes", []))
+
+    def show_confusion(self, row: dict[str, Any]) -> None:
+        cm = np.asarray(row["confusion"], dtype=float)
+        n = len(cm)
+        classes = self._classes() or [str(i) for i in range(n)]
+        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        self.cm_image.setImage(norm[::-1], levels=(0.0, 1.0))
+        self.cm_image.setRect(0, 0, n, n)
+        p = self.cm_plot.getPlotItem()
+        for t in self.cm_texts:
+            p.removeItem(t)
+        self.cm_texts = []
+        for i in range(n):
+            for j in range(n):
+                colour = "w" if norm[i, j] > 0.55 else "#111827"
+                t = pg.TextItem(f"{int(cm[i, j])}", color=colour, anchor=(0.5, 0.5))
+                t.setPos(j + 0.5, n - i - 0.5)
+                p.addItem(t)
+                self.cm_texts.append(t)
+        p.getAxis("bottom").setTicks([[(j + 0.5, c) for j, c in enumerate(classes[:n])]])
+        p.getAxis("left").setTicks([[(n - i - 0.5, c) for i, c in enumerate(classes[:n])]])
+        p.setTitle(f"{row['classifier']} · {row['split']} · accuracy {row['accuracy']:.2f}", size="10pt")
+        p.setXRange(0, n, padding=0.02)
+        p.setYRange(0, n, padding=0.02)
+
+    # -- bundle ------------------------------------------------------------------------
+    def default_bundle_path(self) -> Path:
+        meta = getattr(self.bundle, "meta", None) or {}
+        name = meta.get("classifier", "model")
+        return self.window.settings.models_dir / f"duygu-{name}.skops"
+
+    def _save_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save model bundle", str(self.default_bundle_path()),
+                                              "skops bundle (*.skops)")
+        if path:
+            self.save_bundle(Path(path))
+
+    def save_bundle(self, path: Path) -> Task | None:
+        """Save the trained bundle to ``path`` in a worker."""
+        if self.bundle is None:
+            self.window.notes.warning("train a model before saving it")
+            return None
+        bundle = self.bundle
+
+        def job(_task: Task) -> Path:
+            from models.bundle import save_bundle
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_bundle(path, bundle.estimator, bundle.meta)
+            return path
+
+        def done(p: Path) -> None:
+            self.bundle_path = p
+            self.bundle_label.setText(f"saved: {p}")
+            self.window.notes.notify(f"model bundle saved to {p}", "success")
+
+        return self.window.pool.submit("save bundle", job, on_result=done)
+
+    def _use(self) -> None:
+        view = self.window.prediction_view
+        if view is not None and self.bundle is not None:
+            view.use_bundle(self.bundle, name="trained just now")
+            self.window.tabs.setCurrentWidget(view)
+
+    def shutdown(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
