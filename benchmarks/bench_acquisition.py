@@ -25,8 +25,13 @@ import sys
 import threading
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from acquisition.base import ReadResult
+    from acquisition.lsl import LslSource
 
 EMOTIV_19 = ("Timestamp", "Counter", "Interpolate", "AF3", "F7", "F3", "FC5", "T7", "P7", "O1",
              "O2", "P8", "T8", "FC6", "F4", "F8", "AF4", "HardwareMarker", "Markers")
@@ -84,22 +89,19 @@ def _measure_paced(seconds: float) -> tuple[np.ndarray, float]:
     return lat[64:] if len(lat) > 128 else lat, cpu_share  # skip the connection warm-up
 
 
-class _GatedLslSource:
-    """Builds an LslSource whose reader waits for a gate before its first pull."""
+def _gated_source(name: str, buffer_seconds: float) -> tuple[LslSource, threading.Event]:
+    """An LslSource whose reader waits at a gate before each pull until the gate opens."""
+    from acquisition.lsl import LslSource
 
-    @staticmethod
-    def make(name: str, buffer_seconds: float) -> tuple[object, threading.Event]:
-        from acquisition.lsl import LslSource
+    gate = threading.Event()
 
-        gate = threading.Event()
+    class GatedLslSource(LslSource):
+        def _read(self, timeout_s: float) -> ReadResult | None:
+            if not gate.wait(timeout_s):
+                return None
+            return super()._read(timeout_s)
 
-        class Gated(LslSource):
-            def _read(self, timeout_s: float):  # type: ignore[no-untyped-def]
-                if not gate.wait(timeout_s):
-                    return None
-                return super()._read(timeout_s)
-
-        return Gated(name, buffer_seconds=buffer_seconds, loss_timeout_s=300.0), gate
+    return GatedLslSource(name, buffer_seconds=buffer_seconds, loss_timeout_s=300.0), gate
 
 
 def _measure_capacity(n_samples: int) -> tuple[float, int]:
@@ -110,20 +112,20 @@ def _measure_capacity(n_samples: int) -> tuple[float, int]:
     """
     name = f"duygu-bench-{uuid.uuid4().hex[:8]}"
     outlet = _start_outlet("flood", name, "--samples", str(n_samples))
-    source, gate = _GatedLslSource.make(name, n_samples / RATE_HZ + 10)
+    source, gate = _gated_source(name, n_samples / RATE_HZ + 10)
     try:
-        source.connect(timeout_s=20)  # type: ignore[attr-defined]
+        source.connect(timeout_s=20)
         assert outlet.stdout is not None
         outlet.stdout.readline()  # the outlet has pushed everything
         t_start = time.perf_counter()
         gate.set()
-        done = source.buffer.wait_for(n_samples - 1, timeout_s=120)  # type: ignore[attr-defined]
+        done = source.buffer.wait_for(n_samples - 1, timeout_s=120)
         elapsed = time.perf_counter() - t_start
-        lost = source.counters.lost  # type: ignore[attr-defined]
+        lost = source.counters.lost
         if not done:
-            raise RuntimeError(f"only {source.buffer.total} of {n_samples} samples arrived")  # type: ignore[attr-defined]
+            raise RuntimeError(f"only {source.buffer.total} of {n_samples} samples arrived")
     finally:
-        source.disconnect()  # type: ignore[attr-defined]
+        source.disconnect()
         _stop(outlet)
     return n_samples / elapsed, lost
 

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {'name':<32} {'type':<10} {'ch':>4} {'rate':>7}  {'source_id':<20} {'EPOC':<5} layout / reason")
     for s in streams:
         rate = f"{s['sfreq_hz']:g}" if s["sfreq_hz"] else "irreg."
-        detail = s["layout"] if s["usable"] else s["reason"] or f"missing {', '.join(s['missing'])}"
+        detail = s["layout"] if s["usable"] else s["reason"]
         print(f"  {s['name']!s:<32} {s['type']!s:<10} {s['channel_count']:>4} {rate:>7}  "
               f"{s['source_id']!s:<20} {'yes' if s['epoc_labels'] else 'no':<5} {detail}")
     usable = [s for s in streams if s["usable"]]
