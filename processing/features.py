@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -62,7 +64,7 @@ def frame_geometry(preset: FeaturePreset, sfreq_hz: float, warn: bool = True) ->
             f"{sfreq_hz / frame_len:.1f} Hz apart): no EEG band is resolved; use it only to "
             "replicate the paper",
             FrameResolutionWarning,
-            stacklevel=2,
+            stacklevel=1,  # one call site, so Python shows it once per process
         )
     return frame_len, hop
 
@@ -178,29 +180,85 @@ def extract_features(
             f"windows hold {n_samp} samples but preset {p.name!r} has window_s={p.window_s:g} "
             f"= {expected} samples at sfreq_hz={fs:g}: sfreq mismatch?"
         )
-    n_feat = len(feature_names(p, chans))
+    plan = _plan(p, fs, chans, frame_len, hop)
     if n_win == 0:
-        return np.zeros((0, n_feat))
-
+        return np.zeros((0, plan.n_features))
     frames = sliding_window_view(w, frame_len, axis=1)[:, ::hop]  # (W, F, C, L), a view
-    if p.frame_detrend:
-        frames = frames - frames.mean(axis=-1, keepdims=True)
-    spectra = np.fft.rfft(frames * np.hamming(frame_len), axis=-1)  # (W, F, C, K)
-    power = spectra.real**2 + spectra.imag**2
-    # weight of each rfft bin in the full N-point spectrum (mirrored bins count twice)
-    weight = np.full(power.shape[-1], 2.0)
-    weight[0] = 1.0
-    if frame_len % 2 == 0:
-        weight[-1] = 1.0
+    power, stats = _frame_measures(frames, p, plan)
+    return _window_features(power, stats, p, plan)
 
+
+def segment_window_features(
+    filtered: NDArray[np.float64],
+    starts: NDArray[np.int64],
+    window_len: int,
+    sfreq_hz: float,
+    preset: FeaturePreset,
+    channels: tuple[str, ...],
+) -> NDArray[np.float64]:
+    """Features of the windows ``filtered[s:s + window_len]`` for ``s`` in ``starts``.
+
+    Equal (to rounding) to :func:`extract_features` on those windows, but each frame's
+    spectrum is computed once even where windows overlap, when every start is a multiple
+    of the frame hop; otherwise it cuts the windows and calls :func:`extract_features`.
+    """
+    fs = float(sfreq_hz)
+    frame_len, hop = frame_geometry(preset, fs)
+    starts = np.asarray(starts, dtype=np.int64)
+    if len(starts) == 0 or np.any(starts % hop) or window_len < frame_len:
+        windows = sliding_window_view(filtered, window_len, axis=0)[starts].transpose(0, 2, 1)
+        return extract_features(windows, fs, preset, channels)
+    plan = _plan(preset, fs, tuple(channels), frame_len, hop)
+    if window_len != _round_half_up(preset.window_s * fs):
+        raise DataError(f"window_len={window_len} does not match window_s={preset.window_s:g} at {fs:g} Hz")
+    frames_per_window = (window_len - frame_len) // hop + 1
+    n_frames = (int(starts.max()) + window_len - frame_len) // hop + 1
+    frames = sliding_window_view(filtered, frame_len, axis=0)[::hop][None, :n_frames]  # (1, F, C, L)
+    power, stats = _frame_measures(frames, preset, plan)
+    first = starts // hop
+    # (W, F_w, C, K) views of the shared frames
+    power_w = sliding_window_view(power[0], frames_per_window, axis=0)[first].transpose(0, 3, 1, 2)
+    stats_w = (
+        None if stats is None
+        else sliding_window_view(stats[0], frames_per_window, axis=1)[:, first].transpose(1, 0, 3, 2)
+    )
+    return _window_features(power_w, stats_w, preset, plan)
+
+
+def _frame_measures(
+    frames: NDArray[np.float64], p: FeaturePreset, plan: _Plan
+) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+    """Per-frame power spectrum (W, F, C, K) and, if asked, statistics (W, S, F, C)."""
+    if p.frame_detrend:
+        tapered = np.array(frames)  # contiguous copy: in-place ops on it are fast
+        tapered -= tapered.mean(axis=-1, keepdims=True)
+        tapered *= plan.hamming
+    else:
+        tapered = frames * plan.hamming
+    spectra = np.fft.rfft(tapered, axis=-1)
+    del tapered
+    power = np.square(spectra.real)
+    power += np.square(spectra.imag)
+    del spectra
+    stats = _spectral_stats(power, plan.weight, len(plan.hamming), p.stats) if "stats" in p.features else None
+    return power, stats
+
+
+def _window_features(
+    power: NDArray[np.float64], stats: NDArray[np.float64] | None, p: FeaturePreset, plan: _Plan
+) -> NDArray[np.float64]:
+    """Aggregate per-frame measures (W, F, ...) over the frames of each window."""
+    n_win = len(power)
     parts: list[NDArray[np.float64]] = []
     band_power: NDArray[np.float64] | None = None
     for kind in p.features:
         if kind == "stats":
-            parts.append(_spectral_stats(power, weight, frame_len, p.stats))
+            assert stats is not None
+            agg = np.stack([stats.mean(axis=2), stats.std(axis=2)], axis=2)  # (W, S, 2, C)
+            parts.append(agg.reshape(n_win, -1))
             continue
         if band_power is None:
-            band_power = _band_power(power, weight, fs, frame_len, p)  # (W, B, C)
+            band_power = _band_power(power, plan)  # (W, B, C)
         if kind == "logpow":
             parts.append(np.log10(band_power).reshape(n_win, -1))
         elif kind == "relpow":
@@ -208,41 +266,68 @@ def extract_features(
         elif kind == "de":
             parts.append((0.5 * np.log(2 * np.pi * np.e * band_power)).reshape(n_win, -1))
         elif kind == "asym":
-            pairs = _pairs(chans)
-            right = [r for r, _, _, _ in pairs]
-            left = [lft for _, lft, _, _ in pairs]
             log_p = np.log(band_power)
-            parts.append((log_p[:, :, right] - log_p[:, :, left]).reshape(n_win, -1))
-    out = np.concatenate(parts, axis=1) if parts else np.zeros((n_win, 0))
-    assert out.shape[1] == n_feat
+            parts.append((log_p[:, :, plan.right] - log_p[:, :, plan.left]).reshape(n_win, -1))
+    out = np.concatenate(parts, axis=1)
+    assert out.shape[1] == plan.n_features
     return out
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything about a (preset, rate, channels) that does not depend on the data."""
+
+    hamming: NDArray[np.float64]
+    weight: NDArray[np.float64]  # count of each rfft bin in the N-point spectrum (1 or 2)
+    psd_scale: NDArray[np.float64]  # per bin: weight / (sfreq * sum(hamming**2))
+    bins: NDArray[np.float64] | None  # (K, B) band selection times the bin width
+    right: list[int]
+    left: list[int]
+    n_features: int
+
+
+@lru_cache(maxsize=32)
+def _plan(p: FeaturePreset, fs: float, chans: tuple[str, ...], frame_len: int, hop: int) -> _Plan:
+    ham = np.hamming(frame_len)
+    n_bins = frame_len // 2 + 1
+    weight = np.full(n_bins, 2.0)
+    weight[0] = 1.0
+    if frame_len % 2 == 0:
+        weight[-1] = 1.0
+    needs_bands = any(k in p.features for k in ("logpow", "relpow", "de", "asym"))
+    bins = band_bins(p, fs, frame_len) * (fs / frame_len) if needs_bands else None
+    pairs = _pairs(chans)
+    return _Plan(
+        hamming=ham,
+        weight=weight,
+        psd_scale=weight / (fs * float(np.sum(ham**2))),
+        bins=bins,
+        right=[r for r, _, _, _ in pairs],
+        left=[lft for _, lft, _, _ in pairs],
+        n_features=len(feature_names(p, chans)),
+    )
 
 
 def _spectral_stats(
     power: NDArray[np.float64], weight: NDArray[np.float64], frame_len: int, stats: tuple[str, ...]
 ) -> NDArray[np.float64]:
-    """(W, n_stats * 2 * C): per-frame statistics of |X| over N bins, mean and sd over frames."""
+    """(W, S, F, C): per-frame statistics of |X| over the N bins of the full spectrum."""
     mag = np.sqrt(power)
     mean = (mag @ weight) / frame_len  # (W, F, C)
     mean_sq = (power @ weight) / frame_len
     per_frame = {
-        "mean": mean,
-        "rms": np.sqrt(mean_sq),
-        "std": np.sqrt(np.maximum(mean_sq - mean**2, 0.0)),
-        "max": mag.max(axis=-1),
-        "min": mag.min(axis=-1),
+        "mean": lambda: mean,
+        "rms": lambda: np.sqrt(mean_sq),
+        "std": lambda: np.sqrt(np.maximum(mean_sq - mean**2, 0.0)),
+        "max": lambda: mag.max(axis=-1),
+        "min": lambda: mag.min(axis=-1),
     }
-    chosen = np.stack([per_frame[s] for s in stats], axis=1)  # (W, S, F, C)
-    agg = np.stack([chosen.mean(axis=2), chosen.std(axis=2)], axis=2)  # (W, S, 2, C)
-    return agg.reshape(len(power), -1)
+    return np.stack([per_frame[s]() for s in stats], axis=1)
 
 
-def _band_power(
-    power: NDArray[np.float64], weight: NDArray[np.float64], sfreq_hz: float, frame_len: int, preset: FeaturePreset
-) -> NDArray[np.float64]:
+def _band_power(power: NDArray[np.float64], plan: _Plan) -> NDArray[np.float64]:
     """(W, B, C) band power in µV² from the Welch average of the frames."""
-    window_energy = float(np.sum(np.hamming(frame_len) ** 2))
-    psd = power.mean(axis=1) * (weight / (sfreq_hz * window_energy))  # (W, C, K), µV²/Hz
-    sel = band_bins(preset, sfreq_hz, frame_len)  # (K, B)
-    bp = (psd @ sel) * (sfreq_hz / frame_len)  # (W, C, B)
+    assert plan.bins is not None
+    psd = power.mean(axis=1) * plan.psd_scale  # (W, C, K), µV²/Hz
+    bp = psd @ plan.bins  # (W, C, B)
     return np.maximum(bp, POWER_FLOOR_UV2).transpose(0, 2, 1)

@@ -17,6 +17,7 @@ squared magnitude response) for review and export, never for live data.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -67,11 +68,20 @@ def design_sos(
         When an edge is not below the Nyquist frequency or the band is empty.
     """
     fs = _check_sfreq(sfreq_hz)
-    nyquist = fs / 2.0
     try:
         low, high = band_hz
     except (TypeError, ValueError):
         raise DataError(f"band_hz must be a (low, high) pair in Hz, got {band_hz!r}") from None
+    return _design(fs, low, high, notch_hz)[0].copy()
+
+
+@lru_cache(maxsize=64)
+def _design(
+    fs: float, low: float | None, high: float | None, notch_hz: float | None
+) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+    """(sos, unit-step initial state) of a cascade; memoised (designs are pure and cheap to keep)."""
+    band_hz = (low, high)
+    nyquist = fs / 2.0
     sections: list[NDArray[np.float64]] = []
     if low is not None and low != 0:
         if not (0 < low < nyquist):
@@ -91,8 +101,12 @@ def design_sos(
         b, a = iirnotch(notch_hz, NOTCH_Q, fs=fs)
         sections.append(tf2sos(b, a))
     if not sections:
-        return np.zeros((0, 6))
-    return np.concatenate(sections, axis=0)
+        return np.zeros((0, 6)), None
+    sos = np.concatenate(sections, axis=0)
+    zi = sosfilt_zi(sos)
+    sos.flags.writeable = False
+    zi.flags.writeable = False
+    return sos, zi
 
 
 def _check_data(data: ArrayLike, name: str = "data", n_channels: int | None = None) -> NDArray[np.float64]:
@@ -143,7 +157,8 @@ class CausalFilter:
         self.band_hz = band_hz
         self.notch_hz = notch_hz
         self.sos = design_sos(self.sfreq_hz, band_hz, notch_hz)
-        self._zi_unit = sosfilt_zi(self.sos)[:, :, None] if len(self.sos) else None
+        zi_unit = _design(self.sfreq_hz, *band_hz, notch_hz)[1]
+        self._zi_unit = None if zi_unit is None else zi_unit[:, :, None]
         self._zi: NDArray[np.float64] | None = None
 
     def reset(self) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 
 from acquisition.channels import EPOC_CHANNELS
@@ -28,7 +27,13 @@ from processing.artifacts import (
     ArtefactReport,
     amplitude_rows,
 )
-from processing.features import _round_half_up, extract_features, feature_names, frame_geometry
+from processing.features import (
+    _round_half_up,
+    extract_features,
+    feature_names,
+    frame_geometry,
+    segment_window_features,
+)
 from processing.filters import CausalFilter, _check_data, _check_sfreq
 from processing.presets import FeaturePreset, get_preset
 
@@ -143,13 +148,12 @@ def segment_features(
     starts = np.arange(0, len(x) - win + 1, step, dtype=np.int64)
     flagged = np.concatenate([[0], np.cumsum(flags != 0)])
     bad = flagged[starts + win] - flagged[starts] > 0
-    windows = sliding_window_view(filtered, win, axis=0)[::step].transpose(0, 2, 1)  # (W, win, C)
     report = ArtefactReport.from_flags(flags, n_windows=len(starts), n_rejected=int(bad.sum()))
     if reject:
-        keep = ~bad
-        X = extract_features(windows[keep], fs, p, chans)
-        return SegmentFeatures(X, starts[keep], int(bad.sum()), np.ones(int(keep.sum()), dtype=bool), starts[bad], report)
-    X = extract_features(windows, fs, p, chans)
+        kept = starts[~bad]
+        X = segment_window_features(filtered, kept, win, fs, p, chans)
+        return SegmentFeatures(X, kept, int(bad.sum()), np.ones(len(kept), dtype=bool), starts[bad], report)
+    X = segment_window_features(filtered, starts, win, fs, p, chans)
     return SegmentFeatures(X, starts, int(bad.sum()), ~bad, starts[bad], report)
 
 
