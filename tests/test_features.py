@@ -141,3 +141,30 @@ def test_bad_input() -> None:
     with pytest.raises(DataError) as e:
         extract_features(bad, FS, "default")
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["default", "paper"])
+def test_shared_frames_equal_per_window_extraction(name: str) -> None:
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from processing.features import segment_window_features
+
+    x = np.random.default_rng(8).normal(0, 10, (2000, 14))
+    p = get_preset(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FrameResolutionWarning)
+        for starts in (np.arange(0, 2000 - WIN + 1, 256), np.array([0, 3, 700, 1401])):  # aligned, not
+            windows = sliding_window_view(x, WIN, axis=0)[starts].transpose(0, 2, 1)
+            np.testing.assert_allclose(
+                segment_window_features(x, starts, WIN, FS, p, EPOC_CHANNELS),
+                extract_features(windows, FS, p), rtol=1e-10, atol=1e-10,
+            )
+
+
+def test_preset_survives_json() -> None:
+    import json
+
+    p = replace(get_preset("default"), name="notch50", notch_hz=50.0)
+    assert get_preset(json.loads(json.dumps(p.to_dict()))) == p
+    with pytest.raises(DataError, match="unknown key 'colour'"):
+        get_preset({**p.to_dict(), "colour": "red"})
