@@ -257,7 +257,7 @@ def _release(board: Any) -> None:
 def _quiet_shim_class() -> type:
     board_shim = _brainflow()
 
-    class QuietBoardShim(board_shim.BoardShim):  # type: ignore[misc, name-defined]
+    class QuietBoardShim(board_shim.BoardShim):  # type: ignore[name-defined]
         """A BoardShim whose session :class:`BrainFlowSource` releases explicitly.
 
         BrainFlow's own destructor queries the native library, which fails noisily when

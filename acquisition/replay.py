@@ -19,7 +19,9 @@ Accepted files:
 from __future__ import annotations
 
 import csv
+import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +33,8 @@ from numpy.typing import NDArray
 from acquisition.base import BaseSource, DeviceInfo, EndOfStream, ReadResult, local_clock
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ, canonical_label, missing_channels
 from acquisition.errors import DataError, SourceError
+
+log = logging.getLogger(__name__)
 
 #: Rates a ``time`` column is snapped to when it is within 1 % of one of them.
 COMMON_RATES_HZ = (128.0, 256.0, 250.0, 500.0, 512.0, 1000.0, 1024.0, 2048.0, 200.0, 160.0, 125.0)
@@ -201,11 +205,16 @@ def _read_edf(path: Path) -> Recording:
     with path.open("rb") as f:
         is_bdf = f.read(8) == b"\xffBIOSEMI"
     try:
-        edf = edfio.read_bdf(path) if is_bdf else edfio.read_edf(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            edf = edfio.read_bdf(path) if is_bdf else edfio.read_edf(path, lazy_load_data=False)
     except (ValueError, OSError, IndexError, UnicodeDecodeError) as exc:
         kind = "BDF" if is_bdf else "EDF"
         raise RecordingError(f"{path.name}: not a readable {kind} file: {exc}") from None
-    signals = list(edf.signals)
+    notes = [f"{path.name}: {w.message}" for w in caught]  # e.g. a truncated last record
+    for note in notes:
+        log.warning(note)
+    signals: list[Any] = list(edf.signals)
     labels = [s.label for s in signals]
     missing = missing_channels(labels)
     if missing:
@@ -219,7 +228,6 @@ def _read_edf(path: Path) -> Recording:
             chosen[name] = s
     columns = []
     rates = set()
-    notes: list[str] = []
     for name in EPOC_CHANNELS:
         sig = chosen[name]
         unit = sig.physical_dimension.strip()

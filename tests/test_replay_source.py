@@ -232,6 +232,17 @@ def test_edf_without_epoc_channels(shared_data: Path) -> None:
     assert "no signal for AF3" in message and "AF4" in message and "signals: Fp1" in message
 
 
+def test_truncated_edf_plays_what_is_there_and_says_so(tmp_path: Path) -> None:
+    full = write_epoc_edf(tmp_path / "full.edf", ramp_recording(1280) + 4000, SFREQ_HZ)
+    raw = full.read_bytes()
+    cut = tmp_path / "cut.edf"
+    cut.write_bytes(raw[: len(raw) // 2])
+    rec = read_recording(cut)
+    assert 0 < len(rec.data) < 1280
+    np.testing.assert_allclose(rec.data, ramp_recording(len(rec.data)) + 4000, atol=0.5)
+    assert any("truncated" in note.lower() for note in rec.notes)
+
+
 def test_garbage_edf(tmp_path: Path) -> None:
     path = tmp_path / "junk.edf"
     path.write_bytes(b"this is not an EDF file" * 20)
