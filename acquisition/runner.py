@@ -1,0 +1,720 @@
+"""The listening-session runner (engine: no Qt, no sounddevice).
+
+A session is ``baseline -> (stimulus -> silence -> label) x N``. The runner
+
+* opens the session in the :class:`~acquisition.store.SessionStore` and records the
+  source's EEG with a :class:`~acquisition.recorder.StoreRecorder` (committed at least
+  every 0.5 s);
+* plays each stimulus through a :class:`Player` (the app's ``StimulusPlayer``, or the
+  silent :class:`ClockPlayer`) that returns onset/offset times on the EEG clock;
+* stores markers and trials (onset/offset sample indices found in the source buffer's
+  timestamps with ``searchsorted``), and publishes markers on an LSL outlet;
+* takes labels automatically (each stimulus's intended emotion) or from a prompt
+  (:meth:`SessionRunner.submit_label`, called by the GUI or the CLI);
+* with the simulated headset, sets its hidden state to the stimulus's emotion during
+  the music and back to ``neutral`` in silences and the baseline;
+* can be paused, resumed and aborted from any thread. A pause during a stimulus
+  stops it (short fade) and the trial is repeated after resuming. It pauses by itself
+  when the source is lost or the store cannot be written; nothing already recorded is
+  lost and writes that failed are retried on resume.
+
+``time_scale`` divides every duration (tests, demos). With the simulated source at
+``speed == time_scale`` each trial still holds ``music_s * 128`` samples.
+
+Listeners receive :class:`RunnerEvent` objects (from the runner thread).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from typing import Protocol as TypingProtocol
+
+import numpy as np
+
+from acquisition.base import BaseSource, SourceStatus, local_clock
+from acquisition.errors import DuyguError, ProtocolError, SourceError, StoreError
+from acquisition.protocol import SAM_MAX, SAM_MIN, Protocol, Stimulus
+
+log = logging.getLogger(__name__)
+
+#: SAM ratings used for automatic labels when the protocol asks for SAM
+AUTO_SAM: dict[str, tuple[int, int]] = {"happy": (7, 7), "sad": (3, 3), "relaxing": (7, 3), "tense": (3, 7)}
+
+
+@dataclass(frozen=True)
+class PlaybackTimes:
+    """When a stimulus started and ended, on the EEG clock (LSL ``local_clock``)."""
+
+    onset_t: float
+    offset_t: float
+    stopped_early: bool = False
+
+
+class Player(TypingProtocol):
+    """What the runner needs from a stimulus player."""
+
+    def open(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+    def play(self, stimulus: Stimulus, duration_s: float) -> float | None:
+        """Start playing; return once playback has started, with the onset time (EEG
+        clock) if already known."""
+
+    def wait(self, timeout_s: float | None = None) -> PlaybackTimes | None:
+        """Block until playback ended; ``None`` on timeout."""
+
+    def stop(self) -> PlaybackTimes | None:
+        """Stop playback now (thread-safe) and return its times."""
+
+
+class ClockPlayer:
+    """A silent player: "plays" for the duration, times from the EEG clock.
+
+    Used with ``--no-audio`` and when no audio output exists (the session still runs,
+    its markers then mark the intended, not the heard, onsets).
+    """
+
+    def __init__(self) -> None:
+        self._onset: float | None = None
+        self._duration = 0.0
+        self._ended = threading.Event()
+        self._ended.set()
+        self._offset: float | None = None
+        self._stopped = False
+
+    def open(self) -> ClockPlayer:
+        return self
+
+    def close(self) -> None:
+        self.stop()
+
+    def play(self, stimulus: Stimulus, duration_s: float) -> float | None:
+        self._ended.clear()
+        self._stopped = False
+        self._offset = None
+        self._duration = float(duration_s)
+        self._onset = local_clock()
+        return self._onset
+
+    def wait(self, timeout_s: float | None = None) -> PlaybackTimes | None:
+        if self._onset is None:
+            return None
+        remaining = self._onset + self._duration - local_clock()
+        if timeout_s is not None and remaining > timeout_s:
+            if not self._ended.wait(timeout_s):
+                return None
+        elif remaining > 0:
+            self._ended.wait(remaining)
+        if self._offset is None:
+            self._offset = min(local_clock(), self._onset + self._duration)
+            self._ended.set()
+        return PlaybackTimes(self._onset, self._offset, self._stopped)
+
+    def stop(self) -> PlaybackTimes | None:
+        if self._onset is None:
+            return None
+        if not self._ended.is_set():
+            self._stopped = True
+            self._offset = local_clock()
+            self._ended.set()
+        return PlaybackTimes(self._onset, self._offset or local_clock(), self._stopped)
+
+
+class RunnerState(enum.StrEnum):
+    """Where a session is."""
+
+    IDLE = "idle"
+    STARTING = "starting"
+    BASELINE = "baseline"
+    STIMULUS = "stimulus"
+    SILENCE = "silence"
+    LABEL = "label"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RunnerEvent:
+    """Something a listener (GUI, CLI) may show.
+
+    ``kind`` is one of ``state``, ``session_start``, ``trial_start``, ``stim_on``,
+    ``stim_off``, ``label_prompt``, ``label``, ``trial_end``, ``paused``, ``resumed``,
+    ``store_error``, ``source_lost``, ``session_end``.
+    """
+
+    kind: str
+    state: RunnerState
+    t: float
+    trial: int | None = None  # 0-based position in the session's order
+    n_trials: int = 0
+    stimulus_id: str | None = None
+    label: str | None = None
+    message: str = ""
+    labels: tuple[str, ...] = ()
+    progress: float = 0.0  # 0..1 of the session (trials done / n)
+
+
+@dataclass
+class TrialRecord:
+    """A trial as the runner knows it."""
+
+    position: int
+    stimulus: Stimulus
+    onset_t: float
+    offset_t: float
+    onset_index: int | None
+    offset_index: int | None
+    trial_id: int | None = None
+    label: str | None = None
+    valence: int | None = None
+    arousal: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "position": self.position, "stimulus_id": self.stimulus.id, "genre": self.stimulus.genre,
+            "intended": self.stimulus.emotion, "label": self.label, "valence": self.valence,
+            "arousal": self.arousal, "onset_t": self.onset_t, "offset_t": self.offset_t,
+            "onset_index": self.onset_index, "offset_index": self.offset_index, "trial_id": self.trial_id,
+        }
+
+
+@dataclass
+class SessionResult:
+    """What :meth:`SessionRunner.run` returns."""
+
+    session_id: int
+    status: str
+    trials: list[TrialRecord] = field(default_factory=list)
+    samples_recorded: int = 0
+    pauses: int = 0
+    messages: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id, "status": self.status,
+            "trials": [t.as_dict() for t in self.trials], "samples_recorded": self.samples_recorded,
+            "pauses": self.pauses, "messages": list(self.messages),
+        }
+
+
+@dataclass(frozen=True)
+class LabelResponse:
+    label: str
+    valence: int | None = None
+    arousal: int | None = None
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class SessionRunner:
+    """Run one listening session.
+
+    Parameters
+    ----------
+    protocol : Protocol
+        A validated protocol (run :func:`~acquisition.protocol.preflight` first).
+    source : BaseSource
+        The EEG source (connected here if it is not yet).
+    store : SessionStore
+        Open, writable store.
+    participant : str
+        Pseudonymous participant id.
+    player : Player, optional
+        Stimulus player; a silent :class:`ClockPlayer` if ``None``.
+    labels : {"auto", "prompt"}
+        ``auto``: each stimulus's intended emotion; ``prompt``: wait for
+        :meth:`submit_label` after every trial (a ``label_prompt`` event is sent).
+    time_scale : float
+        Every duration is divided by it.
+    seed : int, optional
+        Order seed (default: derived from the protocol seed and the participant).
+    markers : MarkerOutlet, optional
+        LSL outlet for markers (``None``: markers are only stored).
+    source_spec : str
+        How the source was named (stored with the session).
+    """
+
+    def __init__(self, protocol: Protocol, source: BaseSource, store: Any, participant: str, *,
+                 player: Player | None = None, labels: str = "auto", time_scale: float = 1.0,
+                 seed: int | None = None, markers: Any = None, source_spec: str = "",
+                 connect_timeout_s: float = 10.0) -> None:
+        if labels not in ("auto", "prompt"):
+            raise ProtocolError(f"labels must be 'auto' or 'prompt', got {labels!r}")
+        if not (isinstance(time_scale, (int, float)) and math.isfinite(time_scale) and time_scale > 0):
+            raise ProtocolError(f"time_scale must be a number > 0, got {time_scale!r}")
+        self.protocol = protocol
+        self.source = source
+        self.store = store
+        self.participant = participant
+        self.player: Player = player if player is not None else ClockPlayer()
+        self.label_mode = labels
+        self.time_scale = float(time_scale)
+        self.seed = protocol.participant_seed(participant, seed)
+        self.order = protocol.ordered(participant, self.seed)
+        self.markers = markers
+        self.source_spec = source_spec or getattr(source, "kind", "")
+        self.connect_timeout_s = connect_timeout_s
+        self.session_id: int | None = None
+        self.trials: list[TrialRecord] = []
+        self.recorder: Any = None
+        self._state = RunnerState.IDLE
+        self._state_before_pause = RunnerState.IDLE
+        self._cond = threading.Condition()
+        self._paused = False
+        self._aborted = False
+        self._pause_reasons: list[str] = []
+        self._pauses = 0
+        self._pending: list[tuple[str, Callable[[], Any]]] = []  # store writes that failed
+        self._labels: queue.Queue[LabelResponse | None] = queue.Queue()
+        self._listeners: list[Callable[[RunnerEvent], None]] = []
+        self._thread: threading.Thread | None = None
+        self._result: SessionResult | None = None
+        self._error: BaseException | None = None
+        self._active = False
+        self._messages: list[str] = []
+        self._position: int | None = None
+
+    # -- public API -----------------------------------------------------------------------
+    @property
+    def state(self) -> RunnerState:
+        return self._state
+
+    @property
+    def n_trials(self) -> int:
+        return len(self.order)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def add_listener(self, callback: Callable[[RunnerEvent], None]) -> None:
+        """Call ``callback(event)`` for every :class:`RunnerEvent`."""
+        self._listeners.append(callback)
+
+    def scaled(self, seconds: float) -> float:
+        """A protocol duration after ``time_scale``."""
+        return seconds / self.time_scale
+
+    def start(self) -> SessionRunner:
+        """Run the session in a background thread (see :meth:`join`)."""
+        if self._thread is not None:
+            return self
+        self._thread = threading.Thread(target=self._run_in_thread, name="duygu-session", daemon=True)
+        self._thread.start()
+        return self
+
+    def join(self, timeout_s: float | None = None) -> SessionResult | None:
+        """Wait for a :meth:`start`-ed session; re-raise its error; ``None`` on timeout."""
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                return None
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def pause(self, reason: str = "operator") -> None:
+        """Pause (thread-safe). A stimulus being played is stopped and repeated later."""
+        with self._cond:
+            if self._aborted or self._state in (RunnerState.COMPLETED, RunnerState.ABORTED, RunnerState.FAILED):
+                return
+            self._pause_reasons.append(reason)
+            if self._paused:
+                return
+            self._paused = True
+            self._pauses += 1
+            self._cond.notify_all()
+        if self._state == RunnerState.STIMULUS:
+            self.player.stop()
+
+    def resume(self) -> bool:
+        """Resume a paused session (thread-safe). Returns ``False`` (and stays paused) if
+        the source is not streaming or the store still cannot be written."""
+        if not self._paused:
+            return True
+        if self.source.status != SourceStatus.STREAMING:
+            self._emit("paused", message=f"cannot resume: source is {self.source.status}")
+            return False
+        if self.recorder is not None and getattr(self.recorder, "paused", False) and not self.recorder.flush():
+            self._emit("store_error", message=f"cannot resume: {self.recorder.last_error}")
+            return False
+        with self._cond:
+            self._paused = False
+            self._pause_reasons.clear()
+            self._cond.notify_all()
+        return True
+
+    def abort(self) -> None:
+        """End the session early (thread-safe); it is stored as ``aborted``."""
+        with self._cond:
+            self._aborted = True
+            self._cond.notify_all()
+        self._labels.put(None)
+        if self._state == RunnerState.STIMULUS:
+            self.player.stop()
+
+    def submit_label(self, label: str, valence: int | None = None, arousal: int | None = None) -> None:
+        """Answer a label prompt (thread-safe).
+
+        Raises
+        ------
+        ProtocolError
+            The label is not in the protocol's label set, or a SAM rating is not 1-9.
+        """
+        if label not in self.protocol.labels:
+            raise ProtocolError(f"label must be one of {', '.join(self.protocol.labels)}, got {label!r}")
+        for name, value in (("valence", valence), ("arousal", arousal)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                      or not SAM_MIN <= int(value) <= SAM_MAX):
+                raise ProtocolError(f"SAM {name} must be a whole number {SAM_MIN}-{SAM_MAX}, got {value!r}")
+        if self.protocol.sam and (valence is None or arousal is None):
+            raise ProtocolError("this protocol asks for SAM ratings: give valence and arousal (1-9)")
+        self._labels.put(LabelResponse(label, None if valence is None else int(valence),
+                                       None if arousal is None else int(arousal)))
+
+    # -- the session ----------------------------------------------------------------------
+    def run(self) -> SessionResult:
+        """Run the whole session in this thread; return when it ends.
+
+        Raises
+        ------
+        SourceError
+            The source cannot be connected (nothing is stored then).
+        StoreError
+            The session cannot be created in the store.
+        """
+        from acquisition.recorder import StoreRecorder
+
+        self._set_state(RunnerState.STARTING)
+        if self.source.status != SourceStatus.STREAMING:
+            self.source.connect(self.connect_timeout_s)
+            if not self.source.wait_for_samples(1, self.connect_timeout_s):
+                self._set_state(RunnerState.FAILED)
+                raise SourceError(f"source {self.source_spec!r} sent no samples within {self.connect_timeout_s:g} s")
+        self.player.open()
+        info = self.source.info.as_dict() if self.source.info is not None else {}
+        protocol = self.protocol.as_dict()
+        protocol.update({
+            "order_ids": [s.id for s in self.order], "order_seed": self.seed, "time_scale": self.time_scale,
+            "label_mode": self.label_mode, "source_speed": getattr(self.source, "speed", 1.0),
+        })
+        try:
+            self.session_id = self.store.start_session(self.participant, protocol, self.source_spec, info)
+        except StoreError:
+            self._set_state(RunnerState.FAILED)
+            self.player.close()
+            raise
+        self.recorder = StoreRecorder(self.source, self.store, self.session_id,
+                                      start_index=self.source.buffer.total)
+        self.recorder.add_error_listener(self._on_store_error)
+        self._active = True
+        self.source.add_status_listener(self._on_source_status)
+        self.recorder.start()
+        status = "aborted"
+        try:
+            self._marker("session_start", local_clock())
+            self._emit("session_start", message=f"session {self.session_id}: {len(self.order)} trials")
+            if self.protocol.baseline_s > 0:
+                self._baseline()
+            position = 0
+            while position < len(self.order):
+                self._position = position
+                if self._trial(position, self.order[position]):
+                    position += 1
+            status = "completed"
+        except _Interrupted:
+            status = "aborted"
+        except BaseException:
+            status = "aborted"
+            self._set_state(RunnerState.FAILED)
+            raise
+        finally:
+            self._active = False
+            self._set_neutral()
+            self._finish(status)
+        return self._result  # type: ignore[return-value]
+
+    def _run_in_thread(self) -> None:
+        try:
+            self.run()
+        except BaseException as exc:
+            log.exception("session failed")
+            self._error = exc
+            self._emit("session_end", message=f"session failed: {exc}")
+
+    def _finish(self, status: str) -> None:
+        if status == "completed" or self._state != RunnerState.FAILED:
+            self._set_state(RunnerState.COMPLETED if status == "completed" else RunnerState.ABORTED)
+        t_end = local_clock()
+        try:
+            self.player.stop()
+        finally:
+            self.player.close()
+        stats: dict[str, Any] = self.recorder.stop() if self.recorder is not None else {}
+        self._marker("session_end", t_end)
+        self._flush_pending()
+        for text, _ in self._pending:
+            self._messages.append(f"not stored: {text}")
+        try:
+            self.store.finish_session(self.session_id, status)
+        except StoreError as exc:
+            self._messages.append(f"session status not stored ({exc}); it will show as interrupted")
+        if stats.get("last_error") and stats.get("paused"):
+            self._messages.append(f"EEG writing failed at the end: {stats['last_error']}")
+        self._result = SessionResult(
+            session_id=int(self.session_id or 0), status=status, trials=list(self.trials),
+            samples_recorded=int(stats.get("samples_written", 0) or 0), pauses=self._pauses,
+            messages=list(self._messages),
+        )
+        self._emit("session_end", message=f"session {self.session_id} {status}")
+
+    def _baseline(self) -> None:
+        while True:
+            self._set_state(RunnerState.BASELINE)
+            self._set_neutral()
+            t0 = local_clock()
+            self._marker("baseline_start", t0)
+            if self._sleep(self.scaled(self.protocol.baseline_s)):
+                self._marker("baseline_end", local_clock())
+                return
+            self._marker("baseline_interrupted", local_clock())
+            self._hold()
+
+    def _trial(self, position: int, stim: Stimulus) -> bool:
+        """One trial; ``False`` if it was interrupted (it is then repeated)."""
+        self._hold()
+        self._emit("trial_start", trial=position, stimulus_id=stim.id)
+        self._set_state(RunnerState.STIMULUS)
+        self._set_sim_state(stim.emotion)
+        duration_s = self.scaled(self.protocol.music_s)
+        with self._cond:
+            interrupted = self._paused or self._aborted
+        if interrupted:
+            self._set_neutral()
+            return False
+        onset_t = self.player.play(stim, duration_s)
+        if onset_t is not None and self.markers is not None:
+            self.markers.push(f"stim_on:{stim.id}", onset_t)
+        self._emit("stim_on", trial=position, stimulus_id=stim.id)
+        with self._cond:
+            if self._paused or self._aborted:
+                self.player.stop()
+        times = self.player.wait(duration_s + 10.0)
+        if times is None:
+            times = self.player.stop()
+        if times is None:
+            raise SourceError(f"stimulus {stim.id!r} did not finish playing")
+        if onset_t is None and self.markers is not None:
+            self.markers.push(f"stim_on:{stim.id}", times.onset_t)
+        self._set_neutral()
+        if times.stopped_early:
+            self._store_marker(f"stim_on:{stim.id}", times.onset_t, None)
+            self._marker(f"stim_off:{stim.id}", times.offset_t)
+            self._marker(f"trial_interrupted:{stim.id}", times.offset_t)
+            return False
+        onset_index = self._index_at(times.onset_t)
+        offset_index = self._index_at(times.offset_t)
+        self._store_marker(f"stim_on:{stim.id}", times.onset_t, onset_index)
+        self._marker(f"stim_off:{stim.id}", times.offset_t, offset_index)
+        record = TrialRecord(position, stim, times.onset_t, times.offset_t, onset_index, offset_index)
+        self.trials.append(record)
+        self._store("trial " + stim.id, lambda: self._add_trial(record))
+        self._emit("stim_off", trial=position, stimulus_id=stim.id)
+
+        self._set_state(RunnerState.SILENCE)
+        while not self._sleep(self.scaled(self.protocol.silence_s)):
+            self._hold()
+            self._set_state(RunnerState.SILENCE)
+
+        self._set_state(RunnerState.LABEL)
+        response = self._ask_label(position, stim)
+        record.label, record.valence, record.arousal = response.label, response.valence, response.arousal
+        self._marker(f"label:{response.label}", local_clock())
+        self._store("label of " + stim.id, lambda: self._set_label(record))
+        self._emit("label", trial=position, stimulus_id=stim.id, label=response.label)
+        self._emit("trial_end", trial=position, stimulus_id=stim.id, label=response.label)
+        return True
+
+    def _ask_label(self, position: int, stim: Stimulus) -> LabelResponse:
+        if self.label_mode == "auto":
+            valence, arousal = AUTO_SAM.get(stim.emotion, (None, None)) if self.protocol.sam else (None, None)
+            return LabelResponse(stim.emotion, valence, arousal)
+        while True:
+            try:
+                while True:  # drop answers given before this prompt
+                    self._labels.get_nowait()
+            except queue.Empty:
+                pass
+            self._emit("label_prompt", trial=position, stimulus_id=stim.id, labels=self.protocol.labels)
+            response = self._labels.get()
+            if response is None:
+                with self._cond:
+                    if self._aborted:
+                        raise _Interrupted
+                continue
+            return response
+
+    # -- waiting and control --------------------------------------------------------------
+    def _sleep(self, seconds: float) -> bool:
+        """Wait ``seconds``; ``False`` if paused or aborted meanwhile (raises on abort)."""
+        deadline = local_clock() + seconds
+        with self._cond:
+            while True:
+                if self._aborted:
+                    raise _Interrupted
+                if self._paused:
+                    return False
+                remaining = deadline - local_clock()
+                if remaining <= 0:
+                    return True
+                self._cond.wait(remaining)
+
+    def _hold(self) -> None:
+        """Block while paused; raise :class:`_Interrupted` on abort."""
+        with self._cond:
+            if not self._paused:
+                if self._aborted:
+                    raise _Interrupted
+                return
+            self._state_before_pause = self._state
+            reasons = "; ".join(dict.fromkeys(self._pause_reasons)) or "operator"
+        self._set_state(RunnerState.PAUSED)
+        self._marker(f"pause:{reasons}", local_clock())
+        self._emit("paused", message=reasons)
+        self._set_neutral()
+        with self._cond:
+            while self._paused and not self._aborted:
+                self._cond.wait()
+            if self._aborted:
+                raise _Interrupted
+        self._flush_pending()
+        self._marker("resume", local_clock())
+        self._emit("resumed")
+
+    def _set_state(self, state: RunnerState) -> None:
+        if state == self._state:
+            return
+        self._state = state
+        self._emit("state")
+
+    def _emit(self, kind: str, **kwargs: Any) -> None:
+        done = len(self.trials)
+        event = RunnerEvent(kind=kind, state=self._state, t=local_clock(), n_trials=len(self.order),
+                            progress=done / max(1, len(self.order)), **kwargs)
+        for callback in list(self._listeners):
+            try:
+                callback(event)
+            except Exception:
+                log.exception("runner listener failed on %s", kind)
+
+    # -- simulated participant ------------------------------------------------------------
+    def _set_sim_state(self, emotion: str) -> None:
+        set_state = getattr(self.source, "set_state", None)
+        if set_state is None:
+            return
+        try:
+            set_state(emotion)
+        except ValueError:
+            set_state("neutral")  # a label the simulator has no model for
+
+    def _set_neutral(self) -> None:
+        self._set_sim_state("neutral")
+
+    # -- indices, markers, store ----------------------------------------------------------
+    def _index_at(self, t: float, timeout_s: float = 2.0) -> int | None:
+        """Index of the first source sample at or after ``t`` (EEG clock)."""
+        buf = self.source.buffer
+        deadline = local_clock() + timeout_s
+        while True:
+            speed = float(getattr(self.source, "speed", 1.0))
+            chunk = buf.latest(seconds=max(0.0, local_clock() - t) * speed + 4.0)
+            ts = chunk.timestamps
+            if len(ts) and ts[-1] >= t:
+                if ts[0] > t:
+                    return chunk.first_index  # older than the buffer: the earliest we have
+                return chunk.first_index + int(np.searchsorted(ts, t, side="left"))
+            remaining = deadline - local_clock()
+            if remaining <= 0:
+                return None
+            buf.wait_for(chunk.next_index, min(0.25, remaining))
+
+    def _marker(self, text: str, t: float, sample_index: int | None = None) -> None:
+        """Publish a marker on LSL and store it."""
+        if self.markers is not None:
+            try:
+                self.markers.push(text, t)
+            except RuntimeError as exc:
+                log.warning("marker %s not published: %s", text, exc)
+        self._store_marker(text, t, sample_index)
+
+    def _store_marker(self, text: str, t: float, sample_index: int | None) -> None:
+        if self.session_id is None:
+            return
+        sid = self.session_id
+        self._store(f"marker {text}", lambda: self.store.add_marker(sid, t, text, sample_index))
+
+    def _add_trial(self, record: TrialRecord) -> None:
+        record.trial_id = self.store.add_trial(
+            self.session_id, record.stimulus.id, record.stimulus.emotion, record.onset_t, record.offset_t,
+            record.onset_index, record.offset_index,
+        )
+
+    def _set_label(self, record: TrialRecord) -> None:
+        if record.trial_id is None:
+            raise StoreError(f"trial {record.stimulus.id!r} is not stored yet")
+        self.store.set_trial_label(record.trial_id, str(record.label), record.valence, record.arousal)
+
+    def _store(self, what: str, write: Callable[[], Any]) -> None:
+        """Run a store write; if it fails, keep it for later and pause."""
+        if self._pending:
+            self._pending.append((what, write))
+            self._flush_pending()
+            return
+        try:
+            write()
+        except StoreError as exc:
+            self._pending.append((what, write))
+            self._store_failed(exc)
+
+    def _flush_pending(self) -> None:
+        while self._pending:
+            _what, write = self._pending[0]
+            try:
+                write()
+            except StoreError as exc:
+                self._store_failed(exc)
+                return
+            self._pending.pop(0)
+
+    def _store_failed(self, exc: DuyguError) -> None:
+        message = f"store error: {exc}"
+        log.error(message)
+        if message not in self._messages:
+            self._messages.append(message)
+        self._emit("store_error", message=message)
+        self.pause(message)
+
+    def _on_store_error(self, exc: StoreError) -> None:
+        if self._active:
+            self._store_failed(exc)
+
+    def _on_source_status(self, status: SourceStatus) -> None:
+        if not self._active:
+            return
+        if status == SourceStatus.LOST:
+            message = f"source lost: {self.source.last_error or 'no data'}"
+            self._messages.append(message)
+            self._emit("source_lost", message=message)
+            self.pause(message)

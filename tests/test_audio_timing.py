@@ -1,0 +1,106 @@
+"""Stimulus onsets marked on the EEG clock match the audio that actually played.
+
+A short protocol (5 tone bursts of 0.5 s, 0.3 s silences) runs through the real session
+runner and the real :class:`app.player.StimulusPlayer` into a PulseAudio null sink
+started by the test. The sink's monitor is recorded with its own ADC timestamps (on the
+same clock); each audio onset found in the recording is compared with its stored
+``stim_on`` marker.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.support.pulse import (
+    MonitorRecorder,
+    PulseServer,
+    find_onsets,
+    reinit_portaudio,
+    start_pulse,
+)
+
+pytestmark = [pytest.mark.audio, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def pulse(monkeypatch: pytest.MonkeyPatch) -> Iterator[PulseServer]:
+    # a short private folder: unix socket paths are limited to 108 bytes
+    runtime = Path(tempfile.mkdtemp(prefix="duygu-pa-"))
+    server = start_pulse(runtime)
+    try:
+        for key, value in server.env().items():
+            monkeypatch.setenv(key, value)
+        reinit_portaudio()
+        yield server
+    finally:
+        server.stop()
+        monkeypatch.undo()
+        reinit_portaudio()
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _write_protocol(folder: Path, n: int = 5, music_s: float = 0.5, silence_s: float = 0.3,
+                    baseline_s: float = 1.5) -> Path:
+    sfreq = 22050
+    t = np.arange(int(1.0 * sfreq)) / sfreq
+    lines = ["[protocol]", 'name = "timing"', f"music_s = {music_s}", f"silence_s = {silence_s}",
+             'order = "fixed"', f"baseline_s = {baseline_s}"]
+    for k in range(n):
+        # a square-ish tone: full level from its first samples (sharp onset)
+        tone = 0.6 * np.sign(np.sin(2 * np.pi * (440 + 110 * k) * t + 0.3))
+        sf.write(str(folder / f"tone{k}.wav"), tone.astype(np.float32), sfreq)
+        lines += ["[[stimuli]]", f'id = "tone{k}"', f'path = "tone{k}.wav"', f'genre = "g{k % 2}"',
+                  f'emotion = "{("happy", "sad", "relaxing", "tense")[k % 4]}"']
+    path = folder / "timing.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_marked_onsets_match_the_played_audio(pulse: PulseServer, tmp_path: Path) -> None:
+    from acquisition.protocol import load_protocol, preflight
+    from acquisition.runner import SessionRunner
+    from acquisition.simulated import SimulatedEpocSource
+    from acquisition.store import SessionStore
+    from app.player import StimulusPlayer, check_output
+
+    protocol = load_protocol(_write_protocol(tmp_path))
+    report = preflight(protocol, audio_check=lambda: check_output("pulse"), store_dir=tmp_path)
+    assert report.audio_output and "pulse" in report.audio_output
+
+    monitor = MonitorRecorder()
+    assert monitor.start(), "the monitor's ADC timing did not settle"
+    store = SessionStore(tmp_path / "store.sqlite")
+    source = SimulatedEpocSource(seed=1)
+    try:
+        with source:
+            runner = SessionRunner(protocol, source, store, "P01", player=StimulusPlayer("pulse"),
+                                   labels="auto")
+            result = runner.run()
+    finally:
+        monitor.stop()
+    assert result.status == "completed"
+    markers = {m.text: m.t for m in store.markers(result.session_id)}
+    marked = np.array([markers[f"stim_on:tone{k}"] for k in range(5)])
+    x, t = monitor.signal()
+    onsets = find_onsets(x, t)
+    assert len(onsets) == 5, f"found {len(onsets)} audio onsets, expected 5"
+    offsets_ms = (onsets - np.sort(marked)) * 1000.0
+    print("onset - marker (ms):", np.round(offsets_ms, 2))
+    assert abs(offsets_ms.mean()) <= 5.0, offsets_ms
+    assert offsets_ms.std() <= 2.0, offsets_ms
+    # the stored trials carry the same onsets and sample indices inside the EEG
+    trials = store.trials(result.session_id)
+    assert [tr.stimulus_id for tr in trials] == [f"tone{k}" for k in range(5)]
+    assert np.allclose([tr.onset_t for tr in trials], marked)
+    _data, stamps, indices = store.eeg(result.session_id)
+    for tr in trials:
+        pos = np.searchsorted(indices, tr.onset_index)
+        assert abs(stamps[pos] - tr.onset_t) <= 1.0 / 128 + 1e-6
+    store.close()
