@@ -94,3 +94,24 @@ def test_rows_without_names_take_the_first_14_and_say_so() -> None:
 def test_too_few_eeg_rows_is_refused() -> None:
     with pytest.raises(SourceError, match="has 8 EEG channels; Duygu needs at least 14"):
         map_eeg_rows(list(range(8)), ["C3"] * 8, "test")
+
+
+@pytest.mark.timeout(60)
+def test_board_that_stops_sending_is_lost_then_reopened() -> None:
+    source = BrainFlowSource(SYNTHETIC_BOARD, loss_timeout_s=1.0, buffer_seconds=30)
+    with source:
+        assert source.wait_for_samples(64, 10)
+        source._board.stop_stream()  # the board goes silent, as if unplugged
+        assert source.wait_for_status(SourceStatus.LOST, 3.0)
+        n_lost_at = source.buffer.total
+        assert source.wait_for_status(SourceStatus.STREAMING, 10)  # a new session
+        assert source.wait_for_samples(n_lost_at + 64, 10)
+    assert source.counters.reconnects == 1
+    assert len(source.gaps) == 1
+    gap = source.gaps[0]
+    assert gap.reason == "device lost" and gap.after_index == n_lost_at - 1
+    assert gap.n_missing == round((gap.end_time - gap.start_time) * SFREQ_HZ) - 1
+    assert gap.n_missing > SFREQ_HZ * source.loss_timeout_s
+    chunk = source.buffer.since(0)
+    spacing = np.diff(chunk.timestamps)
+    assert np.sum(spacing > 1.5 / SFREQ_HZ) == 1  # the one gap; elsewhere 1/128 s
