@@ -220,3 +220,12 @@ def test_bad_input_one_line_errors(eye: np.ndarray) -> None:
     assert ex.total_samples == 600
     np.testing.assert_array_equal(ex.features(), ref.features())  # nothing half-pushed
     assert ex.n_features == len(feature_names("default")) == ex.features().shape[1]
+
+
+def test_one_big_push_equals_the_last_segment_window(eye: np.ndarray) -> None:
+    data = eye[:3000]
+    seg = segment_features(data, FS, "default", reject=False)
+    ex = OnlineFeatureExtractor("default")
+    ex.push(data[: int(seg.window_starts[-1]) + WIN])  # longer than a window: one chunk
+    np.testing.assert_allclose(ex.features()[0], seg.X[-1], rtol=1e-9, atol=1e-9)
+    assert ex.report.glitch_samples == 1  # row 898
