@@ -122,6 +122,10 @@ def test_session_of_a_live_process_stays_running_dead_one_is_interrupted(tmp_pat
     out = subprocess.run(child(["leave-running", str(path)]), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     gone_id = int(out.stdout)
+    with SessionStore(path, readonly=True) as ro:  # a read-only open shows it, writes nothing
+        assert ro.session(gone_id).status == "interrupted"
+    raw = sqlite3.connect(path).execute("SELECT status FROM sessions WHERE id=?", (gone_id,)).fetchone()
+    assert raw == ("running",)
     again = SessionStore(path)
     assert again.session(live_id).status == "running"
     gone = again.session(gone_id)
@@ -291,4 +295,48 @@ def test_disk_full_is_a_clear_error_and_committed_data_stays(tmp_path: Path) -> 
             assert again.session(sid).n_samples == n_before
     finally:
         if mounted:
+            _umount(mnt)
+
+
+@pytest.mark.timeout(60)
+def test_recorder_pauses_on_a_full_disk_and_resumes_when_space_returns(tmp_path: Path) -> None:
+    mnt = tmp_path / "tiny"
+    if not _mount_tmpfs(mnt, "2m"):
+        assert os.geteuid() != 0, "root but tmpfs mount failed"
+        mnt.rmdir()
+        mnt.mkdir()
+    try:
+        store = SessionStore(mnt / "s.sqlite")
+        if os.path.ismount(mnt):
+            filler = mnt / "filler"
+            free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+            filler.write_bytes(b"\0" * (free - 96 * 1024))  # leave ~96 kB: about 3 s of EEG
+        else:  # fallback without mounts: cap the database's size
+            pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+            store._conn.execute(f"PRAGMA max_page_count={pages + 24}")
+        sid = store.start_session("P01", {}, "simulated:4", {})
+        failed = threading.Event()
+        with SimulatedEpocSource(seed=4, speed=10.0) as source:
+            recorder = StoreRecorder(source, store, sid, start_index=0, commit_interval_s=0.1,
+                                     on_error=lambda exc: failed.set())
+            recorder.start()
+            assert failed.wait(20), "the disk never filled"
+            assert recorder.paused and (recorder.last_error or "").startswith("disk full while writing EEG")
+            committed = store.session(sid).n_samples
+            assert committed > 0
+            if os.path.ismount(mnt):
+                filler.unlink()  # space comes back
+            else:
+                store._conn.execute("PRAGMA max_page_count=1000000")
+            target = source.buffer.total + 128
+            assert source.buffer.wait_for(target, 10)
+            stats = recorder.stop()
+        assert stats["paused"] is False, stats
+        data, _, idx = store.eeg(sid)
+        np.testing.assert_array_equal(idx, np.arange(len(idx)))  # nothing lost while paused
+        assert len(idx) >= target
+        np.testing.assert_array_equal(data, EpocSimulator(4).generate(len(idx)).astype(np.float32))
+        store.close()
+    finally:
+        if os.path.ismount(mnt):
             _umount(mnt)
