@@ -109,7 +109,8 @@ def continuous(data: NDArray[np.float64], timestamps: NDArray[np.float64], indic
     """Place stored samples on a continuous grid, finding gaps from indices and times.
 
     A step between consecutive samples is the larger of the index step and, when the
-    time step exceeds 1.5 sample periods, the time step in periods.
+    time step exceeds 1.5 sample periods, the time step in periods. Samples with a
+    non-finite value count as missing.
     """
     n = len(data)
     if n == 0:
@@ -121,14 +122,13 @@ def continuous(data: NDArray[np.float64], timestamps: NDArray[np.float64], indic
         steps = np.maximum(np.diff(indices), time_steps).clip(min=1)
         positions = np.concatenate([[0], np.cumsum(steps)])
     else:
-        steps = np.zeros(0, dtype=np.int64)
         positions = np.zeros(1, dtype=np.int64)
+    finite = np.isfinite(data).all(axis=1)  # a NaN sample counts as not recorded
     grid = np.zeros((int(positions[-1]) + 1, data.shape[1]))
-    grid[positions] = data
+    grid[positions[finite]] = data[finite]
     present = np.zeros(len(grid), dtype=bool)
-    present[positions] = True
-    jumps = np.flatnonzero(steps > 1)
-    gaps = [(int(positions[j] + 1), int(steps[j] - 1)) for j in jumps]
+    present[positions[finite]] = True
+    gaps = _runs(~present)
     return ContinuousEeg(grid, present, positions.astype(np.int64), indices, timestamps, gaps, sfreq_hz)
 
 
@@ -264,6 +264,8 @@ def export_bids(store: SessionStore, session_id: int, out_dir: str | Path,
     grid[:n_data] = eeg.data
     present = np.zeros(n_grid, dtype=bool)
     present[:n_data] = eeg.present
+    if not present.any():
+        raise StoreError(f"session {session_id} has no finite EEG samples to export")
     pmin, pmax, clipped = edf_ranges(grid[present])
     grid = np.where(present[:, None], np.clip(grid, pmin, pmax), pmin)
     clipped_mask = np.zeros(n_grid, dtype=bool)

@@ -594,6 +594,10 @@ class SessionStore:
         with self._write("finishing a session") as conn:
             conn.execute("UPDATE sessions SET status=?, end=?, updated=? WHERE id=?", (status, now, now, session_id))
 
+    def _check_session_in(self, conn: sqlite3.Connection, session_id: int) -> None:
+        if conn.execute("SELECT 1 FROM sessions WHERE id=?", (int(session_id),)).fetchone() is None:
+            raise StoreError(f"unknown session id {session_id} in store {self.path}")
+
     def _require_session(self, session_id: int) -> None:
         if not self._read("SELECT 1 FROM sessions WHERE id=?", (int(session_id),)):
             raise StoreError(f"unknown session id {session_id} in store {self.path}")
@@ -665,11 +669,26 @@ class SessionStore:
             raise StoreError("EEG chunk timestamps must be finite")
         blob = np.ascontiguousarray(data, dtype="<f4").tobytes()
         tblob = np.ascontiguousarray(timestamps, dtype="<f8").tobytes()
+        first_index = int(first_index)
         with self._write("writing EEG to") as conn:
+            self._check_session_in(conn, session_id)
+            # idempotent: a chunk retried after an ambiguous failure only adds what is new
+            prev = conn.execute(
+                "SELECT first_index + n_samples FROM eeg_chunks WHERE session_id=? AND first_index<=?"
+                " ORDER BY first_index DESC LIMIT 1",
+                (int(session_id), first_index + len(data) - 1),
+            ).fetchone()
+            if prev is not None and prev[0] > first_index:
+                skip = prev[0] - first_index
+                if skip >= len(data):
+                    return
+                data, timestamps, first_index = data[skip:], timestamps[skip:], first_index + skip
+                blob = np.ascontiguousarray(data, dtype="<f4").tobytes()
+                tblob = np.ascontiguousarray(timestamps, dtype="<f8").tobytes()
             conn.execute(
                 "INSERT INTO eeg_chunks(session_id, first_index, n_samples, first_t, last_t, data, timestamps)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (int(session_id), int(first_index), len(data), float(timestamps[0]), float(timestamps[-1]),
+                (int(session_id), first_index, len(data), float(timestamps[0]), float(timestamps[-1]),
                  blob, tblob),
             )
             conn.execute("UPDATE sessions SET updated=? WHERE id=?", (_now_iso(), int(session_id)))
@@ -730,6 +749,7 @@ class SessionStore:
         if not str(text):
             raise StoreError("marker text must not be empty")
         with self._write("writing a marker to") as conn:
+            self._check_session_in(conn, session_id)
             cur = conn.execute(
                 "INSERT INTO markers(session_id, t, sample_index, text) VALUES (?, ?, ?, ?)",
                 (int(session_id), float(t), None if sample_index is None else int(sample_index), str(text)),
@@ -767,6 +787,7 @@ class SessionStore:
                 f"trial offset_index must be >= onset_index, got onset {onset_index} and offset {offset_index}"
             )
         with self._write("writing a trial to") as conn:
+            self._check_session_in(conn, session_id)
             cur = conn.execute(
                 "INSERT INTO trials(session_id, stimulus_id, intended, onset_t, offset_t, onset_index, offset_index)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -115,6 +115,10 @@ def test_continuous_layout_of_sped_up_and_gappy_timestamps() -> None:
     lay = continuous(data[keep], times[keep], np.arange(keep.sum()), SFREQ_HZ)
     assert lay.gaps == [(100, 30)] and len(lay.data) == n and not lay.present[100:130].any()
     assert lay.time_to_seconds(float(times[150])) == pytest.approx(150 / SFREQ_HZ)
+    with_nan = data.copy()
+    with_nan[[7, 8], 3] = np.nan  # non-finite samples count as not recorded
+    lay = continuous(with_nan, times, idx, SFREQ_HZ)
+    assert lay.gaps == [(7, 2)] and np.isfinite(lay.data).all()
 
 
 def test_csv_export_is_exact(store: SessionStore, tmp_path: Path) -> None:

@@ -112,7 +112,25 @@ def test_bad_writes_are_refused_with_the_rule(store: SessionStore) -> None:
         store.finish_session(sid, "done")
     with pytest.raises(StoreError, match="unknown session id 42"):
         store.session(42)
+    with pytest.raises(StoreError, match="unknown session id 42"):
+        store.append_eeg(42, np.zeros((4, 14)), np.arange(4.0), 0)
+    with pytest.raises(StoreError, match="unknown session id 42"):
+        store.add_marker(42, 1.0, "x")
     assert store.session(sid).status == "running"  # nothing above changed the session
+    assert store.session(sid).n_samples == 0
+
+
+def test_append_is_idempotent_for_retried_chunks(store: SessionStore) -> None:
+    sid = store.start_session("P01", {}, "simulated", {})
+    data = EpocSimulator(0).generate(100)
+    times = np.arange(100) / SFREQ_HZ
+    store.append_eeg(sid, data[:40], times[:40], 0)
+    store.append_eeg(sid, data[:40], times[:40], 0)  # the same chunk again
+    store.append_eeg(sid, data[20:100], times[20:100], 20)  # overlaps the first by 20 samples
+    got, t, idx = store.eeg(sid)
+    np.testing.assert_array_equal(idx, np.arange(100))
+    np.testing.assert_array_equal(got, data.astype(np.float32))
+    np.testing.assert_array_equal(t, times)
 
 
 def test_session_of_a_live_process_stays_running_dead_one_is_interrupted(tmp_path: Path) -> None:
