@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from numbers import Real
 from types import MappingProxyType
 from typing import Any
 
@@ -91,7 +92,7 @@ class FeaturePreset:
     def __post_init__(self) -> None:
         for name in ("window_s", "step_s", "frame_s"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
                 raise DataError(f"preset {self.name!r}: {name} must be a positive number of seconds, got {value!r}")
         if self.frame_s > self.window_s:
             raise DataError(
