@@ -358,3 +358,21 @@ def test_recorder_pauses_on_a_full_disk_and_resumes_when_space_returns(tmp_path:
     finally:
         if os.path.ismount(mnt):
             _umount(mnt)
+
+
+def test_reused_pid_or_reboot_counts_as_gone(tmp_path: Path) -> None:
+    # after a power cut the boot id changes; a recycled pid has another start time
+    from acquisition.store import process_alive, process_marker
+
+    me = os.getpid()
+    assert process_alive(me, process_marker(me))
+    assert not process_alive(me, "another-boot:12345")
+    path = tmp_path / "s.sqlite"
+    with SessionStore(path) as store:
+        sid = store.start_session("P01", {}, "simulated", {})
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE sessions SET owner_marker='another-boot:12345' WHERE id=?", (sid,))
+    conn.commit()
+    conn.close()
+    with SessionStore(path) as store:
+        assert store.session(sid).status == "interrupted"
