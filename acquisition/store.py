@@ -422,10 +422,11 @@ class SessionStore:
             return StoreError(f"disk full while {doing} store {self.path}: {reason}")
         if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
             return StoreError(
-                f"store {self.path} is locked by another process (waited {self.busy_timeout_s:g} s while {doing})"
+                f"store {self.path} is locked by another process (waited {self.busy_timeout_s:g} s; "
+                "close the other program or try again)"
             )
         if code == _SQLITE_READONLY:
-            return StoreError(f"store {self.path} is read-only ({doing}): {reason}")
+            return StoreError(f"store {self.path} is read-only: {reason}")
         if code in (_SQLITE_NOTADB, _SQLITE_CORRUPT):
             return StoreError(f"{self.path} is not a Duygu session store (not a valid SQLite database)")
         if code == _SQLITE_CANTOPEN:
