@@ -177,13 +177,17 @@ class ArtefactGuard:
             self._prev_good = x[0].copy()
         prev_good = self._prev_good
         offset = self._offset
+        # rows that jump from the raw row before them (within a good stretch that row is
+        # the last good one, so these are the only candidates after a stretch's first row)
+        jump_rows = np.flatnonzero((np.abs(np.diff(x, axis=0)) > jump_uv).any(axis=1)) + 1
         i = 0
         while i < n:
             if self._run == 0:
-                # vectorised stretch of good rows: stop at the first big jump
-                steps = np.abs(np.diff(x[i:], axis=0, prepend=prev_good[None, :]))
-                jumps = (steps > jump_uv).any(axis=1)
-                j = i + int(np.argmax(jumps)) if jumps.any() else n
+                if (np.abs(x[i] - prev_good) > jump_uv).any():
+                    j = i
+                else:
+                    k = int(np.searchsorted(jump_rows, i + 1))
+                    j = int(jump_rows[k]) if k < len(jump_rows) else n
                 out[i:j] = x[i:j] - offset
                 if j > i:
                     prev_good = x[j - 1]

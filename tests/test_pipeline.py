@@ -65,6 +65,7 @@ def test_artefact_guard_is_chunking_independent(eye: np.ndarray) -> None:
     data = eye.copy()
     data[3000:3200, 5] = data[3000, 5]  # 1.6 s flat channel
     data[6000:, 2] += 2000.0  # a lasting step, not a glitch
+    data[9000:9040:2, 7] += 5000.0  # a burst of alternating glitches
     whole, flags = ArtefactGuard(FS, 14).process(data)
     g = ArtefactGuard(FS, 14)
     parts, fparts, start = [], [], 0
@@ -80,6 +81,7 @@ def test_artefact_guard_is_chunking_independent(eye: np.ndarray) -> None:
     step_glitch = np.flatnonzero(flags[5900:6100] & GLITCH) + 5900
     assert len(step_glitch) == 33 and step_glitch[0] == 6000  # accepted once longer than 0.25 s
     assert np.max(np.abs(np.diff(whole[5990:6100, 2]))) < 100.0
+    assert np.array_equal(np.flatnonzero(flags[8990:9050] & GLITCH) + 8990, np.arange(9000, 9040, 2))
 
 
 def test_flat_and_amplitude_windows_rejected(eye: np.ndarray) -> None:
