@@ -132,7 +132,7 @@ def get_protocol(name: str) -> ProtocolSpec:
 
 # -- folds ----------------------------------------------------------------------------
 def _groups_per_class(y: NDArray[Any], groups: NDArray[Any]) -> dict[str, int]:
-    return {str(c): len(np.unique(groups[y == c])) for c in np.unique(y)}
+    return {str(c): len(np.unique(groups[y == c])) for c in np.unique(y).tolist()}
 
 
 def _n_group_folds(dataset: Dataset) -> int:
@@ -144,6 +144,7 @@ def check_protocol(dataset: Dataset, protocol: ProtocolSpec) -> None:
     """Raise :class:`DataError` if ``dataset`` cannot be evaluated with ``protocol``."""
     dataset.validate()
     classes, counts = np.unique(dataset.y, return_counts=True)
+    classes = np.array([str(c) for c in classes], dtype=object)
     small = int(np.argmin(counts))
     for split in protocol.splits:
         if split.kind == "kfold" and split.n_splits is not None and counts[small] < split.n_splits:
@@ -213,14 +214,9 @@ def _assert_disjoint(folds: Folds, groups: NDArray[Any], what: str) -> None:
 def _fit_predict(name: str, random_state: int, X: NDArray[np.float64], y: NDArray[Any],
                  train: NDArray[np.intp], test: NDArray[np.intp],
                  inner_groups: NDArray[Any] | None) -> tuple[NDArray[Any], dict[str, Any]]:
-    from threadpoolctl import threadpool_limits
-
-    # one BLAS thread per work unit: parallelism comes from the units (joblib / dask),
-    # and oversubscribed BLAS threads are many times slower on a busy machine
-    with threadpool_limits(limits=1):
-        est = make_classifier(name, random_state)
-        fit_classifier(est, X[train], y[train], None if inner_groups is None else inner_groups[train])
-        return est.predict(X[test]), best_params(est)
+    est = make_classifier(name, random_state)
+    fit_classifier(est, X[train], y[train], None if inner_groups is None else inner_groups[train])
+    return est.predict(X[test]), best_params(est)
 
 
 def _permutation_accuracy(name: str, random_state: int, dataset: Dataset, y_perm: NDArray[Any],
@@ -327,7 +323,7 @@ def _backend(scheduler: str | None) -> Iterator[int | None]:
     except ImportError as exc:
         raise DuyguError(f"--scheduler needs dask.distributed installed ({exc})") from exc
     try:
-        client = Client(scheduler, timeout=10, set_as_default=False)
+        client = Client(scheduler, timeout=5, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise DuyguError(f"scheduler {scheduler!r} cannot be reached: {exc}".replace("\n", " ")) from exc
     try:

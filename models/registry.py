@@ -230,15 +230,31 @@ def best_params(fitted: BaseEstimator) -> dict[str, Any]:
 
 def fit_classifier(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray,
                    groups: np.ndarray | None = None) -> BaseEstimator:
-    """Fit ``estimator`` from :func:`make_classifier`; ``groups`` reach the inner CV only."""
+    """Fit ``estimator`` from :func:`make_classifier`; ``groups`` reach the inner CV only.
+
+    BLAS runs single-threaded during the fit: parallelism comes from the evaluation's
+    work units, and oversubscribed BLAS threads are many times slower on a busy machine.
+    Grid candidates that cannot be fitted on a small inner fold (e.g. more neighbours
+    than rows) score NaN and are not chosen; if every candidate fails, the error is a
+    :class:`DataError`.
+    """
     import warnings
 
-    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
+    from threadpoolctl import threadpool_limits
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore", ConvergenceWarning)
-        if isinstance(estimator, GridSearchCV):
-            estimator.fit(X, y, groups=groups)
-        else:
-            estimator.fit(X, y)
+        warnings.simplefilter("ignore", FitFailedWarning)
+        warnings.filterwarnings("ignore", message="One or more of the test scores are non-finite")
+        warnings.filterwarnings("ignore", message="Scoring failed")
+        try:
+            if isinstance(estimator, GridSearchCV):
+                estimator.fit(X, y, groups=groups)
+            else:
+                estimator.fit(X, y)
+        except ValueError as exc:
+            name = type(estimator.estimator if isinstance(estimator, GridSearchCV) else estimator).__name__
+            reason = " ".join(str(exc).split())
+            raise DataError(f"{name} cannot be fitted on {len(y)} rows: {reason[:300]}") from exc
     return estimator

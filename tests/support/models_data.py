@@ -69,7 +69,7 @@ def synthetic_dataset(n_trials: int = 16, rows_per_trial: int = 12, n_features: 
         X.append(mean + 0.3 * rng.normal(size=(rows_per_trial, n_features)))
         y += [classes[c]] * rows_per_trial
         g += [f"t{t:02d}"] * rows_per_trial
-        s += [f"s{t % n_subjects}"] * rows_per_trial
+        s += [f"s{(t // len(classes)) % n_subjects}"] * rows_per_trial
     return Dataset(np.concatenate(X), np.array(y), np.array(g), np.array(s),
                    [f"f{i}" for i in range(n_features)],
                    {"source": "synthetic", "preset": None, "channels": None, "sfreq_hz": None})
@@ -124,4 +124,30 @@ class _Evil:
 def write_malicious_pickle(path: Path) -> Path:
     """A pickle that would call a function when loaded (must be refused)."""
     path.write_bytes(pickle.dumps({"data": _Evil(), "labels": np.zeros((1, 4))}, protocol=2))
+    return path
+
+
+def write_store(path: Path, participant: str = "P01", n_per_state: int = 2, trial_s: float = 12.0,
+                rest_s: float = 4.0, seed: int = 0) -> Path:
+    """A session store holding one session of simulated, labelled listening trials."""
+    from acquisition.store import SessionStore
+
+    sim = EpocSimulator(seed=seed)
+    n_trial, n_rest = int(trial_s * SFREQ_HZ), int(rest_s * SFREQ_HZ)
+    t0 = 100.0
+    with SessionStore(path) as store:
+        sid = store.start_session(participant, {"name": "models-test"}, f"simulated:{seed}", {"kind": "simulated"})
+        index = 0
+        for k in range(n_per_state * len(STATES)):
+            state = STATES[k % len(STATES)]
+            for part_state, n in ((state, n_trial), ("neutral", n_rest)):
+                sim.set_state(part_state)
+                data = sim.generate(n)
+                store.append_eeg(sid, data, t0 + (index + np.arange(n)) / SFREQ_HZ, index)
+                if part_state == state:
+                    tid = store.add_trial(sid, f"stim{k}", state, t0 + index / SFREQ_HZ,
+                                          t0 + (index + n) / SFREQ_HZ, index, index + n)
+                    store.set_trial_label(tid, state)
+                index += n
+        store.finish_session(sid)
     return path

@@ -1,0 +1,119 @@
+"""duygu evaluate / train / predict end to end (in-process CLI), with bad inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from tests.support.models_data import (
+    synthetic_dataset,
+    write_deap_file,
+    write_feature_csv,
+    write_store,
+)
+
+KEYS = ["classifier", "split", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "mcc", "confusion"]
+
+
+def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("duygu: error: ") and "\n" not in err, err
+    return err
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> Path:
+    ds = synthetic_dataset(n_trials=8, rows_per_trial=6, effect=2.0, trial_offset=0.3)
+    return write_feature_csv(tmp_path / "features.csv", ds, extra={"note": ["x"] * ds.n_rows})
+
+
+def test_evaluate_features_json_and_report(tmp_path: Path, table: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, report = tmp_path / "r.json", tmp_path / "r.html"
+    assert main(["evaluate", "--features", str(table), "--label", "label", "--group", "trial", "--drop", "note",
+                 "--protocol", "grouped", "--classifiers", "lda,knn", "--permutations", "4",
+                 "--json", str(out), "--report", str(report)]) == 0
+    printed = capsys.readouterr().out
+    assert "Accuracy %" in printed and "Precision %" in printed and "Recall %" in printed and "F1 %" in printed
+    assert "leakage gap" in printed and "p = " in printed
+    result = json.loads(out.read_text())
+    assert list(result) == ["protocol", "chance", "results", "leakage_gap"]
+    assert result["protocol"] == "grouped" and isinstance(result["chance"], float)
+    assert isinstance(result["leakage_gap"], float)
+    assert [(r["classifier"], r["split"]) for r in result["results"]] == [
+        ("lda", "grouped"), ("lda", "random"), ("knn", "grouped"), ("knn", "random")]
+    assert all(list(r) == KEYS for r in result["results"])
+    html = report.read_text()
+    assert html.count("<svg") >= 5 and "permutation p" in html and "knn / random" in html
+
+
+def test_evaluate_deap_paper_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for k in range(2):
+        write_deap_file(tmp_path / f"s0{k + 1}.dat", n_trials=8, n_samples=384 + 12 * 128, seed=k)
+    assert main(["evaluate", "--deap", str(tmp_path), "--protocol", "paper", "--classifiers", "lda",
+                 "--permutations", "0", "--json", "-"]) == 0
+    cap = capsys.readouterr()
+    result = json.loads(cap.out)
+    assert [r["split"] for r in result["results"]] == ["cv5", "70/30", "80/20"]
+    assert "5-fold CV" in cap.err  # the table goes to stderr when the JSON takes stdout
+
+
+def test_evaluate_bad_inputs(tmp_path: Path, table: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["evaluate", "--features", str(table), "--permutations", "0"]
+    assert "feature column 'trial' must be numeric, got 't00'" in _error(capsys, [*base, "--label", "label"])
+    assert "feature column 'note' must be numeric" in _error(capsys, [*base, "--label", "label", "--group", "trial"])
+    assert "label column 'mood' is not in" in _error(capsys, [*base, "--label", "mood"])
+    assert "needs --label" in _error(capsys, base)
+    assert "classifier must be one of" in _error(
+        capsys, [*base, "--label", "label", "--drop", "note", "--classifiers", "lda,deepnet"])
+    assert "needs groups" in _error(capsys, [*base, "--label", "label", "--drop", "note,trial", "--protocol", "grouped"])
+    assert "DEAP directory" in _error(capsys, ["evaluate", "--deap", str(tmp_path / "nowhere")])
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--features", str(table), "--label", "label", "--protocol", "random"])
+
+
+@pytest.mark.timeout(120)
+def test_train_from_store_then_predict_live(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = write_store(tmp_path / "lab.sqlite", n_per_state=2, trial_s=12.0)
+    model = tmp_path / "model.skops"
+    meta_json = tmp_path / "meta.json"
+    assert main(["train", "--store", str(store), "--participants", "P01", "--classifier", "lda",
+                 "--out", str(model), "--json", str(meta_json)]) == 0
+    printed = capsys.readouterr().out
+    assert "grouped k-fold" in printed and f"to {model}" in printed
+    meta = json.loads(meta_json.read_text())
+    assert meta["protocol"] == "grouped" and meta["metrics"]["results"][0]["split"] == "grouped"
+    assert meta["channels"][0] == "AF3" and meta["sfreq_hz"] == 128.0 and meta["preset"] == "default"
+    assert sorted(meta["classes"]) == ["happy", "relaxing", "sad", "tense"]
+
+    lines_path = tmp_path / "pred.jsonl"
+    assert main(["predict", "--model", str(model), "--source", "simulated:4", "--seconds", "5",
+                 "--sim-state", "sad", "--jsonl", str(lines_path)]) == 0
+    lines = [json.loads(line) for line in lines_path.read_text().splitlines()]
+    assert len(lines) >= 2
+    for line in lines:
+        assert list(line) == ["t", "probabilities", "label", "latency_ms"]
+        assert sum(line["probabilities"].values()) == pytest.approx(1.0)
+        assert line["label"] in line["probabilities"]
+    assert "predictions from simulated:4" in capsys.readouterr().err
+
+    assert "no labelled trial of participants P99" in _error(
+        capsys, ["train", "--store", str(store), "--participants", "P99", "--out", str(model)])
+
+
+def test_predict_refuses_bad_models(tmp_path: Path, table: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "table.skops"
+    assert main(["train", "--features", str(table), "--label", "label", "--group", "trial", "--drop", "note",
+                 "--protocol", "none", "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert "trained on a feature table" in _error(
+        capsys, ["predict", "--model", str(model), "--source", "simulated", "--seconds", "1"])
+    junk = tmp_path / "junk.skops"
+    junk.write_bytes(b"PK\x03\x04 definitely not a model")
+    assert "skops" in _error(capsys, ["predict", "--model", str(junk), "--source", "simulated", "--seconds", "1"])
+    assert "classifier must be one of" in _error(
+        capsys, ["train", "--features", str(table), "--label", "label", "--group", "trial", "--drop", "note",
+                 "--classifier", "gpt", "--out", str(model)])
