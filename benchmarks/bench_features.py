@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 from numpy.typing import NDArray
@@ -107,14 +108,14 @@ def run(quick: bool = False) -> list[dict[str, object]]:
     with threadpool_limits(1):
         for name in ("default", "paper"):
             preset = get_preset(name)
-            seconds = _best_time(lambda p=preset: segment_features(trial, FS, p), repeats)
+            seconds = _best_time(partial(segment_features, trial, FS, preset), repeats)
             rows.append({
                 "name": f"features {name}: 30 s x 14 ch trial (filter+artefacts+features), CPU",
                 "value": TRIAL_S / seconds, "unit": "x real time",
                 "target": ">= 2000x" if name == "default" else None,
                 "ok": (TRIAL_S / seconds >= 2000) if name == "default" else None,
             })
-            wall = _best_time(lambda p=preset: segment_features(trial, FS, p), repeats, time.perf_counter)
+            wall = _best_time(partial(segment_features, trial, FS, preset), repeats, time.perf_counter)
             rows.append({
                 "name": f"features {name}: 30 s x 14 ch trial, wall clock (load-dependent)",
                 "value": TRIAL_S / wall, "unit": "x real time", "target": None, "ok": None,
@@ -123,9 +124,9 @@ def run(quick: bool = False) -> list[dict[str, object]]:
             win, step = window_samples(preset, FS)
             windows = np.lib.stride_tricks.sliding_window_view(filtered, win, axis=0)[::step].transpose(0, 2, 1)
             windows = np.ascontiguousarray(windows)
-            fast = _best_time(lambda p=preset, w=windows: extract_features(w, FS, p), repeats)
+            fast = _best_time(partial(extract_features, windows, FS, preset), repeats)
             loop_windows = windows[:2] if (quick or name == "paper") else windows
-            slow = _best_time(lambda p=preset, w=loop_windows: loop_features(w, p), 1 if name == "paper" else 3)
+            slow = _best_time(partial(loop_features, loop_windows, preset), 1 if name == "paper" else 3)
             slow *= len(windows) / len(loop_windows)
             reference = loop_features(loop_windows[:1], preset)
             same = np.allclose(reference, extract_features(loop_windows[:1], FS, preset), rtol=1e-8, atol=1e-8)
