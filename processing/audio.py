@@ -498,7 +498,7 @@ def summarise(frames: np.ndarray, onset_envelope: np.ndarray, sfreq_hz: int = AN
     frames = np.asarray(frames, dtype=np.float64)
     if frames.ndim != 2 or frames.shape[1] != N_FRAME_FEATURES or frames.shape[0] == 0:
         raise DataError(f"frames must have shape (n >= 1, {N_FRAME_FEATURES}), got {frames.shape}")
-    duration_s = frames.shape[0] * HOP / sfreq_hz
+    duration_s = (frames.shape[0] + 1) * HOP / sfreq_hz  # one frame of slack for rounding
     tempo = tempo_bpm(onset_envelope, sfreq_hz) if duration_s >= MIN_TEMPO_S else math.nan
     return np.concatenate([frames.mean(axis=0), frames.std(axis=0), [tempo]])
 

@@ -14,6 +14,8 @@ import pytest
 import soundfile as sf
 
 SFREQ_HZ = 22050
+#: rate of the synthesised library (lower than the analysis rate: cheaper, and resampling is exercised)
+LIBRARY_SFREQ_HZ = 16000
 
 
 def tone(freq_hz: float = 440.0, duration_s: float = 5.0, sfreq_hz: int = SFREQ_HZ, amp: float = 0.3,
@@ -33,10 +35,10 @@ def write_library(root: Path, duration_s: float = 12.0, styles: tuple[str, ...] 
     for s, style in enumerate(styles):
         for e, emotion in enumerate(synth.EMOTIONS):
             x = synth.synthesize(emotion, style, seed=500 + 10 * s + e, duration_s=duration_s,
-                                 sfreq_hz=SFREQ_HZ, root_midi=synth.ROOTS_MIDI[(s + e) % len(synth.ROOTS_MIDI)])
+                                 sfreq_hz=LIBRARY_SFREQ_HZ, root_midi=synth.ROOTS_MIDI[(s + e) % len(synth.ROOTS_MIDI)])
             folder = root / emotion
             folder.mkdir(parents=True, exist_ok=True)
-            sf.write(folder / f"{style}.{fmt}", x, SFREQ_HZ)
+            sf.write(folder / f"{style}.{fmt}", x, LIBRARY_SFREQ_HZ)
     return root
 
 

@@ -1,0 +1,457 @@
+"""Music emotion classifiers: a labelled library, evaluation, training, prediction.
+
+A library is a folder with one sub-folder per emotion (as in the audio paper)::
+
+    library/happy/*.ogg   library/sad/*.wav   ...
+
+Every file is cut into segments (default 10 s every 5 s). Each segment gives one row of
+clip summaries (:func:`processing.audio.summary_feature_names`, 63 values) for the
+shared registry's classifiers, and one sequence of frame features (averaged over
+``pool_frames`` frames, 23 ms each, plus the onset strength: 32 values per step) for the
+LSTM. The group of every row is its file, so grouped protocols never put segments of
+one file on both sides; for music ``loso`` leaves one *file* out (there are no subjects).
+
+Evaluation uses the protocols, folds and metrics of :mod:`models.evaluation` and writes
+its JSON shape, with ``roc_auc`` (one-vs-rest, macro) added to every result row.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from acquisition.errors import DataError, ModelFormatError
+from models.datasets import Dataset
+from processing import audio
+
+log = logging.getLogger(__name__)
+
+SEGMENT_S = 10.0
+SEGMENT_HOP_S = 5.0
+POOL_FRAMES = 8
+LSTM = "lstm"
+#: classifiers of ``duygu music evaluate`` when none are named
+DEFAULT_CLASSIFIERS: tuple[str, ...] = ("ann", "svm-rbf", "knn", "logreg", LSTM)
+SEQUENCE_FEATURE_NAMES: tuple[str, ...] = (*audio.FRAME_FEATURE_NAMES, "onset_strength")
+MUSIC_MODEL_KIND = "music"
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def _pool(frames: NDArray[np.float32], onset: NDArray[np.float32], pool: int) -> NDArray[np.float32]:
+    """Mean over consecutive groups of ``pool`` frames (the last partial group dropped)."""
+    x = np.concatenate([frames, onset[:, None]], axis=1)
+    n = (x.shape[0] // pool) * pool
+    if n == 0:
+        return x.mean(axis=0, keepdims=True)
+    return x[:n].reshape(n // pool, pool, x.shape[1]).mean(axis=1)
+
+
+@dataclass
+class MusicLibrary:
+    """Segments of a labelled library, as summaries and as sequences.
+
+    ``dataset`` rows align with ``sequences`` rows (n_rows, steps, 32).
+    ``skipped`` lists ``(path, reason)`` of files that were left out.
+    """
+
+    dataset: Dataset
+    sequences: NDArray[np.float32] | None
+    files: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def scan_library(root: str | os.PathLike[str]) -> list[tuple[Path, str]]:
+    """``(file, label)`` of every non-hidden file under ``root/<label>/`` (sorted).
+
+    Raises
+    ------
+    DataError
+        ``root`` is not a folder, or it has fewer than two label folders with files.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise DataError(f"library {str(base)!r} must be a folder with one sub-folder per emotion")
+    items: list[tuple[Path, str]] = []
+    for folder in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for f in sorted(folder.rglob("*")):
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(folder).parts):
+                items.append((f, folder.name))
+    labels = sorted({label for _, label in items})
+    if len(labels) < 2:
+        raise DataError(
+            f"library {str(base)!r} must have >= 2 sub-folders (one per emotion) holding audio files, "
+            f"found {labels or 'none'}"
+        )
+    return items
+
+
+def load_library(root: str | os.PathLike[str], *, segment_s: float = SEGMENT_S, hop_s: float = SEGMENT_HOP_S,
+                 pool_frames: int = POOL_FRAMES, max_duration_s: float | None = None,
+                 progress: ProgressCallback | None = None) -> MusicLibrary:
+    """Analyse every file of a labelled library (see the module docstring).
+
+    Files that cannot be decoded, or are shorter than one segment, are skipped and
+    listed in ``skipped`` (and logged); the rest are used.
+
+    Parameters
+    ----------
+    segment_s, hop_s : float
+        Segment length and step, seconds (``segment_s`` >= :data:`processing.audio.MIN_TEMPO_S`).
+    pool_frames : int
+        Frames averaged into one LSTM step (8 frames = 186 ms).
+    max_duration_s : float, optional
+        Analyse only the first seconds of each file.
+
+    Raises
+    ------
+    DataError
+        Bad parameters, or fewer than two classes left after skipping.
+    """
+    if segment_s < audio.MIN_TEMPO_S:
+        raise DataError(f"segment_s must be >= {audio.MIN_TEMPO_S} s (tempo needs it), got {segment_s}")
+    if hop_s <= 0:
+        raise DataError(f"hop_s must be > 0, got {hop_s}")
+    if pool_frames < 1:
+        raise DataError(f"pool_frames must be >= 1, got {pool_frames}")
+    items = scan_library(root)
+    base = Path(root)
+    rows: list[NDArray[np.float64]] = []
+    seqs: list[NDArray[np.float32]] = []
+    labels: list[str] = []
+    groups: list[str] = []
+    files: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for i, (path, label) in enumerate(items):
+        rel = path.relative_to(base).as_posix()
+        try:
+            ff = audio.extract_frames(path, duration_s=max_duration_s)
+            if ff.duration_s < segment_s:
+                raise DataError(f"{path.name}: shorter than one segment ({ff.duration_s:.2f} s < {segment_s} s)")
+            bounds = ff.segment_bounds(segment_s, hop_s)
+            summaries = np.stack([audio.summarise(ff.frames[a:b], ff.onset_envelope[a:b], ff.sfreq_hz)
+                                  for a, b in bounds])
+        except DataError as exc:
+            log.warning("skipped %s: %s", rel, exc)
+            skipped.append((rel, str(exc)))
+            continue
+        finally:
+            if progress is not None:
+                progress(i + 1, len(items))
+        for (a, b), row in zip(bounds, summaries, strict=True):
+            rows.append(row)
+            seqs.append(_pool(ff.frames[a:b], ff.onset_envelope[a:b], pool_frames))
+            labels.append(label)
+            groups.append(rel)
+        files.append(rel)
+    if len(set(labels)) < 2:
+        raise DataError(f"library {str(base)!r}: fewer than 2 emotions left after skipping {len(skipped)} file(s)")
+    steps = min(s.shape[0] for s in seqs)
+    group_arr = np.asarray(groups)
+    dataset = Dataset(
+        X=np.asarray(rows, dtype=np.float64),
+        y=np.asarray(labels),
+        groups=group_arr,
+        subjects=group_arr.copy(),
+        feature_names=audio.summary_feature_names(),
+        meta={"source": f"music library {base}", "kind": MUSIC_MODEL_KIND, "segment_s": segment_s,
+              "hop_s": hop_s, "pool_frames": pool_frames, "analysis_sfreq_hz": audio.ANALYSIS_SFREQ_HZ,
+              "skipped": [{"path": p, "reason": r} for p, r in skipped], "files": len(files)},
+    )
+    sequences = np.stack([s[:steps] for s in seqs]).astype(np.float32)
+    return MusicLibrary(dataset, sequences, files, skipped)
+
+
+# -- evaluation -------------------------------------------------------------------------
+def _roc_auc(y_true: NDArray[Any], proba: NDArray[np.float64], classes: Sequence[str]) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    present = set(np.unique(y_true).tolist())
+    if present != set(classes) or not np.all(np.isfinite(proba)):
+        return None
+    if len(classes) == 2:
+        return float(roc_auc_score(y_true == classes[1], proba[:, 1]))
+    return float(roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=list(classes)))
+
+
+def _align_proba(proba: NDArray[np.float64], est_classes: Sequence[Any], classes: Sequence[str]) -> NDArray[np.float64]:
+    out = np.zeros((proba.shape[0], len(classes)))
+    index = {str(c): i for i, c in enumerate(classes)}
+    for j, c in enumerate(est_classes):
+        out[:, index[str(c)]] = proba[:, j]
+    return out
+
+
+def _fit_predict_proba(name: str, random_state: int, library: MusicLibrary, y: NDArray[Any],
+                       train: NDArray[np.intp], test: NDArray[np.intp], inner_groups: NDArray[Any] | None,
+                       lstm_params: dict[str, Any]) -> NDArray[np.float64]:
+    classes = sorted(np.unique(y).tolist())
+    if name == LSTM:
+        from models.lstm import LstmClassifier
+
+        if library.sequences is None:
+            raise DataError("classifier 'lstm' needs frame sequences: evaluate a library folder, not a feature table")
+        clf = LstmClassifier(random_state=random_state, **lstm_params).fit(library.sequences[train], y[train])
+        return _align_proba(clf.predict_proba(library.sequences[test]), clf.classes_, classes)
+    from models.registry import fit_classifier, make_classifier
+
+    X = library.dataset.X
+    est = make_classifier(name, random_state)
+    fit_classifier(est, X[train], y[train], None if inner_groups is None else inner_groups[train])
+    return _align_proba(np.asarray(est.predict_proba(X[test]), dtype=np.float64), est.classes_, classes)
+
+
+def parse_music_classifiers(text: str | Sequence[str] | None) -> list[str]:
+    """Registry names plus ``lstm``, validated, in the given order."""
+    from models.registry import parse_classifiers
+
+    if text is None:
+        return list(DEFAULT_CLASSIFIERS)
+    items = [s.strip().lower() for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
+    if not items:
+        raise DataError(f"classifiers must name at least one classifier, got {text!r}")
+    names = [LSTM if s == LSTM else parse_classifiers([s])[0] for s in items]
+    return list(dict.fromkeys(names))
+
+
+def evaluate_library(library: MusicLibrary, protocol: str = "grouped",
+                     classifiers: str | Sequence[str] | None = None, n_permutations: int = 0,
+                     random_state: int = 0, lstm_params: dict[str, Any] | None = None,
+                     progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Evaluate music classifiers under a ``duygu evaluate`` protocol.
+
+    Returns
+    -------
+    dict
+        ``{"protocol", "chance", "results": [{"classifier", "split", "accuracy",
+        "balanced_accuracy", "precision", "recall", "f1", "mcc", "confusion",
+        "roc_auc"}], "leakage_gap"}`` -- the ``duygu evaluate`` shape plus ``roc_auc``
+        (one-vs-rest macro ROC AUC of the pooled out-of-fold probabilities; null when a
+        split's test rows miss a class). The chance level is the majority-class rate,
+        or, with ``n_permutations``, the mean accuracy of the first classifier on the
+        main split with permuted file labels.
+    """
+    from models.evaluation import (
+        check_protocol,
+        compute_metrics,
+        get_protocol,
+        make_folds,
+        permute_labels,
+    )
+
+    spec = get_protocol(protocol)
+    names = parse_music_classifiers(classifiers)
+    if n_permutations < 0:
+        raise DataError(f"permutations must be >= 0, got {n_permutations}")
+    dataset = library.dataset
+    check_protocol(dataset, spec)
+    if LSTM in names and library.sequences is None:
+        raise DataError("classifier 'lstm' needs frame sequences: evaluate a library folder, not a feature table")
+    lstm_params = dict(lstm_params or {})
+    classes = dataset.classes
+    y = dataset.y
+    inner = dataset.groups if spec.inner_grouped else None
+    folds = {s.name: make_folds(s, dataset, y, random_state) for s in spec.splits}
+    total = len(names) * sum(len(f) for f in folds.values()) + n_permutations
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    results: list[dict[str, Any]] = []
+    for name in names:
+        for s in spec.splits:
+            proba = np.full((len(y), len(classes)), np.nan)
+            tested = np.zeros(len(y), dtype=bool)
+            for train, test in folds[s.name]:
+                proba[test] = _fit_predict_proba(name, random_state, library, y, train, test, inner, lstm_params)
+                tested[test] = True
+                tick()
+            pred = np.asarray(classes)[np.argmax(proba[tested], axis=1)]
+            row: dict[str, Any] = {"classifier": name, "split": s.name}
+            row.update(compute_metrics(y[tested], pred, classes))
+            row["roc_auc"] = _roc_auc(y[tested], proba[tested], classes)
+            results.append(row)
+
+    main = next(s for s in spec.splits if s.name == spec.main)
+    if n_permutations:
+        rng = np.random.default_rng(random_state)
+        null = []
+        for _ in range(n_permutations):
+            y_perm = permute_labels(y, dataset.groups, rng)
+            pred = np.empty(len(y), dtype=object)
+            tested = np.zeros(len(y), dtype=bool)
+            perm_classes = sorted(np.unique(y_perm).tolist())
+            for train, test in make_folds(main, dataset, y_perm, random_state):
+                p = _fit_predict_proba(names[0], random_state, library, y_perm, train, test, inner, lstm_params)
+                pred[test] = np.asarray(perm_classes)[np.argmax(p, axis=1)]
+                tested[test] = True
+            null.append(float(np.mean(pred[tested] == y_perm[tested])))
+            tick()
+        chance = float(np.mean(null))
+    else:
+        _, counts = np.unique(y, return_counts=True)
+        chance = float(counts.max() / counts.sum())
+
+    gap = None
+    if spec.leakage is not None:
+        random_name, grouped_name = spec.leakage
+        gaps = []
+        for name in names:
+            acc = {r["split"]: r["accuracy"] for r in results if r["classifier"] == name}
+            gaps.append(acc[random_name] - acc[grouped_name])
+        gap = float(np.mean(gaps))
+    return {"protocol": spec.name, "chance": chance, "results": results, "leakage_gap": gap}
+
+
+def library_from_table(dataset: Dataset) -> MusicLibrary:
+    """A feature-table dataset (``--features CSV``) as a library without sequences."""
+    return MusicLibrary(dataset, None, sorted(set(dataset.groups.tolist())) if dataset.groups is not None else [])
+
+
+# -- trained models ---------------------------------------------------------------------
+@dataclass
+class MusicModel:
+    """A trained music-emotion model: a registry pipeline (skops) or the LSTM (torch).
+
+    Use :meth:`load` / :meth:`save`, and :meth:`predict_file` (class -> probability,
+    the mean over the file's segments).
+    """
+
+    classifier: str
+    estimator: Any
+    classes: list[str]
+    meta: dict[str, Any]
+
+    @property
+    def segment_s(self) -> float:
+        return float(self.meta.get("segment_s", SEGMENT_S))
+
+    @property
+    def hop_s(self) -> float:
+        return float(self.meta.get("hop_s", SEGMENT_HOP_S))
+
+    def predict_features(self, ff: audio.FrameFeatures) -> dict[str, float]:
+        """Probabilities of one analysed file (mean over its segments)."""
+        bounds = ff.segment_bounds(self.segment_s, self.hop_s)
+        if self.classifier == LSTM:
+            pool = int(self.meta.get("pool_frames", POOL_FRAMES))
+            seqs = [_pool(ff.frames[a:b], ff.onset_envelope[a:b], pool) for a, b in bounds]
+            steps = min(s.shape[0] for s in seqs)
+            proba = self.estimator.predict_proba(np.stack([s[:steps] for s in seqs]))
+            est_classes = self.estimator.classes_
+        else:
+            if ff.duration_s < audio.MIN_TEMPO_S:
+                raise DataError(
+                    f"{Path(ff.info.path).name}: too short for this model ({ff.duration_s:.2f} s < {audio.MIN_TEMPO_S} s)"
+                )
+            X = np.stack([audio.summarise(ff.frames[a:b], ff.onset_envelope[a:b], ff.sfreq_hz) for a, b in bounds])
+            proba = np.asarray(self.estimator.predict_proba(X), dtype=np.float64)
+            est_classes = [str(c) for c in self.estimator.classes_]
+        mean = _align_proba(proba, est_classes, self.classes).mean(axis=0)
+        return {c: float(p) for c, p in zip(self.classes, mean, strict=True)}
+
+    def predict_file(self, path: str | os.PathLike[str], *, max_duration_s: float | None = None) -> dict[str, float]:
+        """Probabilities of the emotion a file expresses (class -> probability, sum 1).
+
+        Raises
+        ------
+        DataError
+            Unreadable or too short files.
+        """
+        return self.predict_features(audio.extract_frames(path, duration_s=max_duration_s))
+
+    def label_file(self, path: str | os.PathLike[str]) -> str:
+        """The most probable class of :meth:`predict_file`."""
+        proba = self.predict_file(path)
+        return max(proba, key=proba.__getitem__)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the model: skops bundle (registry classifiers) or torch weights (LSTM)."""
+        if self.classifier == LSTM:
+            self.estimator.save(path, meta=self.meta)
+            return
+        from models.bundle import save_bundle
+
+        save_bundle(path, self.estimator, self.meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> MusicModel:
+        """Read a model written by :meth:`save` (the format is recognised from the file).
+
+        Raises
+        ------
+        ModelFormatError
+            Missing, foreign or tampered files, or a bundle that is not a music model.
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise ModelFormatError(f"model file {str(p)!r} does not exist")
+        if _is_torch_file(p):
+            from models.lstm import LstmClassifier
+
+            clf, meta = LstmClassifier.load(p)
+            if meta.get("kind") != MUSIC_MODEL_KIND:
+                raise ModelFormatError(f"{p.name}: an LSTM model, but not a music model (kind={meta.get('kind')!r})")
+            return cls(LSTM, clf, list(clf.classes_), meta)
+        from models.bundle import load_bundle
+
+        bundle = load_bundle(p)
+        meta = dict(bundle.meta)
+        if meta.get("kind") != MUSIC_MODEL_KIND:
+            raise ModelFormatError(f"{p.name}: not a music model (kind={meta.get('kind')!r}); EEG models go to 'duygu predict'")
+        classes = [str(c) for c in meta.get("classes", getattr(bundle.estimator, "classes_", []))]
+        return cls(str(meta.get("classifier", "?")), bundle.estimator, classes, meta)
+
+
+def _is_torch_file(path: Path) -> bool:
+    """torch.save writes a zip whose members sit under one folder with a ``data.pkl``."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith("/data.pkl") for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def train_music_model(library: MusicLibrary, classifier: str = "svm-rbf", random_state: int = 0,
+                      lstm_params: dict[str, Any] | None = None) -> MusicModel:
+    """Fit ``classifier`` (a registry name or ``lstm``) on every segment of the library."""
+    name = parse_music_classifiers([classifier])[0]
+    ds = library.dataset.validate()
+    meta: dict[str, Any] = {
+        "kind": MUSIC_MODEL_KIND,
+        "classifier": name,
+        "classes": ds.classes,
+        "segment_s": ds.meta.get("segment_s", SEGMENT_S),
+        "hop_s": ds.meta.get("hop_s", SEGMENT_HOP_S),
+        "pool_frames": ds.meta.get("pool_frames", POOL_FRAMES),
+        "analysis_sfreq_hz": audio.ANALYSIS_SFREQ_HZ,
+        "feature_names": list(SEQUENCE_FEATURE_NAMES) if name == LSTM else ds.feature_names,
+        "files": library.files,
+        "rows": ds.n_rows,
+        "training_data_sha256": ds.data_hash(),
+        "random_state": random_state,
+    }
+    if name == LSTM:
+        from models.lstm import LstmClassifier
+
+        if library.sequences is None:
+            raise DataError("classifier 'lstm' needs frame sequences: train on a library folder")
+        clf = LstmClassifier(random_state=random_state, **(lstm_params or {})).fit(library.sequences, ds.y)
+        return MusicModel(LSTM, clf, list(clf.classes_), meta)
+    from models.registry import final_pipeline, fit_classifier, make_classifier
+
+    est = make_classifier(name, random_state)
+    fit_classifier(est, ds.X, ds.y, ds.groups)
+    return MusicModel(name, final_pipeline(est), ds.classes, meta)

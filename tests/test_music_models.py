@@ -1,0 +1,160 @@
+"""Music-emotion classifiers on the synthesised library: grouped CV, LSTM, model files."""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from acquisition.errors import DataError, ModelFormatError
+from models import music
+from models.lstm import LstmClassifier
+from tests.support.music_data import music_library, music_library_dir, write_library  # noqa: F401
+
+EMOTIONS = ["happy", "relaxing", "sad", "tense"]
+ROW_KEYS = {"classifier", "split", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "mcc",
+            "confusion", "roc_auc"}
+FAST_LSTM = {"epochs": 60, "hidden_size": 24}
+
+
+def test_library_rows_groups_and_sequences(music_library: Any) -> None:  # noqa: F811
+    ds = music_library.dataset
+    assert ds.classes == EMOTIONS
+    assert len(music_library.files) == 16 and music_library.skipped == []
+    assert ds.X.shape == (16 * 3, 63) and np.all(np.isfinite(ds.X))  # 12 s -> 3 segments of 6 s every 3 s
+    assert len(np.unique(ds.groups)) == 16
+    for g in np.unique(ds.groups):  # one label per file
+        assert len(np.unique(ds.y[ds.groups == g])) == 1
+    assert music_library.sequences.shape[:1] == (48,) and music_library.sequences.shape[2] == 32
+    tempo = ds.X[:, ds.feature_names.index("tempo_bpm")]
+    by_class = {c: np.median(tempo[ds.y == c]) for c in EMOTIONS}
+    assert by_class["tense"] > by_class["sad"] and by_class["happy"] > by_class["relaxing"]
+
+
+@pytest.mark.timeout(240)
+def test_grouped_cv_recovers_the_intended_emotions(music_library: Any) -> None:  # noqa: F811
+    result = music.evaluate_library(music_library, "grouped", ["logreg", "lstm"], lstm_params=FAST_LSTM)
+    assert set(result) == {"protocol", "chance", "results", "leakage_gap"}
+    assert result["protocol"] == "grouped" and result["chance"] == 0.25
+    json.dumps(result, allow_nan=False)
+    rows = {(r["classifier"], r["split"]): r for r in result["results"]}
+    assert set(rows) == {(c, s) for c in ("logreg", "lstm") for s in ("grouped", "random")}
+    for row in rows.values():
+        assert set(row) == ROW_KEYS
+        assert np.array(row["confusion"]).sum() == 48
+    # far above chance (0.25) with no file on both sides of a split
+    assert rows[("logreg", "grouped")]["accuracy"] >= 0.7
+    assert rows[("logreg", "grouped")]["roc_auc"] >= 0.85
+    assert rows[("lstm", "grouped")]["accuracy"] >= 0.6
+    assert rows[("lstm", "grouped")]["mcc"] > 0.4
+
+
+def test_shuffled_file_labels_stay_near_chance(music_library: Any) -> None:  # noqa: F811
+    rng = np.random.default_rng(1)
+    lib = music_library
+    files = np.unique(lib.dataset.groups)
+    shuffled = dict(zip(files, rng.permutation([lib.dataset.y[lib.dataset.groups == f][0] for f in files]), strict=True))
+    ds = type(lib.dataset)(lib.dataset.X, np.array([shuffled[g] for g in lib.dataset.groups]), lib.dataset.groups,
+                           lib.dataset.subjects, lib.dataset.feature_names, lib.dataset.meta)
+    result = music.evaluate_library(music.MusicLibrary(ds, None, lib.files), "grouped", ["lda"])
+    assert result["results"][0]["accuracy"] < 0.6
+
+
+def test_lstm_trains_on_cpu_in_under_a_minute_and_round_trips(music_library: Any, music_library_dir: Path,  # noqa: F811
+                                                                tmp_path: Path) -> None:
+    t0 = time.perf_counter()
+    model = music.train_music_model(music_library, "lstm", lstm_params=FAST_LSTM)
+    assert time.perf_counter() - t0 < 60.0
+    clf = model.estimator
+    assert clf.loss_curve_[-1] < 0.5 * clf.loss_curve_[0]
+    path = tmp_path / "music.lstm"
+    model.save(path)
+    loaded = music.MusicModel.load(path)
+    assert loaded.classifier == "lstm" and loaded.classes == EMOTIONS
+    seqs = music_library.sequences[:5]
+    np.testing.assert_allclose(loaded.estimator.predict_proba(seqs), clf.predict_proba(seqs), atol=1e-6)
+    one = music_library_dir / "sad" / "organ.wav"
+    proba = loaded.predict_file(one)
+    assert set(proba) == set(EMOTIONS) and sum(proba.values()) == pytest.approx(1.0)
+
+
+def test_lstm_seeded_training_is_reproducible(music_library: Any) -> None:  # noqa: F811
+    X, y = music_library.sequences[::4], music_library.dataset.y[::4]
+    a = LstmClassifier(epochs=5, hidden_size=8, random_state=3).fit(X, y).predict_proba(X)
+    b = LstmClassifier(epochs=5, hidden_size=8, random_state=3).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_sklearn_music_bundle_round_trip_and_prediction(music_library: Any, music_library_dir: Path,  # noqa: F811
+                                                        tmp_path: Path) -> None:
+    model = music.train_music_model(music_library, "logreg")
+    path = tmp_path / "music.skops"
+    model.save(path)
+    loaded = music.MusicModel.load(path)
+    assert loaded.classifier == "logreg" and loaded.classes == EMOTIONS
+    assert loaded.meta["kind"] == "music" and loaded.meta["segment_s"] == 6.0
+    correct = 0
+    for emotion in EMOTIONS:
+        for f in sorted((music_library_dir / emotion).iterdir()):
+            proba = loaded.predict_file(f)
+            assert sum(proba.values()) == pytest.approx(1.0)
+            correct += max(proba, key=proba.__getitem__) == emotion
+    assert correct >= 14  # training files: a sanity check of the saved pipeline
+
+
+def test_model_files_are_checked(music_library: Any, tmp_path: Path) -> None:  # noqa: F811
+    import torch  # the deep extra is part of the test environment
+
+    with pytest.raises(ModelFormatError, match="does not exist"):
+        music.MusicModel.load(tmp_path / "nope.pt")
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(ModelFormatError):
+        music.MusicModel.load(tmp_path / "text.pt")
+
+    class Evil:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (print, ("pwned",))
+
+    torch.save({"format": "duygu-lstm", "evil": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(ModelFormatError, match="weights_only"):
+        music.MusicModel.load(tmp_path / "evil.pt")
+
+    # a weights file whose tensors were tampered with (wrong shape) is refused
+    model = music.train_music_model(music_library, "lstm", lstm_params={"epochs": 1, "hidden_size": 4})
+    good = tmp_path / "good.pt"
+    model.save(good)
+    payload = torch.load(good, weights_only=True)
+    key = next(iter(payload["state_dict"]))
+    payload["state_dict"][key] = torch.zeros(3)
+    torch.save(payload, tmp_path / "tampered.pt")
+    with pytest.raises(ModelFormatError, match="damaged"):
+        music.MusicModel.load(tmp_path / "tampered.pt")
+    assert zipfile.is_zipfile(good)
+
+
+def test_bad_library_inputs(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="must be a folder"):
+        music.load_library(tmp_path / "missing")
+    (tmp_path / "lib" / "happy").mkdir(parents=True)
+    with pytest.raises(DataError, match=">= 2 sub-folders"):
+        music.load_library(tmp_path / "lib")
+    with pytest.raises(DataError, match="segment_s must be >= 4"):
+        music.load_library(tmp_path / "lib", segment_s=1.0)
+    with pytest.raises(DataError, match="classifier must be one of"):
+        music.parse_music_classifiers("svm-rbf,cnn")
+
+
+def test_unreadable_and_short_library_files_are_skipped(tmp_path: Path) -> None:
+    root = write_library(tmp_path / "lib", duration_s=7.0, styles=("bells", "organ"))
+    (root / "sad" / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
+    result = music.load_library(root, segment_s=6.0, hop_s=3.0, max_duration_s=7.0)
+    reasons = dict(result.skipped)
+    assert set(reasons) == {"sad/broken.wav"} and "not a readable audio file" in reasons["sad/broken.wav"]
+    assert len(result.files) == 8
+    with pytest.raises(DataError, match="fewer than 2 emotions"):
+        music.load_library(root, segment_s=8.0, hop_s=3.0)
