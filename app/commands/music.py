@@ -1,0 +1,265 @@
+"""``duygu music``: audio features, music-emotion evaluation, training and prediction."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from app.commands._common import positive_float
+
+HELP = "music emotion: audio features of files, evaluate/train classifiers on a labelled library"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="music_cmd", metavar="COMMAND", required=True)
+
+    f = sub.add_parser("features", help="features of one audio file or of every file in a folder",
+                       description="One record per file: path, duration_s, tempo_bpm, key/mode and the "
+                       "mean and std of MFCC, chroma, spectral and energy features. Files that cannot be "
+                       "analysed are reported (stderr and 'error' in JSON); the exit status is 0 when at "
+                       "least one file was analysed.")
+    f.add_argument("path", metavar="FILE|DIR")
+    f.add_argument("--json", metavar="OUT", help="write the records as a JSON list ('-' for stdout)")
+    f.add_argument("--csv", metavar="OUT", help="write analysed files as a feature table "
+                   "(columns label, group, features) for 'duygu music evaluate --features'")
+    f.add_argument("--duration-s", type=positive_float, metavar="S", help="analyse only the first S seconds")
+
+    e = sub.add_parser("evaluate", help="evaluate music-emotion classifiers on a labelled library",
+                       description="DIR holds one sub-folder per emotion. Segments of a file never sit on "
+                       "both sides of a grouped split. Prints accuracy, precision, recall, F1, MCC and ROC AUC.")
+    _add_input(e)
+    e.add_argument("--protocol", default="grouped", help="paper, grouped or loso (= leave one file out) "
+                   "(default: grouped)")
+    e.add_argument("--classifiers", metavar="A,B", help="registry names and/or lstm "
+                   "(default: ann,svm-rbf,knn,logreg,lstm; lstm needs DIR)")
+    e.add_argument("--permutations", type=int, default=0, metavar="N",
+                   help="label permutations for the chance level (default 0: majority class)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", metavar="OUT", help="write the evaluation JSON ('-' for stdout)")
+
+    t = sub.add_parser("train", help="train a music-emotion model on a labelled library",
+                       description="Registry classifiers are saved as skops bundles, the LSTM as weights "
+                       "plus JSON metadata (read back with torch.load(weights_only=True)).")
+    t.add_argument("dir", metavar="DIR")
+    _add_segments(t)
+    t.add_argument("--classifier", default="svm-rbf", metavar="NAME", help="registry name or lstm (default: svm-rbf)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
+
+    pr = sub.add_parser("predict", help="perceived emotion of audio files with a trained music model")
+    pr.add_argument("paths", nargs="+", metavar="FILE|DIR")
+    pr.add_argument("--model", required=True, metavar="MODEL")
+    pr.add_argument("--json", metavar="OUT", help="write the predictions as JSON ('-' for stdout)")
+
+
+def _add_segments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--segment-s", type=positive_float, default=10.0, metavar="S",
+                   help="segment length (default 10 s; >= 4 s)")
+    p.add_argument("--hop-s", type=positive_float, default=5.0, metavar="S", help="segment step (default 5 s)")
+    p.add_argument("--max-duration-s", type=positive_float, metavar="S", help="use only the first S seconds of each file")
+    p.add_argument("--epochs", type=int, default=80, metavar="N", help="LSTM training epochs (default 80)")
+
+
+def _add_input(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", nargs="?", metavar="DIR", help="library folder (one sub-folder per emotion)")
+    p.add_argument("--features", metavar="CSV", help="feature table instead of DIR (e.g. from 'music features --csv')")
+    p.add_argument("--label", metavar="COL", help="label column of --features")
+    p.add_argument("--group", metavar="COL", help="group column of --features (default: 'group' if present)")
+    p.add_argument("--drop", metavar="COLS", default="", help="comma-separated columns of --features to ignore")
+    _add_segments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"features": _features, "evaluate": _evaluate, "train": _train, "predict": _predict}[args.music_cmd](args)
+
+
+def _progress(desc: str) -> Any:
+    from tqdm import tqdm
+
+    bar: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, desc=desc, file=sys.stderr, disable=not sys.stderr.isatty(), leave=False)
+        bar["bar"].n = done
+        bar["bar"].refresh()
+        if done >= total:
+            bar["bar"].close()
+
+    return update
+
+
+# -- features ---------------------------------------------------------------------------
+def _features(args: argparse.Namespace) -> int:
+    from acquisition.errors import DataError
+    from app.commands._common import write_json
+    from processing import audio
+
+    files = audio.list_files(args.path)
+    root = Path(args.path) if Path(args.path).is_dir() else None
+    records: list[dict[str, Any]] = []
+    quiet = args.json == "-"
+    if not quiet:
+        print(f"{'file':<40} {'duration s':>10} {'tempo bpm':>9} {'key':<9} {'rms':>8} {'centroid Hz':>11}")
+    for path in files:
+        try:
+            rec = audio.analyse_file(path, duration_s=args.duration_s)
+        except DataError as exc:
+            print(f"duygu: {path}: error: {exc}", file=sys.stderr)
+            records.append({"path": str(path), "error": str(exc)})
+            continue
+        for w in rec["warnings"]:
+            print(f"duygu: {path}: warning: {w}", file=sys.stderr)
+        if root is not None:
+            rel = path.relative_to(root)
+            rec["group"] = rel.as_posix()
+            rec["label"] = rel.parts[0] if len(rel.parts) > 1 else None
+        records.append(rec)
+        if not quiet:
+            tempo = "-" if rec["tempo_bpm"] is None else f"{rec['tempo_bpm']:.1f}"
+            name = path.name if len(path.name) <= 40 else path.name[:37] + "..."
+            print(f"{name:<40} {rec['duration_s']:>10.2f} {tempo:>9} {rec['key'] or '-':<9} "
+                  f"{rec['rms_mean']:>8.4f} {rec['spectral_centroid_hz_mean']:>11.0f}")
+    analysed = [r for r in records if "error" not in r]
+    if args.json:
+        write_json(records, args.json)
+    if args.csv:
+        _write_table(analysed, args.csv)
+    n_bad = len(records) - len(analysed)
+    print(f"analysed {len(analysed)} of {len(records)} file(s); {n_bad} failed", file=sys.stderr)
+    if not analysed:
+        raise DataError(f"none of the {len(records)} file(s) under {args.path!r} could be analysed")
+    return 0
+
+
+def _write_table(records: list[dict[str, Any]], out: str) -> None:
+    from processing import audio
+
+    names = audio.summary_feature_names()
+    rows = [r for r in records if all(r.get(n) is not None and math.isfinite(r[n]) for n in names)]
+    for r in records:
+        if r not in rows:
+            print(f"duygu: {r['path']}: not in the table (tempo_bpm missing: {r.get('duration_s')} s)", file=sys.stderr)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["label", "group", *names])
+        for r in rows:
+            w.writerow([r.get("label") or "", r.get("group") or r["path"], *(repr(float(r[n])) for n in names)])
+
+
+# -- evaluate / train -------------------------------------------------------------------
+def _lstm_params(args: argparse.Namespace) -> dict[str, Any]:
+    from acquisition.errors import DataError
+
+    if args.epochs < 1:
+        raise DataError(f"--epochs must be >= 1, got {args.epochs}")
+    return {"epochs": args.epochs}
+
+
+def _load_library(args: argparse.Namespace, directory: str | None) -> Any:
+    from models import music
+
+    lib = music.load_library(directory, segment_s=args.segment_s, hop_s=args.hop_s,
+                             max_duration_s=args.max_duration_s, progress=_progress("analysing"))
+    for path, reason in lib.skipped:
+        print(f"duygu: {path}: skipped: {reason}", file=sys.stderr)
+    ds = lib.dataset
+    print(f"library: {len(lib.files)} file(s), {ds.n_rows} segment(s) of {args.segment_s:g} s, "
+          f"classes {', '.join(ds.classes)}", file=sys.stderr)
+    return lib
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from acquisition.errors import DataError
+    from app.commands._common import write_json
+    from models import music
+
+    if (args.dir is None) == (args.features is None):
+        raise DataError("give either a library DIR or --features CSV --label COL, not both or neither")
+    from models.evaluation import get_protocol
+
+    get_protocol(args.protocol)  # fail before the slow part
+    music.parse_music_classifiers(args.classifiers)
+    lstm_params = _lstm_params(args)
+    if args.features is not None:
+        if not args.label:
+            raise DataError("--features needs --label COL (the label column)")
+        from models.datasets import load_feature_table
+
+        group = args.group
+        if group is None:
+            with open(args.features, newline="", encoding="utf-8-sig") as fh:
+                header = next(csv.reader(fh), [])
+            group = "group" if "group" in header else None
+        drop = [c for c in args.drop.split(",") if c.strip()]
+        lib = music.library_from_table(load_feature_table(args.features, args.label, group=group, drop=drop))
+        classifiers = args.classifiers or ",".join(c for c in music.DEFAULT_CLASSIFIERS if c != music.LSTM)
+    else:
+        lib = _load_library(args, args.dir)
+        classifiers = args.classifiers
+    result = music.evaluate_library(lib, args.protocol, classifiers, n_permutations=args.permutations,
+                                    random_state=args.seed, lstm_params=lstm_params,
+                                    progress=_progress("evaluating"))
+    if args.json != "-":
+        print(format_music_table(result))
+    if args.json:
+        write_json(result, args.json)
+    return 0
+
+
+def format_music_table(result: dict[str, Any]) -> str:
+    """The evaluation as a text table (percentages; MCC and ROC AUC as fractions)."""
+    head = f"{'classifier':<10} {'split':<8} {'acc %':>6} {'prec %':>6} {'rec %':>6} {'F1 %':>6} {'MCC':>6} {'AUC':>6}"
+    lines = [f"protocol: {result['protocol']}", head, "-" * len(head)]
+    for r in result["results"]:
+        auc = "-" if r.get("roc_auc") is None else f"{r['roc_auc']:.3f}"
+        lines.append(f"{r['classifier']:<10} {r['split']:<8} {100 * r['accuracy']:>6.1f} {100 * r['precision']:>6.1f} "
+                     f"{100 * r['recall']:>6.1f} {100 * r['f1']:>6.1f} {r['mcc']:>6.3f} {auc:>6}")
+    lines.append(f"chance: {100 * result['chance']:.1f} %")
+    if result.get("leakage_gap") is not None:
+        lines.append(f"leakage gap (random - grouped accuracy): {100 * result['leakage_gap']:+.1f} points")
+    return "\n".join(lines)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from models import music
+
+    music.parse_music_classifiers([args.classifier])  # fail before the slow part
+    lstm_params = _lstm_params(args)
+    lib = _load_library(args, args.dir)
+    model = music.train_music_model(lib, args.classifier, random_state=args.seed, lstm_params=lstm_params)
+    model.save(args.out)
+    print(f"wrote {args.out}: {model.classifier} on {lib.dataset.n_rows} segment(s), classes {', '.join(model.classes)}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from acquisition.errors import DataError
+    from app.commands._common import write_json
+    from models import music
+    from processing import audio
+
+    model = music.MusicModel.load(args.model)
+    out: list[dict[str, Any]] = []
+    for given in args.paths:
+        for path in audio.list_files(given):
+            try:
+                proba = model.predict_file(path)
+            except DataError as exc:
+                print(f"duygu: {path}: error: {exc}", file=sys.stderr)
+                out.append({"path": str(path), "error": str(exc)})
+                continue
+            label = max(proba, key=proba.__getitem__)
+            out.append({"path": str(path), "label": label, "probabilities": proba})
+            if args.json != "-":
+                print(f"{path}: {label} ({100 * proba[label]:.0f} %)")
+    if args.json:
+        write_json(out, args.json)
+    if all("error" in r for r in out):
+        raise DataError(f"none of the {len(out)} file(s) could be predicted")
+    return 0

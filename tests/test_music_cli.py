@@ -1,0 +1,94 @@
+"""``duygu music features|evaluate|train|predict`` through the real entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from processing import audio
+from tests.support.music_data import BAD_FOLDER_EXPECTED, music_library_dir, write_bad_folder  # noqa: F401
+
+
+def test_features_batch_reports_bad_files_and_exits_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = write_bad_folder(tmp_path / "batch")
+    out = tmp_path / "features.json"
+    assert main(["music", "features", str(folder), "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    records = {Path(r["path"]).name: r for r in json.loads(out.read_text())}
+    assert set(records) == set(BAD_FOLDER_EXPECTED)
+    for name, expected in BAD_FOLDER_EXPECTED.items():
+        assert ("error" in records[name]) == (expected == "error")
+        if expected == "error":
+            assert f"{name}: error:" in captured.err
+        if expected == "warning":
+            assert f"{name}: warning:" in captured.err
+    assert "analysed 5 of 7 file(s); 2 failed" in captured.err
+    good = records["good.ogg"]
+    assert {"path", "duration_s", "tempo_bpm", "mfcc_01_mean", "chroma_A_std", "rms_mean"} <= set(good)
+    assert good["duration_s"] == pytest.approx(6.0, abs=0.01)
+    assert records["short_1s.wav"]["tempo_bpm"] is None
+    assert "good.ogg" in captured.out  # the table
+
+
+def test_features_of_only_bad_files_fails_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a.txt").write_text("text")
+    assert main(["music", "features", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"duygu: error: none of the 1 file(s) under {str(tmp_path)!r} could be analysed"
+    assert main(["music", "features", str(tmp_path / "missing")]) == 1
+    assert "neither a file nor a folder" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(240)
+def test_features_table_feeds_evaluate_and_library_train_predict(music_library_dir: Path, tmp_path: Path,  # noqa: F811
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    table = tmp_path / "features.csv"
+    assert main(["music", "features", str(music_library_dir), "--csv", str(table), "--json", "-"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert len(listed) == 16 and all(r["label"] == Path(r["path"]).parent.name for r in listed)
+    header = table.read_text().splitlines()[0].split(",")
+    assert header[:2] == ["label", "group"] and header[2:] == audio.summary_feature_names()
+
+    result_json = tmp_path / "eval.json"
+    assert main(["music", "evaluate", "--features", str(table), "--label", "label", "--classifiers", "lda",
+                 "--json", str(result_json)]) == 0
+    result = json.loads(result_json.read_text())
+    assert set(result) == {"protocol", "chance", "results", "leakage_gap"}
+    assert [r["split"] for r in result["results"]] == ["grouped", "random"]
+    assert "roc_auc" in result["results"][0] and "chance:" in capsys.readouterr().out
+
+    model = tmp_path / "music.skops"
+    assert main(["music", "train", str(music_library_dir), "--classifier", "lda", "--segment-s", "6",
+                 "--hop-s", "3", "--out", str(model)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    preds = tmp_path / "pred.json"
+    assert main(["music", "predict", str(music_library_dir / "tense"), "--model", str(model),
+                 "--json", str(preds)]) == 0
+    rows = json.loads(preds.read_text())
+    assert len(rows) == 4 and sum(r["label"] == "tense" for r in rows) >= 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["music", "evaluate"], "give either a library DIR or --features"),
+        (["music", "evaluate", "--features", "x.csv"], "--features needs --label"),
+        (["music", "evaluate", "{lib}", "--protocol", "nope"], "protocol must be one of"),
+        (["music", "evaluate", "{lib}", "--classifiers", "cnn"], "classifier must be one of"),
+        (["music", "train", "{lib}", "--classifier", "lstm", "--epochs", "0", "--out", "m.pt"], "--epochs must be >= 1"),
+        (["music", "predict", "{lib}", "--model", "{lib}/happy/bells.wav"], "not a skops bundle"),
+    ],
+)
+def test_bad_music_arguments_give_one_line_errors(argv: list[str], message: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    lib = tmp_path / "lib"
+    for label in ("happy", "sad"):
+        (lib / label).mkdir(parents=True)
+        (lib / label / "bells.wav").write_bytes(b"not audio")
+    argv = [a.replace("{lib}", str(lib)) for a in argv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("duygu: error: ") and message in err[-1]
