@@ -25,7 +25,7 @@ from app import qt_compat  # noqa: F401  (PySide6 6.12 refcount work-around)
 from app.contact_quality import ContactQualityReader
 from app.controller import SourceController
 from app.notifications import NotificationArea, NotificationCenter
-from app.views.common import LiveView
+from app.views.common import LiveView, warm_up
 from app.views.headmap import HeadMapView
 from app.views.signals import SignalsView
 from app.views.source_panel import SourcePanel
@@ -126,6 +126,8 @@ class MainWindow(QMainWindow):
         self.controller.connect_failed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
         self._make_actions()
         self.restore_layout()
+        self.engine_ready = False
+        self.pool.submit("loading the engine", lambda _t: warm_up(), on_result=self._on_engine_ready)
         if self.contact is not None:
             self.contact.start()
 
@@ -187,6 +189,11 @@ class MainWindow(QMainWindow):
         box.setText(SHORTCUTS_HTML)
         box.setModal(False)
         box.show()
+
+    def _on_engine_ready(self, classifier_names: list[str]) -> None:
+        self.engine_ready = True
+        if self.training_view is not None:
+            self.training_view.set_classifier_names(classifier_names)
 
     # -- source ------------------------------------------------------------------------
     def _on_source(self, source: BaseSource | None) -> None:

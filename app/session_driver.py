@@ -1,21 +1,75 @@
-"""Glue between the session view and :mod:`acquisition.runner` (filled in when it lands)."""
+"""Glue between the session view and :mod:`acquisition.runner` (no widgets here).
+
+:func:`run_session` runs in a worker thread: it loads the protocol, runs the preflight,
+opens the store, the stimulus player and the marker outlet, and runs a
+:class:`~acquisition.runner.SessionRunner` to its end. A session stopped because the
+window closed is stored as ``interrupted`` (the runner itself stores ``aborted``).
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-
-def describe_event(event: Any) -> dict[str, Any]:
-    if isinstance(event, dict):
-        return {"kind": str(event.get("kind", "event")), **event}
-    return {"kind": str(getattr(event, "kind", "event"))}
+log = logging.getLogger(__name__)
 
 
-def describe_result(result: Any) -> tuple[str, str]:
-    return "completed", f"session finished: {result}"
+def audio_check() -> Callable[[], str]:
+    """The preflight's audio-output check (``app.player.check_output``)."""
+    from app.player import check_output
+
+    return check_output
 
 
-def run_session(options: dict[str, Any], on_event: Any, prompt: Any, set_runner: Any, cancelled: Any) -> Any:
-    from acquisition.errors import DuyguError
+def run_session(options: dict[str, Any], on_event: Callable[[Any], None], set_runner: Callable[[Any], None],
+                interrupted: Callable[[], bool]) -> Any:
+    """Run one session described by ``options``; returns the runner's ``SessionResult``.
 
-    raise DuyguError("the session runner (acquisition.runner) is not available yet")
+    ``options``: participant, protocol_path, time_scale, labels ("prompt"|"auto"), audio
+    (bool), store_path, source (connected BaseSource), spec (str), markers (bool).
+    """
+    from acquisition.protocol import load_protocol, preflight
+    from acquisition.runner import SessionRunner
+    from acquisition.store import SessionStore, validate_participant
+
+    participant = validate_participant(str(options["participant"]))
+    protocol = load_protocol(Path(options["protocol_path"]))
+    audio = bool(options.get("audio", True))
+    store_path = Path(options["store_path"])
+    preflight(protocol, audio_check=audio_check() if audio else None, store_dir=store_path.parent,
+              check_audio_files=audio)
+    player = None
+    if audio:
+        from app.player import StimulusPlayer
+
+        player = StimulusPlayer()
+    markers = None
+    if options.get("markers", True):
+        try:
+            from acquisition.markers import MarkerOutlet
+
+            markers = MarkerOutlet()
+        except Exception as exc:  # markers on LSL are optional; they are stored anyway
+            log.warning("no LSL marker outlet: %s", exc)
+    store = SessionStore(store_path)
+    try:
+        runner = SessionRunner(protocol, options["source"], store, participant, player=player,
+                               labels=str(options.get("labels", "prompt")),
+                               time_scale=float(options.get("time_scale", 1.0)), markers=markers,
+                               source_spec=str(options.get("spec", "")))
+        runner.add_listener(on_event)
+        set_runner(runner)
+        try:
+            result = runner.run()
+        finally:
+            if interrupted() and runner.session_id is not None:
+                store.finish_session(runner.session_id, "interrupted")
+        if interrupted():
+            result.status = "interrupted"
+        return result
+    finally:
+        store.close()
+        if markers is not None:
+            markers.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
 from typing import Any
 
 import numpy as np
@@ -34,14 +37,34 @@ def class_colour(label: str, index: int = 0) -> str:
     return CLASS_COLOURS.get(label, fallback[index % len(fallback)])
 
 
+ENGINE_MODULES = ("processing.filters", "processing.pipeline", "models.registry", "models.evaluation",
+                  "models.bundle", "models.live", "acquisition.runner", "acquisition.store", "acquisition.protocol", "skops.io")
+
+
+def filters_available() -> bool:
+    """True if :mod:`processing.filters` exists (without importing scipy on the GUI thread)."""
+    return importlib.util.find_spec("processing.filters") is not None
+
+
+def warm_up() -> list[str]:
+    """Import the engine (scipy, scikit-learn…) in a worker; returns the classifier names."""
+    for name in ENGINE_MODULES:
+        importlib.import_module(name)
+    from models.registry import classifier_names
+
+    return classifier_names()
+
+
 def make_causal_filter(sfreq_hz: float, n_channels: int, band_hz: tuple[float, float] = (1.0, 50.0),
                        notch_hz: float | None = None) -> Any | None:
-    """A :class:`processing.filters.CausalFilter`, or ``None`` if processing lacks it."""
-    try:
-        from processing.filters import CausalFilter
-    except ImportError:
+    """A :class:`processing.filters.CausalFilter`, or ``None`` while its module is not loaded.
+
+    The module (and scipy) is imported by :func:`warm_up` in a worker, never here.
+    """
+    module = sys.modules.get("processing.filters")
+    if module is None:
         return None
-    return CausalFilter(sfreq_hz, n_channels, band_hz=band_hz, notch_hz=notch_hz)
+    return module.CausalFilter(sfreq_hz, n_channels, band_hz=band_hz, notch_hz=notch_hz)
 
 
 def despike(data: NDArray[np.float64], limit_uv: float = 1000.0) -> NDArray[np.float64]:

@@ -141,7 +141,7 @@ class PredictionView(QWidget):
 
         self.load_button.clicked.connect(self._load_dialog)
         self.start_button.clicked.connect(self.start)
-        self.stop_button.clicked.connect(self.stop)
+        self.stop_button.clicked.connect(self.user_stop)
         self.timer = QTimer(self)
         self.timer.setInterval(100)
         self.timer.timeout.connect(self.drain)
@@ -169,14 +169,11 @@ class PredictionView(QWidget):
                                        on_result=lambda b: self.use_bundle(b, name=Path(path).name))
 
     def use_bundle(self, bundle: Any, name: str = "") -> None:
-        self.stop()
+        self.user_stop()
         self.bundle = bundle
         self.bundle_name = name
         meta = getattr(bundle, "meta", None) or {}
-        classes = meta.get("classes")
-        if not classes and hasattr(bundle.estimator, "classes_"):
-            classes = [str(c) for c in bundle.estimator.classes_]
-        self.classes = [str(c) for c in (classes or [])]
+        self.classes = list(bundle.classes)
         desc = ", ".join(self.classes)
         clf = meta.get("classifier", "")
         self.bundle_label.setText(f"<b>{name}</b> {clf} · classes: {desc}")
@@ -206,11 +203,18 @@ class PredictionView(QWidget):
 
     # -- running -----------------------------------------------------------------------
     def set_source(self, source: BaseSource | None) -> None:
-        was = self._want_running
+        """A new source (or none): predictions follow it if they were running."""
+        keep = self._want_running
         self.stop()
+        self._want_running = keep
         self.source = source
-        if source is not None and self.bundle is not None and was:
+        if source is not None and self.bundle is not None and keep:
             self.start()
+
+    def user_stop(self) -> None:
+        """The operator pressed Stop: predictions stay off until Start."""
+        self.stop()
+        self._want_running = False
 
     def start(self) -> bool:
         if self.bundle is None:
@@ -219,6 +223,7 @@ class PredictionView(QWidget):
         if self.source is None:
             self.window.notes.warning("connect a source before starting live prediction")
             return False
+        self._want_running = True
         self.stop()
         from acquisition.errors import DuyguError
         from models.live import LivePredictor
@@ -226,25 +231,27 @@ class PredictionView(QWidget):
         try:
             predictor = LivePredictor(self.bundle, self.source, hop_s=self.window.settings.hop_s)
         except DuyguError as exc:
+            self._want_running = False
             self.window.notes.error(f"live prediction: {exc}")
             return False
-        _add_listener(predictor, self._on_prediction)
+        predictor.add_listener(self._on_prediction)
         try:
             predictor.start()
         except DuyguError as exc:
             self.window.notes.error(f"live prediction: {exc}")
             return False
         self.predictor = predictor
-        self._want_running = True
         self.start_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         return True
 
     def stop(self) -> None:
         predictor, self.predictor = self.predictor, None
-        self._want_running = False
         if predictor is not None:
-            predictor.stop()
+            try:
+                predictor.stop()
+            except Exception as exc:  # the error that ended the predictor thread
+                self.window.notes.error(f"live prediction stopped: {exc}")
         self.start_button.setEnabled(self.bundle is not None)
         self.stop_button.setEnabled(False)
 
@@ -254,11 +261,8 @@ class PredictionView(QWidget):
     def drain(self) -> None:
         """Take the queued predictions and update the display (GUI timer)."""
         predictor = self.predictor
-        if predictor is not None:
-            err = getattr(predictor, "last_error", None) or getattr(predictor, "error", None)
-            if err:
-                self.window.notes.error(f"live prediction stopped: {err}")
-                self.stop()
+        if predictor is not None and predictor.error is not None and not predictor.running:
+            self.stop()  # reports the error
         if not self._queue:
             return
         items = []
@@ -322,16 +326,4 @@ class PredictionView(QWidget):
 
     def shutdown(self) -> None:
         self.timer.stop()
-        self.stop()
-
-
-def _add_listener(predictor: Any, callback: Any) -> None:
-    for name in ("add_listener", "add_prediction_listener", "subscribe"):
-        if hasattr(predictor, name):
-            getattr(predictor, name)(callback)
-            return
-    listeners = getattr(predictor, "listeners", None)
-    if isinstance(listeners, list):
-        listeners.append(callback)
-        return
-    raise AttributeError("LivePredictor offers no way to listen to its predictions")
+        self.user_stop()

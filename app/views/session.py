@@ -8,12 +8,11 @@ on the :class:`~app.views.label_screen.LabelPrompt` and waits for the participan
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -61,15 +60,14 @@ class SessionView(QWidget):
         self.protocol: Any = None
         self.prompt = LabelPrompt(parent=self)
         self.label_window: LabelWindow | None = None
+        self.markers_enabled = True  # publish markers on an LSL outlet
         self.phase = "idle"
         self.phase_end: float | None = None
         self.trial_k = 0
         self.trial_n = 0
         self.events: list[Any] = []
         self.reports: list[tuple[str, str | None, str]] = []  # (stimulus id, intended, reported)
-        self._answer_lock = threading.Lock()
-        self._answer: tuple[str, Any, Any] | None = None
-        self._answered = threading.Event()
+        self._interrupting = False
         self._current_intended: str | None = None
         self._current_stimulus: str | None = None
 
@@ -97,10 +95,12 @@ class SessionView(QWidget):
         self.labels_mode.addItem("Automatic (intended emotion; demo)", "auto")
         form.addRow("Labels", self.labels_mode)
         self.time_scale = QDoubleSpinBox()
-        self.time_scale.setRange(0.001, 1.0)
-        self.time_scale.setDecimals(3)
+        self.time_scale.setRange(1.0, 1000.0)
+        self.time_scale.setDecimals(1)
         self.time_scale.setValue(1.0)
-        self.time_scale.setToolTip("Shortens every duration (1 = real session; smaller for demos)")
+        self.time_scale.setSuffix(" x")
+        self.time_scale.setToolTip("Every duration is divided by this (1 = a real session; larger for demos "
+                                   "and tests; with the simulated headset, set its speed to the same value)")
         form.addRow("Time scale", self.time_scale)
         self.audio = QCheckBox("Play the stimuli through the audio output")
         self.audio.setChecked(True)
@@ -216,7 +216,9 @@ class SessionView(QWidget):
             from acquisition.protocol import load_protocol, preflight
 
             protocol = load_protocol(path)
-            check = _audio_check() if audio else None
+            from app.session_driver import audio_check
+
+            check = audio_check() if audio else None
             report = preflight(protocol, audio_check=check, store_dir=store_dir, raise_on_error=False)
             return protocol, report
 
@@ -280,7 +282,9 @@ class SessionView(QWidget):
             "participant": participant, "protocol_path": path, "time_scale": float(self.time_scale.value()),
             "labels": str(self.labels_mode.currentData()), "audio": self.audio.isChecked(),
             "store_path": self.window.store_path, "source": self.source, "spec": self.window.controller.spec,
+            "markers": self.markers_enabled,
         }
+        self._interrupting = False
         self.events.clear()
         self.reports.clear()
         self.trial_k, self.trial_n = 0, 0
@@ -296,40 +300,23 @@ class SessionView(QWidget):
     def _run_session(self, task: Task, options: dict[str, Any]) -> Any:
         from app.session_driver import run_session
 
-        return run_session(
-            options, on_event=self.event_received.emit, prompt=self._prompt_label,
-            set_runner=self._set_runner, cancelled=lambda: task.cancelled,
-        )
+        return run_session(options, on_event=self.event_received.emit, set_runner=self._set_runner,
+                           interrupted=lambda: self._interrupting)
 
     def _set_runner(self, runner: Any) -> None:
         self.runner = runner
 
-    def _prompt_label(self, trial_text: str = "", labels: tuple[str, ...] | None = None, sam: bool = False,
-                      timeout_s: float | None = None) -> tuple[str, Any, Any] | None:
-        """Called on the runner's thread: open the question and wait for the participant."""
-        self._answered.clear()
-        with self._answer_lock:
-            self._answer = None
-        self.prompt.ask(labels=labels, trial_text=trial_text, sam=sam)
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while not self._answered.wait(0.1):
-            runner = self.runner
-            if runner is not None and getattr(runner, "aborted", False):
-                self.prompt.close()
-                return None
-            if self.run_task is not None and self.run_task.cancelled:
-                self.prompt.close()
-                return None
-            if deadline is not None and time.monotonic() > deadline:
-                self.prompt.close()
-                return None
-        with self._answer_lock:
-            return self._answer
-
     def _on_answer(self, label: str, valence: Any, arousal: Any) -> None:
-        with self._answer_lock:
-            self._answer = (label, valence, arousal)
-        self._answered.set()
+        """The participant answered on a label screen: hand it to the runner."""
+        from acquisition.errors import DuyguError
+
+        runner = self.runner
+        if runner is None:
+            return
+        try:
+            runner.submit_label(label, valence, arousal)
+        except DuyguError as exc:
+            self.window.notes.error(f"label not accepted: {exc}")
 
     def pause(self) -> None:
         if self.runner is not None:
@@ -344,8 +331,6 @@ class SessionView(QWidget):
     def abort(self) -> None:
         if self.runner is not None:
             self.runner.abort()
-        if self.run_task is not None:
-            self.run_task.cancel()
         self.prompt.close()
         self.log_event("abort requested", PHASE_COLOURS["aborted"])
 
@@ -359,49 +344,91 @@ class SessionView(QWidget):
                                        " padding: 3px 12px; font-weight: bold; font-size: 12pt; }")
         self._update_buttons()
 
-    def _on_event(self, event: Any) -> None:
-        """Show one runner event (GUI thread)."""
-        from app.session_driver import describe_event
+    def _phase_duration(self, state: str) -> float | None:
+        runner, protocol = self.runner, self.protocol
+        if runner is None or protocol is None:
+            return None
+        seconds = {"baseline": protocol.baseline_s, "stimulus": protocol.music_s,
+                   "silence": protocol.silence_s}.get(state)
+        return None if seconds is None else float(runner.scaled(seconds))
 
+    def _on_event(self, event: Any) -> None:
+        """Show one :class:`~acquisition.runner.RunnerEvent` (GUI thread)."""
         self.events.append(event)
-        info = describe_event(event)
-        kind = info["kind"]
-        if info.get("session_id") is not None:
-            self.session_id = int(info["session_id"])
-        if info.get("n_trials"):
-            self.trial_n = int(info["n_trials"])
-        if info.get("trial") is not None:
-            self.trial_k = int(info["trial"])
+        runner = self.runner
+        if runner is not None:
+            self.protocol = runner.protocol
+            if runner.session_id is not None:
+                self.session_id = int(runner.session_id)
+        kind = event.kind
+        self.trial_n = int(event.n_trials or self.trial_n)
+        if event.trial is not None:
+            self.trial_k = int(event.trial) + 1
         pv = self.window.prediction_view
-        if kind in ("baseline", "music", "silence", "label", "paused", "done", "aborted", "interrupted"):
-            self._set_phase(kind, info.get("duration_s"))
-        if kind == "music":
-            self._current_stimulus = info.get("stimulus")
-            self._current_intended = info.get("intended")
-            self.playing.setText(info.get("playing") or str(self._current_stimulus))
+        stim = None
+        if event.stimulus_id and self.protocol is not None:
+            try:
+                stim = self.protocol.stimulus(event.stimulus_id)
+            except Exception:  # an id the protocol does not know: show the id only
+                stim = None
+        if kind == "state":
+            state = str(event.state)
+            phase = {"stimulus": "music", "completed": "done"}.get(state, state)
+            self._set_phase(phase, self._phase_duration(state))
+            if state == "silence" and pv is not None:
+                pv.set_session_context(playing="(silence)")
+            return
+        colour: str | None = None
+        text = event.message or kind.replace("_", " ")
+        if kind == "trial_start":
+            title = (stim.title or stim.id) if stim is not None else str(event.stimulus_id)
+            detail = f"{title} · {stim.genre} · intended {stim.emotion}" if stim is not None else title
+            self.playing.setText(detail)
+            self._current_stimulus = event.stimulus_id
+            self._current_intended = stim.emotion if stim is not None else None
             if pv is not None:
-                pv.set_session_context(playing=info.get("playing") or str(self._current_stimulus),
-                                       intended=self._current_intended or "—")
-        if kind == "silence" and pv is not None:
-            pv.set_session_context(playing="(silence)")
-        if kind == "labelled":
-            label = str(info.get("label"))
-            self.reports.append((str(info.get("stimulus")), info.get("intended"), label))
+                pv.set_session_context(playing=title, intended=self._current_intended or "—", reported="—")
+            text = f"trial {self.trial_k}/{self.trial_n}: {detail}"
+        elif kind == "stim_on":
+            text = f"stimulus on: {event.stimulus_id}"
+            colour = PHASE_COLOURS["music"]
+        elif kind == "stim_off":
+            text = f"stimulus off: {event.stimulus_id}"
+        elif kind == "label_prompt":
+            sam = bool(getattr(self.protocol, "sam", False))
+            self.prompt.ask(labels=tuple(event.labels) or None, trial_text=f"piece {self.trial_k} of {self.trial_n}",
+                            sam=sam)
+            text = "waiting for the participant's answer"
+            colour = PHASE_COLOURS["label"]
+        elif kind == "label":
+            label = str(event.label)
+            intended = stim.emotion if stim is not None else None
+            self.reports.append((str(event.stimulus_id), intended, label))
+            self.prompt.close()
             if pv is not None:
                 pv.set_session_context(reported=label)
-        if kind == "resumed":
-            self._set_phase(info.get("phase_after", "music"), info.get("duration_s"))
-        text = info.get("text") or kind
-        self.log_event(text, PHASE_COLOURS.get(kind) or (class_colour(str(info.get("label"))) if kind == "labelled"
-                                                          else None))
+            text = f"label: {label}" + (f" (intended {intended})" if intended else "")
+            colour = class_colour(label)
+        elif kind == "trial_end":
+            return
+        elif kind == "paused":
+            colour = PHASE_COLOURS["paused"]
+            text = f"paused: {event.message or 'operator'}"
+        elif kind == "resumed":
+            colour = PHASE_COLOURS["music"]
+        elif kind in ("store_error", "source_lost"):
+            colour = PHASE_COLOURS["aborted"]
+            self.window.notes.warning(f"session: {event.message or kind}")
+        elif kind == "session_start":
+            colour = PHASE_COLOURS["done"]
+        self.log_event(text, colour)
+        self.progress.setValue(int(1000 * float(event.progress)))
         self._update_progress()
 
     def _update_progress(self) -> None:
         if self.trial_n:
-            self.trial_label.setText(f"Trial {min(self.trial_k, self.trial_n)} of {self.trial_n}"
+            self.trial_label.setText(f"Trial {min(max(self.trial_k, 1), self.trial_n)} of {self.trial_n}"
                                      + (f"  ·  session #{self.session_id}" if self.session_id else ""))
-            self.progress.setValue(int(1000 * max(0, self.trial_k - (self.phase != "done")) / self.trial_n)
-                                   if self.phase != "done" else 1000)
 
     def _tick(self) -> None:
         if self.phase_end is None or self.phase == "paused":
@@ -411,11 +438,16 @@ class SessionView(QWidget):
         self.countdown.setText(f"{left:5.1f} s")
 
     def _on_finished(self, result: Any) -> None:
-        from app.session_driver import describe_result
-
-        status, text = describe_result(result)
+        status = str(result.status)
+        self.session_id = int(result.session_id)
+        labelled = sum(1 for t in result.trials if t.label)
+        text = f"session #{result.session_id} {status}: {labelled} labelled trial(s)"
         self._set_phase({"completed": "done"}.get(status, status), None)
-        self.log_event(text, PHASE_COLOURS.get(status, "#15803d"))
+        if status == "completed":
+            self.progress.setValue(1000)
+        self.log_event(text, PHASE_COLOURS.get({"completed": "done"}.get(status, status)))
+        for msg in result.messages:
+            self.log_event(msg, PHASE_COLOURS["aborted"])
         self.window.notes.notify(text, "success" if status == "completed" else "warning")
         self.prompt.close()
         self.runner = None
@@ -434,15 +466,15 @@ class SessionView(QWidget):
         self.session_finished.emit(message)
 
     def shutdown(self) -> None:
-        """Window closing: stop the session; the runner saves it as interrupted."""
+        """Window closing: stop the session; it is stored as ``interrupted``."""
         self.timer.stop()
-        runner = self.runner
-        if runner is not None and self.running:
-            interrupt = getattr(runner, "interrupt", None)
-            (interrupt or runner.abort)()
-        if self.run_task is not None:
-            self.run_task.cancel()
-            self.run_task.wait(15.0)
+        if self.running:
+            self._interrupting = True
+            if self.runner is not None:
+                self.runner.abort()
+            self.prompt.close()
+            if self.run_task is not None:
+                self.run_task.wait(20.0)
         if self.label_window is not None:
             self.label_window.deleteLater()
 
@@ -453,13 +485,4 @@ def _brush(colour: str) -> Any:
     return QBrush(QColor(colour))
 
 
-def _audio_check() -> Any:
-    try:
-        from app.player import StimulusPlayer
-    except ImportError:
-        return None
-    check = getattr(StimulusPlayer, "check_output", None)
-    return check if callable(check) else None
-
-
-__all__ = ["Qt", "SessionView"]
+__all__ = ["SessionView"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from acquisition.base import BaseSource
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
-from app.views.common import CHANNEL_COLOURS, LiveView, make_causal_filter
+from app.views.common import CHANNEL_COLOURS, LiveView, filters_available, make_causal_filter
 
 
 class SignalsView(LiveView):
@@ -55,7 +56,7 @@ class SignalsView(LiveView):
         self.mode.addItem("Raw (DC removed)", "raw")
         self.mode.addItem("Filtered 1–50 Hz", "filtered")
         self.mode.addItem("Filtered 1–50 Hz + 50 Hz notch", "notch")
-        if make_causal_filter(SFREQ_HZ, 1) is None:
+        if not filters_available():
             for i in (1, 2):
                 self.mode.model().item(i).setEnabled(False)  # type: ignore[attr-defined]
             self.mode.setToolTip("processing.filters is not available")
@@ -145,12 +146,15 @@ class SignalsView(LiveView):
             self.sfreq_hz = float(source.sfreq_hz)
         self._reset()
 
+    @property
+    def filtered(self) -> bool:
+        return self.mode.currentData() in ("filtered", "notch")
+
     def _reset(self, *_args: object) -> None:
         self._filter = None
-        mode = self.mode.currentData()
-        if mode in ("filtered", "notch"):
+        if self.filtered:
             self._filter = make_causal_filter(self.sfreq_hz, len(self.channels),
-                                              notch_hz=50.0 if mode == "notch" else None)
+                                              notch_hz=50.0 if self.mode.currentData() == "notch" else None)
         self._disp = np.zeros((0, len(self.channels)))
         self._cursor = -1
         if self.isVisible():
@@ -193,6 +197,9 @@ class SignalsView(LiveView):
             self.draw()
 
     def refresh(self) -> None:
+        if self.filtered and self._filter is None and "processing.filters" in sys.modules:
+            self._reset()  # the engine finished loading in the background
+            return
         if self.freeze.isChecked() or not self._pull() or len(self._disp) < 2:
             return
         self.draw()

@@ -139,11 +139,7 @@ class TrainingView(QWidget):
         form.addRow("Features", self.preset)
         self.classifiers = QListWidget()
         self.classifiers.setMaximumHeight(150)
-        for name in self._classifier_names():
-            item = QListWidgetItem(name)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if name in DEFAULT_CLASSIFIERS else Qt.CheckState.Unchecked)
-            self.classifiers.addItem(item)
+        self.set_classifier_names(list(DEFAULT_CLASSIFIERS))
         form.addRow("Classifiers", self.classifiers)
         self.permutations = QSpinBox()
         self.permutations.setRange(0, 1000)
@@ -225,13 +221,15 @@ class TrainingView(QWidget):
         self.refresh_sessions()
 
     # -- inputs ------------------------------------------------------------------------
-    @staticmethod
-    def _classifier_names() -> list[str]:
-        try:
-            from models.registry import classifier_names
-        except ImportError:
-            return list(DEFAULT_CLASSIFIERS)
-        return classifier_names()
+    def set_classifier_names(self, names: list[str]) -> None:
+        """Fill the classifier list (the registry is loaded in a worker at start-up)."""
+        checked = set(self.selected_classifiers()) or set(DEFAULT_CLASSIFIERS)
+        self.classifiers.clear()
+        for name in names:
+            item = QListWidgetItem(name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if name in checked else Qt.CheckState.Unchecked)
+            self.classifiers.addItem(item)
 
     def _check_all(self, on: bool) -> None:
         for i in range(self.sessions.count()):
