@@ -197,7 +197,7 @@ def analyse_layout(
         )
     upper = [name.strip().upper() for name in names]
     counter = upper.index("COUNTER") if "COUNTER" in upper else None
-    interpolate = upper.index("INTERPOLATE") if "INTERPOLATE" in upper else None
+    interpolate = next((i for i, u in enumerate(upper) if u in ("INTERPOLATE", "INTERPOLATED")), None)
     emotiv = counter is not None and interpolate is not None
     unit_list = [(units[i] if units and i < len(units) else None) or "" for i in index]
     scales = []
