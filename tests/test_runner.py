@@ -58,14 +58,14 @@ def test_time_scaled_session_records_labelled_trials(tmp_path: Path) -> None:
     protocol = _protocol(tmp_path, n=4, baseline_s=8)
     store = SessionStore(tmp_path / "store.sqlite")
     states: list[tuple[str, str, str]] = []
-    with SimulatedEpocSource(seed=5, speed=32) as source:
-        runner = SessionRunner(protocol, source, store, "P01", time_scale=32)
+    with SimulatedEpocSource(seed=5, speed=64) as source:
+        runner = SessionRunner(protocol, source, store, "P01", time_scale=64)
         runner.add_listener(lambda e: states.append((e.kind, e.stimulus_id or "", source.state)))
         result = runner.run()
     assert result.status == "completed" and runner.state == RunnerState.COMPLETED
     info = store.session(result.session_id)
     assert info.status == "completed" and info.participant == "P01"
-    assert info.protocol["time_scale"] == 32 and info.protocol["order_ids"] == ["s0", "s1", "s2", "s3"]
+    assert info.protocol["time_scale"] == 64 and info.protocol["order_ids"] == ["s0", "s1", "s2", "s3"]
     trials = store.trials(result.session_id)
     assert [t.label for t in trials] == [t.intended for t in trials] == list(EMOTIONS)
     _data, stamps, indices = store.eeg(result.session_id)
@@ -92,7 +92,7 @@ def test_time_scaled_session_records_labelled_trials(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_prompt_pause_resume_and_unknown_label(tmp_path: Path) -> None:
-    protocol = _protocol(tmp_path, n=2, music_s=2, silence_s=0.2, extra="sam = true")
+    protocol = _protocol(tmp_path, n=2, music_s=1.2, silence_s=0.2, extra="sam = true")
     store = SessionStore(tmp_path / "store.sqlite")
     events = Events()
     with SimulatedEpocSource(seed=1, speed=1) as source:
@@ -123,7 +123,7 @@ def test_prompt_pause_resume_and_unknown_label(tmp_path: Path) -> None:
     texts = [m.text for m in store.markers(result.session_id)]
     assert "trial_interrupted:s0" in texts and "pause:operator" in texts and "resume" in texts
     assert texts.count("stim_on:s0") == 2  # the interrupted presentation, then the full one
-    assert trials[0].offset_t - trials[0].onset_t == pytest.approx(2.0, abs=0.1)
+    assert trials[0].offset_t - trials[0].onset_t == pytest.approx(1.2, abs=0.1)
     store.close()
 
 

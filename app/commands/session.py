@@ -1,0 +1,165 @@
+"""``duygu session run``: run a listening session from a protocol file."""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import sys
+from typing import Any
+
+from app.commands._common import add_source_argument, positive_float, write_json
+
+HELP = "run a listening session: protocol file -> music, markers and labelled EEG in the store"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="session_command", metavar="COMMAND", required=True)
+    r = sub.add_parser("run", help="run a session (prints the session id)",
+                       description="Run a listening session: baseline, then stimulus -> silence -> label "
+                                   "for every stimulus of the protocol. Prints the session id.")
+    r.add_argument("--protocol", required=True, metavar="FILE", help="protocol TOML file (docs/PROTOCOL.md)")
+    r.add_argument("--participant", required=True, metavar="ID",
+                   help="pseudonymous participant id (letters, digits, _ or -)")
+    add_source_argument(r)
+    r.add_argument("--labels", choices=("auto", "prompt"), default="prompt",
+                   help="prompt: ask for the felt emotion after each stimulus (default); "
+                        "auto: use each stimulus's intended emotion (demos, tests)")
+    r.add_argument("--time-scale", type=positive_float, default=1.0, metavar="X",
+                   help="divide every duration by X (a simulated source also runs X times faster, "
+                        "so each trial still holds the protocol's seconds of EEG)")
+    r.add_argument("--store", metavar="PATH", help="session store (default: the user data directory)")
+    r.add_argument("--seed", type=int, metavar="N", help="stimulus order seed (default: from the participant id)")
+    r.add_argument("--no-audio", action="store_true", help="run silently (markers mark the intended onsets)")
+    r.add_argument("--audio-device", metavar="NAME", help="audio output device (sounddevice name or index)")
+    r.add_argument("--markers", default="duygu-markers", metavar="NAME",
+                   help="name of the LSL marker stream (type Markers; default: duygu-markers)")
+    r.add_argument("--no-markers", action="store_true", help="do not publish markers on LSL (still stored)")
+    r.add_argument("--json", metavar="OUT", help="write the session summary as JSON ('-' for stdout)")
+
+
+def _device(text: str | None) -> str | int | None:
+    if text is None:
+        return None
+    return int(text) if text.isdigit() else text
+
+
+def build_session(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
+    """Load, preflight and build everything a session needs (shared with ``demo``).
+
+    Returns ``(protocol, source, store, player, markers)``; nothing is started.
+    """
+    from acquisition.markers import MarkerOutlet
+    from acquisition.protocol import load_protocol, preflight
+    from acquisition.settings import load_settings
+    from acquisition.spec import open_source, parse_source_spec
+    from acquisition.store import SessionStore, validate_participant
+
+    protocol = load_protocol(args.protocol)
+    validate_participant(args.participant)
+    spec = parse_source_spec(args.source)
+    store_path = args.store or load_settings().store_path
+    audio_check = None
+    if not args.no_audio:
+        from app.player import check_output
+
+        device = _device(args.audio_device)
+
+        def audio_check() -> str:
+            return check_output(device)
+
+    preflight(protocol, audio_check=audio_check, store_dir=store_path)
+    player = None
+    if not args.no_audio:
+        from app.player import StimulusPlayer
+
+        player = StimulusPlayer(_device(args.audio_device))
+    store = SessionStore(store_path)
+    kwargs: dict[str, Any] = {"speed": args.time_scale} if spec.kind == "simulated" else {}
+    source = open_source(spec, **kwargs)
+    markers = None if args.no_markers else MarkerOutlet(args.markers)
+    return protocol, source, store, player, markers
+
+
+def run(args: argparse.Namespace) -> int:
+    from acquisition.errors import ProtocolError
+    from acquisition.runner import RunnerEvent, SessionRunner
+
+    protocol, source, store, player, markers = build_session(args)
+    prompts: queue.Queue[RunnerEvent | None] = queue.Queue()
+
+    def show(event: RunnerEvent) -> None:
+        if event.kind == "trial_start":
+            print(f"trial {event.trial + 1}/{event.n_trials}: {event.stimulus_id}", file=sys.stderr)
+        elif event.kind in ("paused", "source_lost", "store_error"):
+            print(f"session paused: {event.message}", file=sys.stderr)
+        elif event.kind == "label_prompt":
+            prompts.put(event)
+        elif event.kind == "session_end":
+            prompts.put(None)
+
+    runner = SessionRunner(protocol, source, store, args.participant, player=player, labels=args.labels,
+                           time_scale=args.time_scale, seed=args.seed, markers=markers,
+                           source_spec=args.source)
+    runner.add_listener(show)
+    try:
+        runner.start()
+        while True:
+            event = prompts.get()
+            if event is None:
+                break
+            _ask(runner, event, protocol.sam)
+        result = runner.join()
+    except KeyboardInterrupt:
+        runner.abort()
+        result = runner.join(30)
+    finally:
+        source.disconnect()
+        if markers is not None:
+            markers.close()
+    if result is None:
+        raise ProtocolError("the session did not end cleanly")
+    for message in result.messages:
+        print(f"note: {message}", file=sys.stderr)
+    print(result.session_id)
+    if args.json:
+        summary = result.as_dict()
+        summary["store"] = str(store.path)
+        write_json(summary, args.json)
+    store.close()
+    if result.status != "completed":
+        print(f"duygu: session {result.session_id} {result.status}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _ask(runner: Any, event: Any, sam: bool) -> None:
+    """Ask for a label (and SAM ratings) on stdin until a valid answer is given."""
+    from acquisition.errors import ProtocolError
+
+    labels = list(event.labels)
+    menu = ", ".join(f"{k + 1}={name}" for k, name in enumerate(labels))
+    while True:
+        print(f"How did the music make you feel? {menu}: ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            runner.abort()
+            return
+        answer = line.strip().lower()
+        label = labels[int(answer) - 1] if answer.isdigit() and 1 <= int(answer) <= len(labels) else answer
+        valence = arousal = None
+        try:
+            if sam:
+                valence = _rating("valence (1 unpleasant - 9 pleasant)")
+                arousal = _rating("arousal (1 calm - 9 excited)")
+            runner.submit_label(label, valence, arousal)
+            return
+        except (ProtocolError, ValueError) as exc:
+            print(f"  {exc}", file=sys.stderr)
+
+
+def _rating(name: str) -> int:
+    print(f"  {name}: ", end="", file=sys.stderr, flush=True)
+    text = sys.stdin.readline().strip()
+    if not text.isdigit():
+        raise ValueError(f"{name.split()[0]} must be a whole number 1-9, got {text!r}")
+    return int(text)
