@@ -510,8 +510,11 @@ def format_table(result: dict[str, Any] | EvaluationReport) -> str:
     Accepts the JSON dict or an :class:`EvaluationReport` (which adds the p-value and
     the per-classifier leakage gap under the table).
     """
-    report = result if isinstance(result, EvaluationReport) else None
-    data = report.as_json() if report is not None else result
+    report: EvaluationReport | None
+    if isinstance(result, EvaluationReport):
+        report, data = result, result.as_json()
+    else:
+        report, data = None, result
     from models.registry import registry
 
     labels = {name: spec.label for name, spec in registry().items()}

@@ -205,8 +205,8 @@ class LivePredictor:
         except BaseException as exc:  # surfaced: kept, logged, told to listeners, re-raised by stop()
             self.error = exc
             log.exception("live predictor stopped on an error")
-            for callback in list(self._error_listeners):
+            for on_error in list(self._error_listeners):
                 try:
-                    callback(exc)
+                    on_error(exc)
                 except Exception:
                     log.exception("live predictor error listener failed")

@@ -9,7 +9,7 @@ when the entry has a hyper-parameter grid, the pipeline is wrapped in a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,8 +96,8 @@ def _specs() -> tuple[ClassifierSpec, ...]:
         ),
         ClassifierSpec(
             "forest", "Random forest",
+            # no grid: a forest's defaults (sqrt features, full trees) are robust
             lambda rs: RandomForestClassifier(n_estimators=100, random_state=rs),
-            {"min_samples_leaf": [1, 5]},
         ),
     )
 
@@ -128,7 +128,7 @@ def get_spec(name: str) -> ClassifierSpec:
     return specs[key]
 
 
-def parse_classifiers(text: str | list[str] | tuple[str, ...] | None) -> list[str]:
+def parse_classifiers(text: str | Sequence[str] | None) -> list[str]:
     """Parse ``"ann,svm-rbf"`` (or a list) into validated registry names, in given order."""
     if text is None:
         return list(CLASSIFIERS)

@@ -17,7 +17,14 @@ from models.evaluation import (
     permute_labels,
     run_evaluation,
 )
-from models.registry import CLASSIFIERS, classifier_names, fit_classifier, get_spec, make_classifier
+from models.registry import (
+    CLASSIFIERS,
+    classifier_names,
+    fit_classifier,
+    get_spec,
+    make_classifier,
+    make_pipeline,
+)
 from tests.support.models_data import synthetic_dataset
 
 ROW_KEYS = ["classifier", "split", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "mcc", "confusion"]
@@ -63,13 +70,13 @@ def test_grouped_keeps_trials_apart_and_reports_leakage() -> None:
     assert len(folds) == 4  # 4 trials per class
     for train, test in folds:
         assert not set(ds.groups[train]) & set(ds.groups[test])
-    report = run_evaluation(ds, "grouped", ["lda", "knn"], n_permutations=9)
+    report = run_evaluation(ds, "grouped", ["lda", "knn"], n_permutations=5)
     acc = {(r["classifier"], r["split"]): r["accuracy"] for r in report.results}
     gaps = [acc[(c, "random")] - acc[(c, "grouped")] for c in ("lda", "knn")]
     assert report.leakage_gap == pytest.approx(np.mean(gaps))
     assert report.leakage_gap > 0.3  # random k-fold memorises trials
     assert acc[("lda", "grouped")] < 0.5
-    assert report.p_value is not None and report.p_value > 0.05
+    assert len(report.null_accuracies) == 5 and report.chance < 0.5  # grouped null: near 1/4
 
 
 def test_group_permutation_keeps_trials_whole() -> None:
@@ -149,8 +156,8 @@ def test_inner_search_is_grouped_and_seeded() -> None:
     assert ds.groups is not None
     for train, test in cv.split(ds.X, ds.y, ds.groups):
         assert not set(ds.groups[train]) & set(ds.groups[test])
-    a = fit_classifier(make_classifier("ann", 5), ds.X, ds.y, ds.groups).predict_proba(ds.X)  # type: ignore[attr-defined]
-    b = fit_classifier(make_classifier("ann", 5), ds.X, ds.y, ds.groups).predict_proba(ds.X)  # type: ignore[attr-defined]
+    a = fit_classifier(make_pipeline("ann", 5), ds.X, ds.y).predict_proba(ds.X)  # type: ignore[attr-defined]
+    b = fit_classifier(make_pipeline("ann", 5), ds.X, ds.y).predict_proba(ds.X)  # type: ignore[attr-defined]
     np.testing.assert_array_equal(a, b)
 
 
