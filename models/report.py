@@ -63,7 +63,7 @@ def null_histogram_svg(null: list[float], observed: float, chance: float, width:
     for v in null:
         counts[min(bins - 1, max(0, int(v * bins)))] += 1
     peak = max(counts) or 1
-    left, bottom, plot_w, plot_h = 30, height - 30, width - 40, height - 50
+    left, bottom, plot_w, plot_h = 30, height - 30, width - 60, height - 50
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
              f'font-size="11" role="img"><title>permutation null distribution</title>']
     bw = plot_w / bins
