@@ -56,7 +56,7 @@ def _build(n_features: int, n_classes: int, hidden_size: int, num_layers: int, d
     torch = _torch()
     nn = torch.nn
 
-    class LstmNet(nn.Module):  # type: ignore[misc,name-defined]
+    class LstmNet(nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.lstm = nn.LSTM(n_features, hidden_size, num_layers=num_layers, batch_first=True,

@@ -384,7 +384,7 @@ class MusicModel:
             return
         from models.bundle import save_bundle
 
-        save_bundle(path, self.estimator, self.meta)
+        save_bundle(Path(path), self.estimator, self.meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> MusicModel:

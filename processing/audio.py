@@ -59,8 +59,8 @@ MIN_TEMPO_S = 4.0
 MIN_DURATION_S = 0.1
 #: a file whose peak stays below this is reported as silent
 SILENCE_PEAK_DBFS = -80.0
-#: frames processed together (bounds the temporary arrays)
-FRAME_BATCH = 1024
+#: frames processed together (bounds the temporary arrays: ~12 s of audio)
+FRAME_BATCH = 512
 #: seconds of native-rate audio decoded at once
 READ_BLOCK_S = 4.0
 #: length of the tempogram window, as librosa.feature.tempo (ac_size=8 s)
@@ -383,16 +383,21 @@ class FrameAnalyzer:
             return
         s = np.concatenate(self._pending_mel, axis=1)
         self._pending_mel, self._pending_n = [], 0
+        last = s[:, -1].copy()
         self._onset_ref_db = max(self._onset_ref_db, float(s.max()))
         floor = np.float32(self._onset_ref_db - ONSET_TOP_DB)
-        clipped = np.maximum(s, floor)
+        np.maximum(s, floor, out=s)
         if self._prev_mel_db is not None:
-            before = np.concatenate([np.maximum(self._prev_mel_db, floor)[:, None], clipped[:, :-1]], axis=1)
-            diff = clipped - before
+            diff = np.empty_like(s)
+            diff[:, 0] = s[:, 0] - np.maximum(self._prev_mel_db, floor)
+            np.subtract(s[:, 1:], s[:, :-1], out=diff[:, 1:])
         else:
-            diff = clipped[:, 1:] - clipped[:, :-1]
-        self._onset_raw.append(np.median(np.maximum(0.0, diff), axis=0))
-        self._prev_mel_db = s[:, -1].copy()
+            diff = s[:, 1:] - s[:, :-1]
+        del s
+        np.maximum(diff, 0.0, out=diff)
+        self._onset_raw.extend(np.median(diff[:, a:a + FRAME_BATCH], axis=0)
+                               for a in range(0, diff.shape[1], FRAME_BATCH))
+        self._prev_mel_db = last
 
     # results ------------------------------------------------------------------------
 
@@ -432,12 +437,16 @@ class FrameAnalyzer:
         return self._chroma_sum / max(self._n_frames, 1)
 
 
+#: onset envelopes up to this many frames (47.5 s) take librosa's own one-pass tempogram
+TEMPO_ONE_PASS_FRAMES = 2048
+
+
 def tempo_bpm(onset_envelope: np.ndarray, sfreq_hz: int = ANALYSIS_SFREQ_HZ, hop_length: int = HOP,
-              chunk_frames: int = 4096) -> float:
+              chunk_frames: int = 512) -> float:
     """Global tempo from an onset envelope, as ``librosa.beat.beat_track`` estimates it.
 
     The autocorrelation tempogram is summed over chunks of ``chunk_frames`` columns
-    (envelopes up to that length take librosa's own single pass), then
+    (envelopes up to :data:`TEMPO_ONE_PASS_FRAMES` take librosa's own single pass), then
     ``librosa.feature.tempo`` picks the prior-weighted peak. 0.0 when there is no onset
     at all (as ``beat_track`` reports for silence).
     """
@@ -449,7 +458,7 @@ def tempo_bpm(onset_envelope: np.ndarray, sfreq_hz: int = ANALYSIS_SFREQ_HZ, hop
     if not env.any():
         return 0.0
     win = int(librosa.time_to_frames(TEMPO_AC_SIZE_S, sr=sfreq_hz, hop_length=hop_length))
-    if env.size <= chunk_frames:
+    if env.size <= max(chunk_frames, TEMPO_ONE_PASS_FRAMES):
         tg = librosa.feature.tempogram(onset_envelope=env, sr=sfreq_hz, hop_length=hop_length,
                                        win_length=win)
         mean_tg = np.mean(tg, axis=-1, keepdims=True)

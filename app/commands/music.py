@@ -161,7 +161,7 @@ def _lstm_params(args: argparse.Namespace) -> dict[str, Any]:
     return {"epochs": args.epochs}
 
 
-def _load_library(args: argparse.Namespace, directory: str | None) -> Any:
+def _load_library(args: argparse.Namespace, directory: str) -> Any:
     from models import music
 
     lib = music.load_library(directory, segment_s=args.segment_s, hop_s=args.hop_s,
