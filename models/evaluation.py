@@ -49,6 +49,7 @@ from sklearn.model_selection import (
 from acquisition.errors import DataError, DuyguError, ProtocolError
 from models.datasets import Dataset
 from models.registry import (
+    CLASSIFIERS,
     PAPER_CLASSIFIERS,
     best_params,
     fit_classifier,
@@ -88,6 +89,11 @@ class ProtocolSpec:
     default_classifiers: tuple[str, ...] | None = None
 
 
+#: Default classifiers of ``grouped`` and ``loso``: all, with shrinkage LDA first, because
+#: the first is the reference of the permutation test (fast and strong on band features).
+_REFERENCE_FIRST: tuple[str, ...] = ("lda", *(n for n in CLASSIFIERS if n != "lda"))
+
+
 def _protocols() -> dict[str, ProtocolSpec]:
     return {
         "paper": ProtocolSpec(
@@ -105,6 +111,7 @@ def _protocols() -> dict[str, ProtocolSpec]:
             main="grouped",
             leakage=("random", "grouped"),
             inner_grouped=True,
+            default_classifiers=_REFERENCE_FIRST,
         ),
         "loso": ProtocolSpec(
             "loso",
@@ -112,6 +119,7 @@ def _protocols() -> dict[str, ProtocolSpec]:
             (SplitSpec("loso", "logo"),),
             main="loso",
             inner_grouped=True,
+            default_classifiers=_REFERENCE_FIRST,
         ),
     }
 
@@ -344,7 +352,7 @@ def run_evaluation(dataset: Dataset, protocol: str = "grouped", classifiers: Seq
     protocol : {"paper", "grouped", "loso"}
     classifiers : list of str or "a,b", optional
         Registry names; the first is the reference for the chance level. Default: the
-        paper's four for ``paper``, every registered classifier otherwise.
+        paper's four for ``paper``; every registered classifier, ``lda`` first, otherwise.
     n_permutations : int
         Label permutations for the chance level and p-value (0: chance is the
         majority-class rate, no p-value).
