@@ -56,10 +56,14 @@ class ClassifierSpec:
     in_paper: bool = False
 
 
-def _calibrated(svm: SVC) -> CalibratedClassifierCV:
-    # Platt scaling on 3 internal folds, one SVM refit on all data: class probabilities
-    # for live predictions (SVC(probability=True) is deprecated in scikit-learn 1.9).
-    return CalibratedClassifierCV(svm, method="sigmoid", cv=3, ensemble=False)
+def _calibrated(svm: SVC, random_state: int) -> CalibratedClassifierCV:
+    # Platt scaling on 3 shuffled internal folds, one SVM refit on all data: class
+    # probabilities for live predictions (SVC(probability=True) is deprecated in
+    # scikit-learn 1.9). Contiguous folds over trial-ordered rows can fit an inverted
+    # sigmoid when the signal is weak (below-chance out-of-fold scores), which flips
+    # every prediction; shuffled folds keep the sigmoid increasing.
+    cv = StratifiedKFold(3, shuffle=True, random_state=random_state)
+    return CalibratedClassifierCV(svm, method="sigmoid", cv=cv, ensemble=False)
 
 
 def _specs() -> tuple[ClassifierSpec, ...]:
@@ -72,12 +76,12 @@ def _specs() -> tuple[ClassifierSpec, ...]:
         ),
         ClassifierSpec(
             "svm-poly", "SVM (polynomial)",
-            lambda rs: _calibrated(SVC(kernel="poly", coef0=1.0, random_state=rs)),
+            lambda rs: _calibrated(SVC(kernel="poly", coef0=1.0, random_state=rs), rs),
             {"estimator__degree": [2, 3], "estimator__C": [0.1, 1.0, 10.0]}, in_paper=True,
         ),
         ClassifierSpec(
             "svm-rbf", "SVM (RBF)",
-            lambda rs: _calibrated(SVC(kernel="rbf", gamma="scale", random_state=rs)),
+            lambda rs: _calibrated(SVC(kernel="rbf", gamma="scale", random_state=rs), rs),
             {"estimator__C": [0.1, 1.0, 10.0, 100.0]}, in_paper=True,
         ),
         ClassifierSpec(

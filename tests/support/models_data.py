@@ -39,23 +39,6 @@ def simulated_trials(n_per_state: int = 4, trial_s: float = 30.0, rest_s: float 
     return trials
 
 
-def balanced_shuffle(trials: list[LabelledTrial], states: tuple[str, ...] = STATES) -> list[LabelledTrial]:
-    """Relabel trials so that every new class holds one trial of each true state.
-
-    The new labels are then independent of the simulated state by construction (a Latin
-    square), which is the "shuffled labels" case with no accidental signal left.
-    """
-    seen: dict[str, int] = {}
-    out = []
-    for trial in trials:
-        i = seen.get(trial.label, 0)
-        seen[trial.label] = i + 1
-        new = states[(states.index(trial.label) + i) % len(states)]
-        out.append(LabelledTrial(data=trial.data, label=new, trial_id=trial.trial_id,
-                                 subject=trial.subject, sfreq_hz=trial.sfreq_hz))
-    return out
-
-
 def synthetic_dataset(n_trials: int = 16, rows_per_trial: int = 12, n_features: int = 6,
                       classes: tuple[str, ...] = STATES, effect: float = 1.0,
                       trial_offset: float = 1.0, n_subjects: int = 2, seed: int = 0) -> Dataset:
@@ -151,3 +134,11 @@ def write_store(path: Path, participant: str = "P01", n_per_state: int = 2, tria
                 index += n
         store.finish_session(sid)
     return path
+
+
+def shuffled_trial_labels(trials: list[LabelledTrial], seed: int = 0) -> list[LabelledTrial]:
+    """The trials with their labels permuted across trials (each trial keeps one label)."""
+    rng = np.random.default_rng(seed)
+    labels = [trials[i].label for i in rng.permutation(len(trials))]
+    return [LabelledTrial(data=t.data, label=lab, trial_id=t.trial_id, subject=t.subject, sfreq_hz=t.sfreq_hz)
+            for t, lab in zip(trials, labels, strict=True)]
