@@ -130,7 +130,10 @@ class StimulusPlayer:
     device : str or int, optional
         Output device (sounddevice name or index); default device if ``None``.
     latency_s : float
-        Requested output latency (the DAC time accounts for whatever it really is).
+        Requested output latency. The DAC time accounts for whatever it really is, so a
+        generous buffer costs no accuracy; it avoids underruns on a busy machine (with
+        0.15 s, two CPU-bound processes on two cores caused underruns; 0.3 s did not).
+        A :meth:`stop` fades out at most this long after it is called.
     fade_ms : float
         Fade-in/out of every segment and of :meth:`stop` (10-20 ms avoids clicks).
     samplerate_hz : float, optional
@@ -145,7 +148,7 @@ class StimulusPlayer:
     Use as ``with StimulusPlayer() as player: player.play(stim, 30.0); player.wait()``.
     """
 
-    def __init__(self, device: str | int | None = None, *, latency_s: float = 0.15, fade_ms: float = 15.0,
+    def __init__(self, device: str | int | None = None, *, latency_s: float = 0.3, fade_ms: float = 15.0,
                  samplerate_hz: float | None = None, settle_timeout_s: float = 5.0,
                  preroll_s: float = 2.0) -> None:
         self.device = device
@@ -307,8 +310,8 @@ class StimulusPlayer:
             if not self._intercepts:
                 self._first_callback_t = float(time.currentTime)
             self._intercepts.append((float(time.currentTime), dac - self._frames_out / self.samplerate_hz))
-            if len(self._intercepts) > 200:
-                del self._intercepts[:100]
+            if len(self._intercepts) > 2000:
+                del self._intercepts[:1000]
             self._settled.notify_all()
         self._frames_out += frames
         outdata.fill(0.0)

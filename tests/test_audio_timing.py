@@ -9,6 +9,8 @@ same clock); each audio onset found in the recording is compared with its stored
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -34,12 +36,19 @@ def pulse(monkeypatch: pytest.MonkeyPatch) -> Iterator[PulseServer]:
     # a short private folder: unix socket paths are limited to 108 bytes
     runtime = Path(tempfile.mkdtemp(prefix="duygu-pa-"))
     server = start_pulse(runtime)
+    # audio threads created from now on (PortAudio's) inherit a higher priority, so a busy
+    # machine (parallel test workers) does not starve the stream callbacks
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, 0, -10)
     try:
         for key, value in server.env().items():
             monkeypatch.setenv(key, value)
         reinit_portaudio()
         yield server
     finally:
+        with contextlib.suppress(PermissionError):
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
         server.stop()
         monkeypatch.undo()
         reinit_portaudio()
