@@ -9,7 +9,10 @@ import pytest
 
 from app.cli import main
 from processing import audio
-from tests.support.music_data import BAD_FOLDER_EXPECTED, music_library_dir, write_bad_folder  # noqa: F401
+from tests.support.music_data import BAD_FOLDER_EXPECTED, write_bad_folder
+
+# the session fixtures music_library_dir / music_library, shared by the music test modules
+pytest_plugins = ("tests.support.music_fixtures",)
 
 
 def test_features_batch_reports_bad_files_and_exits_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -43,7 +46,7 @@ def test_features_of_only_bad_files_fails_with_one_line(tmp_path: Path, capsys: 
 
 
 @pytest.mark.timeout(240)
-def test_features_table_feeds_evaluate_and_library_train_predict(music_library_dir: Path, tmp_path: Path,  # noqa: F811
+def test_features_table_feeds_evaluate_and_library_train_predict(music_library_dir: Path, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     table = tmp_path / "features.csv"
     assert main(["music", "features", str(music_library_dir), "--csv", str(table), "--json", "-"]) == 0

@@ -14,7 +14,10 @@ import pytest
 from acquisition.errors import DataError, ModelFormatError
 from models import music
 from models.lstm import LstmClassifier
-from tests.support.music_data import music_library, music_library_dir, write_library  # noqa: F401
+from tests.support.music_data import write_library
+
+# the session fixtures music_library_dir / music_library, shared by the music test modules
+pytest_plugins = ("tests.support.music_fixtures",)
 
 EMOTIONS = ["happy", "relaxing", "sad", "tense"]
 ROW_KEYS = {"classifier", "split", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "mcc",
@@ -22,7 +25,7 @@ ROW_KEYS = {"classifier", "split", "accuracy", "balanced_accuracy", "precision",
 FAST_LSTM = {"epochs": 60, "hidden_size": 24}
 
 
-def test_library_rows_groups_and_sequences(music_library: Any) -> None:  # noqa: F811
+def test_library_rows_groups_and_sequences(music_library: Any) -> None:
     ds = music_library.dataset
     assert ds.classes == EMOTIONS
     assert len(music_library.files) == 16 and music_library.skipped == []
@@ -37,7 +40,7 @@ def test_library_rows_groups_and_sequences(music_library: Any) -> None:  # noqa:
 
 
 @pytest.mark.timeout(240)
-def test_grouped_cv_recovers_the_intended_emotions(music_library: Any) -> None:  # noqa: F811
+def test_grouped_cv_recovers_the_intended_emotions(music_library: Any) -> None:
     result = music.evaluate_library(music_library, "grouped", ["logreg", "lstm"], lstm_params=FAST_LSTM)
     assert set(result) == {"protocol", "chance", "results", "leakage_gap"}
     assert result["protocol"] == "grouped" and result["chance"] == 0.25
@@ -54,7 +57,7 @@ def test_grouped_cv_recovers_the_intended_emotions(music_library: Any) -> None: 
     assert rows[("lstm", "grouped")]["mcc"] > 0.4
 
 
-def test_shuffled_file_labels_stay_near_chance(music_library: Any) -> None:  # noqa: F811
+def test_shuffled_file_labels_stay_near_chance(music_library: Any) -> None:
     rng = np.random.default_rng(1)
     lib = music_library
     files = np.unique(lib.dataset.groups)
@@ -65,7 +68,7 @@ def test_shuffled_file_labels_stay_near_chance(music_library: Any) -> None:  # n
     assert result["results"][0]["accuracy"] < 0.6
 
 
-def test_lstm_trains_on_cpu_in_under_a_minute_and_round_trips(music_library: Any, music_library_dir: Path,  # noqa: F811
+def test_lstm_trains_on_cpu_in_under_a_minute_and_round_trips(music_library: Any, music_library_dir: Path,
                                                                 tmp_path: Path) -> None:
     t0 = time.perf_counter()
     model = music.train_music_model(music_library, "lstm", lstm_params=FAST_LSTM)
@@ -83,14 +86,14 @@ def test_lstm_trains_on_cpu_in_under_a_minute_and_round_trips(music_library: Any
     assert set(proba) == set(EMOTIONS) and sum(proba.values()) == pytest.approx(1.0)
 
 
-def test_lstm_seeded_training_is_reproducible(music_library: Any) -> None:  # noqa: F811
+def test_lstm_seeded_training_is_reproducible(music_library: Any) -> None:
     X, y = music_library.sequences[::4], music_library.dataset.y[::4]
     a = LstmClassifier(epochs=5, hidden_size=8, random_state=3).fit(X, y).predict_proba(X)
     b = LstmClassifier(epochs=5, hidden_size=8, random_state=3).fit(X, y).predict_proba(X)
     np.testing.assert_array_equal(a, b)
 
 
-def test_sklearn_music_bundle_round_trip_and_prediction(music_library: Any, music_library_dir: Path,  # noqa: F811
+def test_sklearn_music_bundle_round_trip_and_prediction(music_library: Any, music_library_dir: Path,
                                                         tmp_path: Path) -> None:
     model = music.train_music_model(music_library, "logreg")
     path = tmp_path / "music.skops"
@@ -107,7 +110,7 @@ def test_sklearn_music_bundle_round_trip_and_prediction(music_library: Any, musi
     assert correct >= 14  # training files: a sanity check of the saved pipeline
 
 
-def test_model_files_are_checked(music_library: Any, tmp_path: Path) -> None:  # noqa: F811
+def test_model_files_are_checked(music_library: Any, tmp_path: Path) -> None:
     import torch  # the deep extra is part of the test environment
 
     with pytest.raises(ModelFormatError, match="does not exist"):
