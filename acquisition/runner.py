@@ -55,6 +55,7 @@ class PlaybackTimes:
     onset_t: float
     offset_t: float
     stopped_early: bool = False
+    glitches: int = 0  # audio underruns (or other stream errors) while it played
 
 
 class Player(TypingProtocol):
@@ -524,6 +525,10 @@ class SessionRunner:
             self._marker(f"stim_off:{stim.id}", times.offset_t)
             self._marker(f"trial_interrupted:{stim.id}", times.offset_t)
             return False
+        if times.glitches:
+            message = f"audio glitch: {times.glitches} underrun(s) while {stim.id} played"
+            self._messages.append(message)
+            self._marker(f"audio_glitch:{stim.id}:{times.glitches}", times.offset_t)
         onset_index = self._index_at(times.onset_t)
         offset_index = self._index_at(times.offset_t)
         self._store_marker(f"stim_on:{stim.id}", times.onset_t, onset_index)

@@ -120,6 +120,7 @@ class _Playing:
     offset_t: float | None = None
     stop_requested: bool = False
     stopped_early: bool = False
+    glitches: int = 0
 
 
 class StimulusPlayer:
@@ -289,7 +290,7 @@ class StimulusPlayer:
             p = self._playing
         if p is None or p.onset_t is None or p.offset_t is None:
             return None
-        return PlaybackTimes(p.onset_t, p.offset_t, stopped_early=p.stopped_early)
+        return PlaybackTimes(p.onset_t, p.offset_t, stopped_early=p.stopped_early, glitches=p.glitches)
 
     def _wait_settled(self, timeout_s: float, window_s: float = 0.4, tol_s: float = 0.0005) -> bool:
         def settled() -> bool:
@@ -303,9 +304,12 @@ class StimulusPlayer:
             return self._settled.wait_for(settled, timeout=timeout_s)
 
     def _callback(self, outdata: NDArray[np.float32], frames: int, time: Any, status: Any) -> None:
+        dac = float(time.outputBufferDacTime)
         if status:
             self.errors.append(str(status))
-        dac = float(time.outputBufferDacTime)
+            with self._lock:
+                if self._playing is not None and self._playing.offset_t is None and self._playing.pos > 0:
+                    self._playing.glitches += 1
         with self._settled:
             if not self._intercepts:
                 self._first_callback_t = float(time.currentTime)

@@ -31,8 +31,8 @@ from tests.support.pulse import (
 pytestmark = [pytest.mark.audio, pytest.mark.timeout(120)]
 
 
-@pytest.fixture
-def pulse(monkeypatch: pytest.MonkeyPatch) -> Iterator[PulseServer]:
+@pytest.fixture(scope="module")
+def pulse() -> Iterator[PulseServer]:
     # a short private folder: unix socket paths are limited to 108 bytes
     runtime = Path(tempfile.mkdtemp(prefix="duygu-pa-"))
     server = start_pulse(runtime)
@@ -42,15 +42,15 @@ def pulse(monkeypatch: pytest.MonkeyPatch) -> Iterator[PulseServer]:
     with contextlib.suppress(PermissionError):
         os.setpriority(os.PRIO_PROCESS, 0, -10)
     try:
-        for key, value in server.env().items():
-            monkeypatch.setenv(key, value)
-        reinit_portaudio()
-        yield server
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in server.env().items():
+                mp.setenv(key, value)
+            reinit_portaudio()
+            yield server
     finally:
         with contextlib.suppress(PermissionError):
             os.setpriority(os.PRIO_PROCESS, 0, nice)
         server.stop()
-        monkeypatch.undo()
         reinit_portaudio()
         shutil.rmtree(runtime, ignore_errors=True)
 
@@ -113,3 +113,47 @@ def test_marked_onsets_match_the_played_audio(pulse: PulseServer, tmp_path: Path
         pos = np.searchsorted(indices, tr.onset_index)
         assert abs(stamps[pos] - tr.onset_t) <= 1.0 / 128 + 1e-6
     store.close()
+
+
+def test_stop_fades_out_early_and_reports_times(pulse: PulseServer) -> None:
+    from app.player import StimulusPlayer
+
+    sfreq = 22050
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(3 * sfreq) / sfreq)
+    with StimulusPlayer("pulse") as player:
+        assert player.samplerate_hz > 0 and player.channels >= 1
+        onset = player.play_array(tone, sfreq)
+        assert onset is not None and player.playing
+        times = player.stop()
+        assert times is not None and times.stopped_early
+        assert times.onset_t == onset and 0 < times.offset_t - times.onset_t < 0.5
+        assert not player.playing
+        again = player.play_array(tone[: sfreq // 4], sfreq)  # the stream keeps running
+        done = player.wait(5.0)
+        assert done is not None and done.onset_t == again and not done.stopped_early
+        assert done.offset_t - done.onset_t == pytest.approx(0.25, abs=0.002)
+
+
+def test_prepare_segment_resamples_maps_channels_and_fades() -> None:
+    from app.player import prepare_segment
+
+    sfreq = 22050
+    mono = np.ones(sfreq, np.float32) * 0.5
+    out = prepare_segment(mono, sfreq, 44100, 2, fade_ms=10)
+    assert out.shape == (44100, 2) and out.dtype == np.float32
+    assert np.array_equal(out[:, 0], out[:, 1])
+    n_fade = 441
+    assert out[0, 0] == 0 and abs(out[n_fade, 0] - 0.5) < 0.01 and abs(out[22050, 0] - 0.5) < 0.01
+    assert np.all(np.diff(out[:n_fade, 0]) >= -1e-6) and out[-1, 0] < 0.01
+    stereo = np.stack([np.full(1000, 0.2), np.full(1000, 0.6)], axis=1)
+    down = prepare_segment(stereo, 48000, 48000, 1, fade_ms=0)
+    assert down.shape == (1000, 1) and np.allclose(down, 0.4)
+
+
+def test_no_audio_device_is_a_clear_error() -> None:
+    from app.player import AudioError, StimulusPlayer, check_output
+
+    with pytest.raises(AudioError, match=r"no audio output device \('no-such-device-xyz'\).*--no-audio"):
+        check_output("no-such-device-xyz")
+    with pytest.raises(AudioError, match=r"no audio output device"):
+        StimulusPlayer("no-such-device-xyz").open()
