@@ -568,12 +568,17 @@ def extract_frames(path: str | os.PathLike[str], *, offset_s: float = 0.0,
 def _run(path: str | os.PathLike[str], info: AudioInfo, offset_s: float, duration_s: float | None,
          keep_frames: bool) -> FrameAnalyzer:
     analyzer = FrameAnalyzer(ANALYSIS_SFREQ_HZ, keep_frames=keep_frames)
-    for block in iter_mono(path, offset_s=offset_s, duration_s=duration_s, info=info):
-        analyzer.push(block)
+    name = Path(info.path).name
+    try:
+        for block in iter_mono(path, offset_s=offset_s, duration_s=duration_s, info=info):
+            analyzer.push(block)
+    except DataError as exc:
+        text = str(exc)
+        raise DataError(text if text.startswith(name) else f"{name}: {text}") from None
     analyzer.finish()
     seconds = analyzer.n_samples / analyzer.sfreq_hz
     if seconds < MIN_DURATION_S:
-        raise DataError(f"{Path(info.path).name}: too short to analyse ({seconds:.3f} s < {MIN_DURATION_S} s)")
+        raise DataError(f"{name}: too short to analyse ({seconds:.3f} s < {MIN_DURATION_S} s)")
     return analyzer
 
 

@@ -191,5 +191,11 @@ def test_bad_windows_and_tiny_files(tmp_path: Path) -> None:
         audio.analyse_file(tmp_path / "tiny.wav")
     with pytest.raises(DataError, match="must be finite"):
         audio.FrameAnalyzer().push(np.array([0.0, np.nan], np.float32))
+    y = tone(440.0, 2.0)
+    y[1000] = np.nan
+    sf.write(tmp_path / "nan.wav", y, SFREQ_HZ, subtype="FLOAT")
+    with pytest.raises(DataError, match=r"^nan\.wav: audio samples must be finite"):
+        audio.analyse_file(tmp_path / "nan.wav")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="holds no files"):
-        audio.list_files((tmp_path / "empty").resolve() if (tmp_path / "empty").mkdir() is None else tmp_path)
+        audio.list_files(tmp_path / "empty")
