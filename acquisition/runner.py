@@ -638,8 +638,10 @@ class SessionRunner:
         self._set_sim_state("neutral")
 
     # -- indices, markers, store ----------------------------------------------------------
-    def _index_at(self, t: float, timeout_s: float = 2.0) -> int | None:
-        """Index of the first source sample at or after ``t`` (EEG clock)."""
+    def _index_at(self, t: float, timeout_s: float = 10.0) -> int | None:
+        """Index of the first source sample at or after ``t`` (EEG clock); waits for a
+        source that lags behind (a busy machine, a fast simulated source); ``None`` if no
+        such sample arrives within ``timeout_s``."""
         buf = self.source.buffer
         deadline = local_clock() + timeout_s
         while True:
