@@ -50,10 +50,18 @@ class SourceController(QObject):
     def connect_spec(self, spec: str, timeout_s: float = 10.0, **kwargs: Any) -> Task | None:
         """Build the source ``spec`` names and connect it in a worker."""
 
-        def build(_task: Task) -> BaseSource:
-            from acquisition.spec import open_source
+        def build(task: Task) -> BaseSource:
+            from acquisition.spec import open_source, parse_source_spec
 
-            return open_source(spec, **kwargs)
+            source = open_source(spec, **kwargs)
+            parsed = parse_source_spec(spec)
+            if parsed.kind == "replay" and "#" not in parsed.target and hasattr(source, "recording"):
+                # parsing a large CSV/EDF holds the GIL in C for a while: do it in a child process
+                from app.procs import call_in_process
+
+                source.recording = call_in_process("acquisition.replay:read_recording", parsed.target,
+                                                   cancelled=lambda: task.cancelled)
+            return source
 
         return self._connect(spec, build, timeout_s)
 

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -44,6 +44,7 @@ QPushButton:disabled { color: #9ca3af; border-color: #d1d5db; }
 QPushButton#primary { background: #2563eb; color: white; border-color: #1d4ed8; font-weight: bold; }
 QPushButton#primary:disabled { background: #93c5fd; color: #eff6ff; }
 QPushButton#danger { background: #dc2626; color: white; border-color: #b91c1c; font-weight: bold; }
+QPushButton#danger:disabled { background: #fca5a5; color: #fef2f2; border-color: #fecaca; }
 QTabBar::tab { padding: 7px 16px; }
 QTabBar::tab:selected { font-weight: bold; }
 """
@@ -91,6 +92,7 @@ class MainWindow(QMainWindow):
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.source_panel)
         dock.setWidget(scroll)
+        scroll.setMinimumWidth(250)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
@@ -214,7 +216,10 @@ class MainWindow(QMainWindow):
         state = self.qsettings.value("window/state")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
-        else:
+        size = self.qsettings.value("window/size")
+        if isinstance(size, QSize) and size.isValid():
+            self.resize(size)  # restoreGeometry clamps to the screen it finds; the size is what was chosen
+        elif not isinstance(geometry, QByteArray):
             self.resize(1400, 860)
         if isinstance(state, QByteArray):
             self.restoreState(state)
@@ -230,6 +235,7 @@ class MainWindow(QMainWindow):
 
     def save_layout(self) -> None:
         self.qsettings.setValue("window/geometry", self.saveGeometry())
+        self.qsettings.setValue("window/size", self.size())
         self.qsettings.setValue("window/state", self.saveState())
         self.qsettings.setValue("window/tab", self.tabs.currentIndex())
         self.qsettings.setValue("signals/window_s", self.signals_view.window_s)

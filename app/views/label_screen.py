@@ -173,10 +173,12 @@ class LabelScreen(QWidget):
             b.setStyleSheet(self.BUTTON_CSS % (28 if self.large else 16))
             b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
             b.setMinimumHeight(140 if self.large else 80)
+            b.setMinimumWidth(60)
+            b.setMaximumHeight(420 if self.large else 260)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # no key focus: Enter/Space cannot repeat
             b.setProperty("label", label)
             b.clicked.connect(lambda _c=False, label=label: self.choose(label))
-            self.button_row.addWidget(b)
+            self.button_row.addWidget(b, 1)
             self.buttons.append(b)
 
     def sync(self) -> None:

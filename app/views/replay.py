@@ -69,6 +69,12 @@ class ReplayView(QWidget):
         for s in SPEEDS:
             self.speed.addItem(f"{s:g}x", s)
         bar.addWidget(self.speed)
+        self.export_bids_button = QPushButton("Export BIDS…")
+        self.export_bids_button.setToolTip("Write the chosen session as a BIDS-EEG dataset (EDF)")
+        self.export_csv_button = QPushButton("Export CSV…")
+        bar.addWidget(self.export_bids_button)
+        bar.addWidget(self.export_csv_button)
+        bar.addSpacing(16)
         self.play_button = QPushButton("▶ Play")
         self.play_button.setObjectName("primary")
         self.stop_button = QPushButton("■ Stop")
@@ -104,6 +110,8 @@ class ReplayView(QWidget):
         self.refresh_button.clicked.connect(self.refresh_sessions)
         self.open_button.clicked.connect(self._open_file)
         self.play_button.clicked.connect(self.play_selected)
+        self.export_bids_button.clicked.connect(lambda: self._export_dialog("bids"))
+        self.export_csv_button.clicked.connect(lambda: self._export_dialog("csv"))
         self.stop_button.clicked.connect(self.stop)
         self.table.itemSelectionChanged.connect(self._load_trials)
         self.timer = QTimer(self)
@@ -173,6 +181,30 @@ class ReplayView(QWidget):
         if src is not None and src.kind == "replay":
             self.window.controller.disconnect()
         self.replay_spec = None
+
+    def _export_dialog(self, fmt: str) -> None:
+        out = QFileDialog.getExistingDirectory(self, f"Export as {fmt.upper()} into", str(Path.home()))
+        if out:
+            self.export(fmt, Path(out))
+
+    def export(self, fmt: str, out_dir: Path) -> Task | None:
+        """Export the chosen session (``bids`` or ``csv``) into ``out_dir`` in a worker."""
+        sid = self.selected_session()
+        if sid is None:
+            self.window.notes.warning("choose a recorded session to export")
+            return None
+        store_path = self.window.store_path
+
+        def job(task: Task) -> Path:
+            from app.procs import call_in_process
+
+            # EDF writing holds the GIL for long stretches: a child process keeps the GUI fluid
+            return Path(call_in_process("app.jobs:export_session", str(store_path), sid, fmt, str(out_dir),
+                                        cancelled=lambda: task.cancelled))
+
+        return self.window.pool.submit(
+            f"export session {sid} as {fmt}", job,
+            on_result=lambda p: self.window.notes.notify(f"session {sid} exported to {p}", "success"))
 
     def _open_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Replay a recording", str(Path.home()),

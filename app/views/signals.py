@@ -103,7 +103,7 @@ class SignalsView(LiveView):
             curve.setClipToView(True)
             curve.setSkipFiniteCheck(True)
             self.curves.append(curve)
-        item.setYRange(-1.0, len(self.channels), padding=0)
+        item.setYRange(-1.2, len(self.channels) + 0.2, padding=0)
 
         lay = QVBoxLayout(self)
         lay.addLayout(bar)

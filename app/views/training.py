@@ -59,39 +59,23 @@ def list_sessions(store_path: Path) -> list[dict[str, Any]]:
 
 def run_training(task: Task, store_path: Path, session_ids: list[int], protocol: str, preset: str,
                  classifiers: list[str], n_permutations: int, final: str | None) -> dict[str, Any]:
-    """Evaluate ``classifiers`` on the labelled trials of ``session_ids`` and train a bundle.
+    """Evaluate and train in a child process (:func:`app.jobs.train`), then load the bundle.
 
-    Returns ``{"evaluation": dict, "bundle": Bundle, "classifier": str, "n_trials": int}``.
+    Returns ``{"evaluation": dict, "bundle": Bundle, "classifier": str, "n_trials": int,
+    "classes": list}``. Cancelling the task kills the child.
     """
-    from acquisition.errors import DataError
-    from acquisition.store import SessionStore
-    from models.bundle import train_bundle
-    from models.datasets import from_trials
-    from models.evaluation import evaluate
+    import tempfile
 
-    task.progress(0.0, "reading trials")
-    store = SessionStore(store_path, readonly=True)
-    try:
-        trials = store.labelled_trials(session_ids=session_ids or None)
-    finally:
-        store.close()
-    if not trials:
-        raise DataError(f"no labelled trials in session(s) {session_ids} of {store_path}")
-    task.progress(0.05, f"features of {len(trials)} trials")
-    dataset = from_trials(trials, preset)
-    task.progress(0.15, "cross-validation")
+    from app.procs import call_in_process
+    from models.bundle import load_bundle
 
-    def progress(done: int, total: int) -> None:
-        task.progress(0.15 + 0.75 * done / max(total, 1), f"cross-validation {done}/{total}")
-
-    result = evaluate(dataset, protocol=protocol, classifiers=classifiers, n_permutations=n_permutations,
-                      progress=progress)
-    best = final or max(result["results"], key=lambda r: r["balanced_accuracy"])["classifier"]
-    task.progress(0.92, f"training {best} on every trial")
-    bundle = train_bundle(dataset, best, protocol_result=result)
-    task.progress(1.0, "done")
-    return {"evaluation": result, "bundle": bundle, "classifier": best, "n_trials": len(trials),
-            "classes": list(dataset.classes)}
+    with tempfile.TemporaryDirectory(prefix="duygu-train-") as tmp:
+        bundle_out = Path(tmp) / "model.skops"
+        out = call_in_process("app.jobs:train", str(store_path), list(session_ids), protocol, preset,
+                              list(classifiers), int(n_permutations), final, str(bundle_out),
+                              cancelled=lambda: task.cancelled, progress=task.progress)
+        out["bundle"] = load_bundle(bundle_out)
+    return out
 
 
 class TrainingView(QWidget):
@@ -130,12 +114,16 @@ class TrainingView(QWidget):
         opt_box = QGroupBox("Evaluation")
         form = QFormLayout(opt_box)
         self.protocol = QComboBox()
+        self.protocol.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.protocol.setMinimumContentsLength(14)
         for key, label in PROTOCOLS:
             self.protocol.addItem(label, key)
         form.addRow("Protocol", self.protocol)
         self.preset = QComboBox()
-        self.preset.addItem("default (2 s windows, band power, DE, asymmetry)", "default")
-        self.preset.addItem("paper (25 ms frames; replication only)", "paper")
+        self.preset.addItem("default", "default")
+        self.preset.addItem("paper (replication)", "paper")
+        self.preset.setToolTip("default: windows of seconds with band power, differential entropy and "
+                               "asymmetry; paper: the paper's 25 ms frames, for replication only")
         form.addRow("Features", self.preset)
         self.classifiers = QListWidget()
         self.classifiers.setMaximumHeight(150)

@@ -35,3 +35,35 @@ def qsettings_in(folder: Path):  # type: ignore[no-untyped-def]
     from PySide6.QtCore import QSettings
 
     return QSettings(str(folder / "duygu-gui.ini"), QSettings.Format.IniFormat)
+
+
+def fill_labelled_store(path: Path, n_per_class: int = 3, trial_s: float = 8.0, seed: int = 0) -> int:
+    """A store with one completed session of labelled simulated trials; returns its id.
+
+    The simulator's hidden state follows each trial's label, written through the store
+    API directly (no threads), so training on it is quick and meaningful.
+    """
+    from acquisition.channels import SFREQ_HZ
+    from acquisition.simulated import EpocSimulator
+    from acquisition.store import SessionStore
+
+    sim = EpocSimulator(seed)
+    store = SessionStore(path)
+    try:
+        sid = store.start_session("P01", {"name": "gui-test"}, f"simulated:{seed}", {"kind": "simulated"})
+        index, t0 = 0, 1000.0
+        n = int(trial_s * SFREQ_HZ)
+        for k in range(n_per_class):
+            for emotion in EMOTIONS:
+                sim.set_state(emotion)
+                data = sim.generate(n)
+                times = t0 + (index + np.arange(n)) / SFREQ_HZ
+                store.append_eeg(sid, data, times, index)
+                tid = store.add_trial(sid, f"{emotion}-{k}", emotion, float(times[0]), float(times[-1]),
+                                      index, index + n)
+                store.set_trial_label(tid, emotion)
+                index += n
+        store.finish_session(sid)
+        return sid
+    finally:
+        store.close()

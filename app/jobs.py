@@ -1,0 +1,61 @@
+"""Engine jobs the GUI runs in a child process (:func:`app.procs.call_in_process`); no Qt here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def export_session(store_path: str, session_id: int, fmt: str, out_dir: str) -> str:
+    """Export one stored session as ``bids`` or ``csv`` into ``out_dir``; returns the written path."""
+    from acquisition.errors import DataError
+    from acquisition.export import export_bids, export_csv
+    from acquisition.store import SessionStore
+
+    if fmt not in ("bids", "csv"):
+        raise DataError(f"export format must be bids or csv, got {fmt!r}")
+    store = SessionStore(Path(store_path), readonly=True)
+    try:
+        export = export_bids if fmt == "bids" else export_csv
+        return str(export(store, int(session_id), Path(out_dir)))
+    finally:
+        store.close()
+
+
+def train(store_path: str, session_ids: list[int], protocol: str, preset: str, classifiers: list[str],
+          n_permutations: int, final: str | None, bundle_out: str,
+          progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
+    """Evaluate ``classifiers`` on the labelled trials of ``session_ids``, train the best one and
+    save it to ``bundle_out``; returns the evaluation, the classifier, the trial count and classes.
+    """
+    from acquisition.errors import DataError
+    from acquisition.store import SessionStore
+    from models.bundle import save_bundle, train_bundle
+    from models.datasets import from_trials
+    from models.evaluation import evaluate
+
+    report = progress or (lambda _f, _t="": None)
+    report(0.0, "reading trials")
+    store = SessionStore(Path(store_path), readonly=True)
+    try:
+        trials = store.labelled_trials(session_ids=list(session_ids) or None)
+    finally:
+        store.close()
+    if not trials:
+        raise DataError(f"no labelled trials in session(s) {list(session_ids)} of {store_path}")
+    report(0.05, f"features of {len(trials)} trials")
+    dataset = from_trials(trials, preset)
+    report(0.15, "cross-validation")
+
+    def on_fold(done: int, total: int) -> None:
+        report(0.15 + 0.75 * done / max(total, 1), f"cross-validation {done}/{total}")
+
+    result = evaluate(dataset, protocol=protocol, classifiers=classifiers, n_permutations=n_permutations,
+                      progress=on_fold)
+    best = final or max(result["results"], key=lambda r: r["balanced_accuracy"])["classifier"]
+    report(0.92, f"training {best} on every trial")
+    bundle = train_bundle(dataset, best, protocol_result=result)
+    save_bundle(Path(bundle_out), bundle.estimator, bundle.meta)
+    report(1.0, "done")
+    return {"evaluation": result, "classifier": best, "n_trials": len(trials), "classes": list(dataset.classes)}

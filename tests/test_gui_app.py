@@ -1,0 +1,447 @@
+"""GUI tests (offscreen, pytest-qt): start-up, views, bad input, responsiveness, shutdown."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.support.gui import fill_labelled_store, qsettings_in, write_protocol
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- start-up ---------------------------------------------------------------------------
+def _env_without_display() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    return env
+
+
+@pytest.mark.parametrize("argv", [["gui"], []])
+def test_no_display_exits_3_with_one_line(argv: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "app.cli", *argv], env=_env_without_display(), cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("no display found:")
+    assert "duygu demo --headless" in lines[0]
+
+
+def test_display_problem_rules() -> None:
+    from app.gui import display_problem
+
+    assert display_problem({}, "linux") is not None
+    assert display_problem({"QT_QPA_PLATFORM": "xcb"}, "linux") is not None
+    assert display_problem({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None
+    assert display_problem({"DISPLAY": ":0"}, "linux") is None
+    assert display_problem({"WAYLAND_DISPLAY": "wayland-0"}, "linux") is None
+    assert display_problem({}, "darwin") is None
+
+
+def test_gui_runs_offscreen_and_quits(tmp_path: Path) -> None:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, "-m", "app.cli", "gui", "--source", "simulated:3", "--quit-after", "2",
+                           "--store", str(tmp_path / "s.sqlite")], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    assert "Fatal Python error" not in proc.stderr
+
+
+def test_bad_source_spec_is_one_line_error() -> None:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, "-m", "app.cli", "gui", "--source", "bogus:1"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith("duygu: error: unknown source spec")
+
+
+# -- fixtures -----------------------------------------------------------------------------
+@pytest.fixture
+def make_window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from app.main_window import MainWindow
+
+    made = []
+
+    def make(**kwargs):  # type: ignore[no-untyped-def]
+        kwargs.setdefault("qsettings", qsettings_in(tmp_path))
+        kwargs.setdefault("store_path", tmp_path / "store.sqlite")
+        kwargs.setdefault("contact_quality", False)
+        win = MainWindow(**kwargs)
+        qtbot.addWidget(win)
+        win.show()
+        made.append(win)
+        return win
+
+    yield make
+    for win in made:
+        win.close()
+
+
+def _connect_sim(qtbot, win, speed: float = 1.0) -> None:  # type: ignore[no-untyped-def]
+    win.source_panel.set_kind("simulated")
+    win.source_panel.sim_speed.setValue(speed)
+    win.source_panel.connect_selected()
+    qtbot.waitUntil(lambda: win.controller.source is not None
+                    and str(win.controller.source.status) == "streaming", timeout=10000)
+
+
+class Heartbeat:
+    """A 10 ms QTimer that records the longest gap between its ticks (GUI stalls)."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+        self.last = time.perf_counter()
+        self.max_gap_ms = 0.0
+        self.ticks = 0
+
+    def start(self) -> Heartbeat:
+        self.last = time.perf_counter()
+        self.timer.start()
+        return self
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.max_gap_ms = max(self.max_gap_ms, (now - self.last) * 1000.0)
+        self.last = now
+        self.ticks += 1
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return self.max_gap_ms
+
+
+# -- views ---------------------------------------------------------------------------------
+def test_signals_view_updates_existing_curves(qtbot, make_window) -> None:  # type: ignore[no-untyped-def]
+    win = make_window()
+    view = win.signals_view
+    items_before = list(view.plot.getPlotItem().listDataItems())
+    _connect_sim(qtbot, win, speed=8.0)
+    qtbot.waitUntil(lambda: win.controller.source.buffer.total > 11 * 128, timeout=10000)
+    frames = view.frames
+    qtbot.waitUntil(lambda: view.frames > frames + 5, timeout=5000)
+    assert list(view.plot.getPlotItem().listDataItems()) == items_before  # no new items per frame
+    assert len(items_before) == 14
+    x, _y = view.curves[0].getData()
+    assert len(x) == 10 * 128  # the 10 s window
+    assert x[-1] == 0.0 and abs(x[0] + (10 * 128 - 1) / 128) < 1e-9
+    centred = view._centred()
+    assert np.all(np.abs(np.median(centred, axis=0)) < 1.0)  # DC (~4200 µV) removed
+    view.window_spin.setValue(4.0)
+    qtbot.waitUntil(lambda: len(view.curves[0].getData()[0]) == 4 * 128, timeout=5000)
+    # filtered mode once the engine has loaded
+    qtbot.waitUntil(lambda: win.engine_ready, timeout=60000)
+    view.mode.setCurrentIndex(view.mode.findData("filtered"))
+    qtbot.waitUntil(lambda: view._filter is not None and len(view._disp) > 128, timeout=5000)
+    # per-channel gain scales only that channel
+    view.scale_spin.setValue(1000.0)
+    view.freeze.setChecked(True)
+    view.draw()
+    y1 = view.curves[3].getData()[1].copy()
+    view.channel_pick.setCurrentIndex(3)
+    view.gain_spin.setValue(2.0)
+    y2 = view.curves[3].getData()[1]
+    base = 14 - 1 - 3
+    assert np.allclose(y2 - base, 2.0 * (y1 - base))
+
+
+def test_spectrum_and_quality_views(qtbot, make_window) -> None:  # type: ignore[no-untyped-def]
+    win = make_window()
+    _connect_sim(qtbot, win, speed=8.0)
+    qtbot.waitUntil(lambda: win.controller.source.buffer.total > 5 * 128, timeout=10000)
+    win.tabs.setCurrentWidget(win.spectrum_view)
+    qtbot.waitUntil(lambda: win.spectrum_view.last_band_power is not None, timeout=5000)
+    bands = win.spectrum_view.last_band_power
+    assert bands.shape == (5, 14)
+    occipital_alpha = bands[2, [6, 7]].mean() / bands[:, [6, 7]].sum(axis=0).mean()
+    frontal_gamma = bands[4].sum() / bands.sum()
+    assert occipital_alpha > frontal_gamma  # the simulator's alpha over O1/O2
+    heights = win.spectrum_view.bars.opts["height"]
+    assert abs(float(np.sum(heights)) - 100.0) < 1e-6  # relative band power in %
+    win.tabs.setCurrentWidget(win.headmap_view)
+    qtbot.waitUntil(lambda: win.headmap_view.report is not None
+                    and win.headmap_view.report.levels()[0] != "no data", timeout=5000)
+    assert win.headmap_view.report.levels().count("good") >= 12
+    assert win.headmap_view.table.item(0, 1).text() in ("good", "fair", "poor", "bad")
+
+
+def test_source_panel_counters_and_disconnect(qtbot, make_window) -> None:  # type: ignore[no-untyped-def]
+    win = make_window()
+    _connect_sim(qtbot, win, speed=2.0)
+    panel = win.source_panel
+    qtbot.waitUntil(lambda: panel.status_label.text() == "streaming", timeout=5000)
+    qtbot.waitUntil(lambda: panel.counter_labels["rate"].text().endswith("Hz"), timeout=5000)
+    rate = float(panel.counter_labels["rate"].text().split()[0])
+    assert 150 < rate < 400  # 2x of 128 Hz
+    assert panel.counter_labels["lost"].text() == "0"
+    panel.disconnect_button.click()
+    qtbot.waitUntil(lambda: win.controller.source is None and not win.controller.busy, timeout=5000)
+    qtbot.waitUntil(lambda: panel.status_label.text() == "disconnected", timeout=5000)
+
+
+def test_layout_is_remembered(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    win = make_window()
+    win.resize(1333, 777)
+    win.signals_view.window_spin.setValue(20.0)
+    win.tabs.setCurrentIndex(2)
+    win.close()
+    again = make_window()
+    assert again.size().width() == 1333 and again.size().height() == 777
+    assert again.signals_view.window_s == 20.0
+    assert again.tabs.currentIndex() == 2
+    assert (tmp_path / "duygu-gui.ini").exists()
+
+
+# -- label screen ------------------------------------------------------------------------
+def test_label_screen_ignores_double_input_and_hints_nothing(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from app.views.label_screen import LabelPrompt, LabelScreen, LabelWindow
+
+    prompt = LabelPrompt(min_delay_s=0.0)
+    screen = LabelScreen(prompt)
+    qtbot.addWidget(screen)
+    screen.show()
+    answers = []
+    prompt.answered.connect(lambda *a: answers.append(a))
+    assert not any(b.isEnabled() for b in screen.buttons)
+    prompt.ask(labels=("happy", "sad", "relaxing", "tense"), trial_text="piece 3 of 16")
+    qtbot.waitUntil(lambda: prompt.active, timeout=2000)
+    assert [b.property("label") for b in screen.buttons] == ["happy", "sad", "relaxing", "tense"]
+    assert len({b.styleSheet() for b in screen.buttons}) == 1  # every button looks the same
+    assert screen.sub.text() == "piece 3 of 16"  # no stimulus, genre or intended emotion
+    qtbot.keyClick(screen, "3")
+    qtbot.keyClick(screen, "1")  # the second key is ignored
+    assert answers == [("relaxing", None, None)]
+    assert prompt.n_ignored == 1
+    assert not any(b.isEnabled() for b in screen.buttons)
+    # SAM sliders are sent along when the protocol asks for them; the full-screen window mirrors
+    window = LabelWindow(prompt)
+    qtbot.addWidget(window)
+    window.open(full_screen=False)
+    prompt.ask(sam=True)
+    qtbot.waitUntil(lambda: prompt.active and window.screen_widget.sam_box.isVisible(), timeout=2000)
+    window.screen_widget.valence.slider.setValue(8)
+    window.screen_widget.arousal.slider.setValue(2)
+    window.screen_widget.buttons[1].click()
+    assert answers[-1] == ("sad", 8, 2)
+    assert not any(b.isEnabled() for b in screen.buttons)
+
+
+def test_answer_before_min_delay_is_ignored(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from app.views.label_screen import LabelPrompt
+
+    prompt = LabelPrompt(min_delay_s=10.0)
+    prompt.ask()
+    qtbot.waitUntil(lambda: prompt.active, timeout=2000)
+    assert prompt.answer("happy") is False  # a press left over from before the question
+    assert prompt.active
+
+
+# -- workers, notifications, responsiveness ------------------------------------------------
+def test_worker_errors_become_notifications(qtbot, make_window) -> None:  # type: ignore[no-untyped-def]
+    win = make_window()
+
+    def boom(_task):  # type: ignore[no-untyped-def]
+        raise ValueError("boom in a worker")
+
+    task = win.pool.submit("a job", boom)
+    qtbot.waitUntil(lambda: task.is_done, timeout=5000)
+    qtbot.waitUntil(lambda: any("boom in a worker" in m for m in win.notes.messages("error")), timeout=5000)
+    assert any("boom in a worker" in b.label.text() for b in win.notification_area.banners())
+
+
+@pytest.mark.timeout(150)
+def test_event_loop_never_stalls_connecting_training_exporting(qtbot, make_window, tmp_path: Path,
+                                                              eye_state_csv: Path) -> None:  # type: ignore[no-untyped-def]
+    store = tmp_path / "store.sqlite"
+    sid = fill_labelled_store(store, n_per_class=3)
+    win = make_window(store_path=store)
+    qtbot.waitUntil(lambda: win.engine_ready, timeout=90000)
+    win.tabs.setCurrentWidget(win.training_view)  # the operator watches training, not the traces
+    # the same heartbeat with nothing running: how late the OS alone schedules this process
+    idle = Heartbeat().start()
+    qtbot.wait(1500)
+    noise_ms = max(0.0, idle.stop() - 10.0)
+    beat = Heartbeat().start()
+    # connecting: a replay of the UCI recording (read, checked and resampled in a worker)
+    win.source_panel.set_kind("replay")
+    win.source_panel.replay_path.setText(str(eye_state_csv))
+    win.source_panel.replay_speed.setValue(4.0)
+    win.source_panel.connect_selected()
+    qtbot.waitUntil(lambda: win.controller.source is not None and win.controller.source.buffer.total > 256,
+                    timeout=20000)
+    connect_gap = beat.max_gap_ms
+    # training (features, grouped CV, final fit) while the replay streams
+    tv = win.training_view
+    tv.refresh_sessions()
+    qtbot.waitUntil(lambda: tv.selected_sessions() == [sid], timeout=5000)
+    tv.set_classifiers(["logreg", "knn"])
+    with qtbot.waitSignal(tv.trained, timeout=120000):
+        tv.start()
+    train_gap = beat.max_gap_ms
+    # exporting the session as BIDS
+    rv = win.replay_view
+    rv.refresh_sessions()
+    qtbot.waitUntil(lambda: rv.table.rowCount() == 1, timeout=5000)
+    rv.table.selectRow(0)
+    task = rv.export("bids", tmp_path / "bids")
+    qtbot.waitUntil(lambda: task.is_done, timeout=60000)
+    assert task.error is None
+    assert any((tmp_path / "bids").rglob("*.edf"))
+    max_gap = beat.stop()
+    assert beat.ticks > 100
+    assert max_gap < 100.0 + noise_ms, (
+        f"GUI stalled {max_gap:.0f} ms (connect {connect_gap:.0f}, train {train_gap:.0f}; "
+        f"idle scheduling noise {noise_ms:.0f} ms)")
+    assert tv.result is not None and tv.result["protocol"] == "grouped"
+
+
+def test_training_can_be_cancelled(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store = tmp_path / "store.sqlite"
+    fill_labelled_store(store, n_per_class=3)
+    win = make_window(store_path=store)
+    tv = win.training_view
+    qtbot.waitUntil(lambda: tv.sessions.count() == 1, timeout=10000)
+    tv.set_classifiers(["ann", "svm-poly", "svm-rbf", "knn", "logreg"])
+    task = tv.start()
+    qtbot.waitUntil(lambda: tv.progress.value() > 0, timeout=60000)
+    tv.cancel()
+    qtbot.waitUntil(lambda: task.is_done, timeout=60000)
+    assert task.cancelled and task.result is None
+    assert tv.bundle is None
+    assert tv.run_button.isEnabled()
+    qtbot.waitUntil(lambda: "training cancelled" in win.notes.messages("warning"), timeout=5000)
+
+
+# -- bad input ---------------------------------------------------------------------------
+def test_replay_of_missing_or_non_eeg_file_notifies(qtbot, make_window, tmp_path: Path,
+                                                    shared_data: Path) -> None:  # type: ignore[no-untyped-def]
+    win = make_window()
+    panel = win.source_panel
+    panel.set_kind("replay")
+    for path in (tmp_path / "nope.csv", shared_data / "music" / "Kevin_MacLeod_-_Vibe_Ace.ogg"):
+        n_errors = len(win.notes.messages("error"))
+        panel.replay_path.setText(str(path))
+        panel.connect_selected()
+        qtbot.waitUntil(lambda n=n_errors: len(win.notes.messages("error")) > n, timeout=20000)
+        qtbot.waitUntil(lambda: not win.controller.busy, timeout=5000)
+        message = win.notes.messages("error")[-1]
+        assert path.name in message or "ogg" in message.lower()
+        assert "\n" not in message
+        assert win.controller.source is None
+    _connect_sim(qtbot, win)  # the app still works
+
+
+def test_lsl_stream_that_vanishes_is_reported(qtbot, make_window, lsl_name: str) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.lsl_outlets import start_outlet, stop_outlet
+
+    proc = start_outlet("emotiv", "--name", lsl_name)
+    try:
+        win = make_window()
+        panel = win.source_panel
+        panel.set_kind("lsl")
+        task = panel.discover()
+        qtbot.waitUntil(lambda: task.is_done, timeout=15000)
+        panel.lsl_streams.setEditText(lsl_name)
+        panel.connect_selected()
+        qtbot.waitUntil(lambda: win.controller.source is not None
+                        and str(win.controller.source.status) == "streaming", timeout=20000)
+        frames = win.signals_view.frames
+        qtbot.waitUntil(lambda: win.signals_view.frames > frames + 2, timeout=5000)
+        stop_outlet(proc)
+        qtbot.waitUntil(lambda: any("signal lost" in m for m in win.notes.messages("warning")), timeout=15000)
+        qtbot.waitUntil(lambda: panel.status_label.text() in ("lost", "reconnecting", "connecting"), timeout=5000)
+        assert win.controller.source is not None  # still shown, reconnecting in its own thread
+        win.tabs.setCurrentWidget(win.headmap_view)
+        qtbot.waitUntil(lambda: win.headmap_view.report is not None, timeout=5000)
+    finally:
+        stop_outlet(proc)
+
+
+def test_bundle_for_other_channels_is_refused(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from models.bundle import save_bundle
+
+    est = make_pipeline(StandardScaler(), LogisticRegression()).fit(
+        np.random.default_rng(0).normal(size=(40, 4)), np.array(["happy", "sad"] * 20))
+    path = save_bundle(tmp_path / "other.skops", est, {
+        "classifier": "logreg", "channels": ["Fz", "Cz", "Pz", "Oz"], "sfreq_hz": 250.0, "preset": "default"})
+    win = make_window()
+    _connect_sim(qtbot, win)
+    task = win.prediction_view.load_bundle(path)
+    qtbot.waitUntil(lambda: task.is_done, timeout=30000)
+    qtbot.waitUntil(lambda: any("channels" in m for m in win.notes.messages("error")), timeout=5000)
+    assert win.prediction_view.bundle is None
+    assert not win.prediction_view.start_button.isEnabled()
+    garbage = tmp_path / "garbage.skops"
+    garbage.write_bytes(b"not a bundle at all")
+    n = len(win.notes.messages("error"))
+    task = win.prediction_view.load_bundle(garbage)
+    qtbot.waitUntil(lambda: len(win.notes.messages("error")) > n, timeout=30000)
+    assert win.prediction_view.bundle is None
+
+
+@pytest.mark.timeout(120)
+def test_closing_mid_session_saves_it_interrupted(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from acquisition.store import SessionStore
+
+    protocol = write_protocol(tmp_path / "protocol", n_per_class=1)
+    store = tmp_path / "store.sqlite"
+    win = make_window(store_path=store, protocol_path=protocol)
+    _connect_sim(qtbot, win, speed=10.0)
+    sv = win.session_view
+    sv.participant.setText("P07")
+    sv.time_scale.setValue(10.0)
+    sv.audio.setChecked(False)
+    sv.start()
+    qtbot.waitUntil(lambda: sv.prompt.active, timeout=30000)  # mid-session, waiting for a label
+    assert sv.session_id is not None
+    reader = win.controller.source._thread
+    assert reader is not None and reader.is_alive()
+    win.close()
+    assert not sv.running
+    assert not reader.is_alive()  # the source's reader thread stopped with the window
+    assert win.pool.active == []
+    st = SessionStore(store, readonly=True)
+    try:
+        info = st.session(sv.session_id)
+        assert info.status == "interrupted"
+        assert info.n_samples > 0
+    finally:
+        st.close()
+
+
+def test_invalid_participant_is_refused(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    protocol = write_protocol(tmp_path / "protocol", n_per_class=1)
+    win = make_window(protocol_path=protocol)
+    _connect_sim(qtbot, win)
+    sv = win.session_view
+    sv.participant.setText("Jane Doe")
+    sv.audio.setChecked(False)
+    task = sv.start()
+    qtbot.waitUntil(lambda: task.is_done, timeout=20000)
+    qtbot.waitUntil(lambda: any("participant id" in m for m in win.notes.messages("error")), timeout=5000)
+    assert not sv.running and sv.start_button.isEnabled()
+
+
+def test_contact_quality_values_map_to_levels() -> None:
+    from app.contact_quality import is_quality_type, levels_from_values
+
+    assert is_quality_type("CQ") and is_quality_type("Contact-Quality") and not is_quality_type("EEG")
+    labels = ["Overall", "AF3", "F7", "F3", "FC5", "T7", "P7", "O1", "O2", "P8", "T8", "FC6", "F4", "F8", "AF4"]
+    values = np.array([3, 4, 3, 2, 1, 0, 4, 4, 4, 4, 4, 4, 4, 4, 4], dtype=float)
+    report = levels_from_values(labels, values)
+    assert report.levels()[:5] == ["good", "fair", "poor", "bad", "no data"]
+    scaled = levels_from_values(labels, values * 256.0)  # a 0..1024 scale
+    assert scaled.levels()[:5] == ["good", "fair", "poor", "bad", "no data"]
