@@ -30,6 +30,8 @@ from acquisition.resample import StreamResampler
 log = logging.getLogger(__name__)
 
 _LOAD_LOCK = threading.Lock()
+#: largest relative change of the 1/128 s spacing the timestamp grid may make
+MAX_SLEW = 0.002
 
 
 @functools.cache
@@ -219,19 +221,26 @@ class BrainFlowSource(BaseSource):
     def _dejitter(self, times: np.ndarray) -> np.ndarray:
         """Put samples on a regular 1/128 s grid that follows the board clock slowly.
 
-        The board stamps samples as they reach the host, with jitter; the grid's offset
-        tracks the mean residual with a 10 s time constant, so rate drift is followed
-        while the spacing stays 1/128 s.
+        The board stamps samples as they reach the host, with jitter (bursts of late
+        stamps when the machine is busy); the grid's offset tracks the mean residual with
+        a 10 s time constant, and any change is spread over the chunk's samples at no more
+        than :data:`MAX_SLEW` of their spacing, so the spacing stays within 0.2 % of
+        1/128 s while a clock drift (tens of ppm in practice) is still followed.
         """
-        k = self._n_out + np.arange(len(times))
+        n = len(times)
+        k = self._n_out + np.arange(n)
         if self._grid_t0 is None:
             self._grid_t0 = float(times[0])
             self._grid_offset_s = float(np.mean(times - self._grid_t0 - k / SFREQ_HZ))
         grid = self._grid_t0 + k / SFREQ_HZ
-        weight = 1.0 - np.exp(-len(times) / (SFREQ_HZ * 10.0))
-        self._grid_offset_s += weight * (float(np.mean(times - grid)) - self._grid_offset_s)
-        self._n_out += len(times)
-        return grid + self._grid_offset_s
+        weight = 1.0 - np.exp(-n / (SFREQ_HZ * 10.0))
+        offset_s = self._grid_offset_s
+        step_s = weight * (float(np.mean(times - grid)) - offset_s)
+        limit_s = MAX_SLEW * n / SFREQ_HZ
+        step_s = min(max(step_s, -limit_s), limit_s)
+        self._grid_offset_s = offset_s + step_s
+        self._n_out += n
+        return grid + offset_s + step_s * np.arange(1, n + 1) / n
 
     def _close(self) -> None:
         board, self._board = self._board, None

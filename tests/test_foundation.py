@@ -17,7 +17,7 @@ import pytest
 from scipy.signal import welch
 
 from acquisition import __version__
-from acquisition.base import Gap, ReadResult, SourceStatus
+from acquisition.base import Gap, ReadResult, SourceStatus, local_clock
 from acquisition.channels import (
     ASYMMETRY_PAIRS,
     EPOC_CHANNELS,
@@ -33,7 +33,7 @@ from acquisition.ringbuffer import RingBuffer
 from acquisition.settings import load_settings
 from acquisition.simulated import EMOTIONS, EpocSimulator, SimulatedEpocSource
 from acquisition.spec import SourceSpec, open_source, parse_source_spec
-from tests.support.sources import PausableSource
+from tests.support.sources import PausableSource, drift_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 CH = list(EPOC_CHANNELS)
@@ -133,7 +133,7 @@ def test_ringbuffer_rejects_bad_chunks() -> None:
     assert buf.wait_for(0, 0.01) is False
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_ringbuffer_threaded_writer_and_reader_agree() -> None:
     buf = RingBuffer(3, 64, 128.0)
     n_total = 20000
@@ -152,7 +152,7 @@ def test_ringbuffer_threaded_writer_and_reader_agree() -> None:
     thread.start()
     cursor, received, missed = 0, 0, 0
     while cursor < n_pushed:
-        assert buf.wait_for(cursor, 10), "writer stalled"
+        assert buf.wait_for(cursor, 60), "writer stalled"
         chunk = buf.since(cursor)
         assert chunk.first_index == cursor + chunk.missed
         expected_data, expected_t = _ramp(chunk.first_index, len(chunk))
@@ -291,17 +291,17 @@ def test_emotion_model_shifts_band_powers_as_documented() -> None:
             assert feats[pos][1] > feats[neg][1] + 0.3, (pos, neg, feats)
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(180)
 def test_simulated_source_streams_at_128_hz_and_reports_status() -> None:
     statuses: list[SourceStatus] = []
     source = SimulatedEpocSource(seed=5, buffer_seconds=30)
     source.add_status_listener(statuses.append)
     with source:
-        assert source.buffer.wait_for(0, 5)
-        t_start, n_start = time.monotonic(), source.buffer.total
-        assert source.wait_for_samples(n_start + 256, 5)
-        elapsed_s, n_end = time.monotonic() - t_start, source.buffer.total
-    assert (n_end - n_start) == pytest.approx(elapsed_s * SFREQ_HZ, rel=0.1)
+        assert source.buffer.wait_for(0, 60)
+        # 128 Hz of wall time: over 3 s the source gains or loses under 12 samples (3 %)
+        drift = drift_samples(source, span_s=3.0, window_s=1.5)
+        assert source.buffer.since(source.buffer.total - 1).timestamps[-1] <= local_clock()
+    assert abs(drift) < 12, f"the simulated source drifted {drift:+.1f} samples in 3 s"
     chunk = source.buffer.since(0)
     np.testing.assert_allclose(np.diff(chunk.timestamps), 1 / SFREQ_HZ, rtol=1e-6)
     np.testing.assert_array_equal(chunk.data, EpocSimulator(5).generate(len(chunk)))
@@ -314,22 +314,26 @@ def test_simulated_source_streams_at_128_hz_and_reports_status() -> None:
 
 
 # -- BaseSource loss, reconnect, gaps ------------------------------------------------------
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(300)
 def test_loss_and_reconnect_keep_an_honest_gap() -> None:
     statuses: list[SourceStatus] = []
+    changed_at: dict[SourceStatus, float] = {}  # stamped in the reader thread, as it happens
     source = PausableSource(loss_timeout_s=1.0, buffer_seconds=60)
     source.add_status_listener(statuses.append)
+    source.add_status_listener(lambda status: changed_at.setdefault(status, time.monotonic()))
     with source:
-        assert source.wait_for_samples(64, 5)
+        assert source.wait_for_samples(64, 60)
         source.pause()
-        paused_at = time.monotonic()
-        assert source.wait_for_status(SourceStatus.LOST, source.loss_timeout_s + 1.0)
-        assert time.monotonic() - paused_at < source.loss_timeout_s + 1.0
-        assert source.refused.wait(5)  # at least one reconnect attempt failed while unplugged
+        assert source.wait_for_status(SourceStatus.LOST, source.loss_timeout_s + 60.0)
+        # declared loss_timeout_s after the last samples, never sooner (the reader checks
+        # every 50 ms; the upper bound leaves room for a busy machine)
+        silent_s = changed_at[SourceStatus.LOST] - source.last_delivery
+        assert source.loss_timeout_s <= silent_s < source.loss_timeout_s + 4.0
+        assert source.refused.wait(60)  # at least one reconnect attempt failed while unplugged
         n_before = source.buffer.total
         source.resume()
-        assert source.wait_for_status(SourceStatus.STREAMING, 5)
-        assert source.wait_for_samples(n_before + 64, 5)
+        assert source.wait_for_status(SourceStatus.STREAMING, 60)
+        assert source.wait_for_samples(n_before + 64, 60)
     assert source.counters.reconnects == 1
     assert statuses == [SourceStatus.CONNECTING, SourceStatus.STREAMING, SourceStatus.LOST,
                         SourceStatus.CONNECTING, SourceStatus.STREAMING, SourceStatus.STOPPED]
@@ -351,14 +355,14 @@ def test_loss_and_reconnect_keep_an_honest_gap() -> None:
     assert source.last_error is not None and "unplugged" in source.last_error
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_device_reported_drops_are_counted_and_kept_as_gaps() -> None:
     source = PausableSource(buffer_seconds=60)
     with source:
-        assert source.wait_for_samples(20, 5)
+        assert source.wait_for_samples(20, 20)
         source.drop_next(7)
         n = source.buffer.total
-        assert source.wait_for_samples(n + 40, 5)
+        assert source.wait_for_samples(n + 40, 20)
     assert source.counters.lost == 7
     assert len(source.gaps) == 1 and source.gaps[0].n_missing == 7
     assert source.gaps[0].reason == "device dropped samples"
@@ -367,13 +371,13 @@ def test_device_reported_drops_are_counted_and_kept_as_gaps() -> None:
     assert values[j + 1] - values[j] == 8 and np.all(np.delete(np.diff(values), j) == 1)
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_no_reconnect_means_stopped_after_loss() -> None:
     source = PausableSource(loss_timeout_s=0.5, reconnect=False)
     with source:
-        assert source.wait_for_samples(8, 5)
+        assert source.wait_for_samples(8, 20)
         source.pause()
-        assert source.wait_for_status(SourceStatus.STOPPED, 3)
+        assert source.wait_for_status(SourceStatus.STOPPED, 20)
     assert source.counters.reconnects == 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from pathlib import Path
@@ -11,6 +12,48 @@ from numpy.typing import NDArray
 
 from acquisition.base import BaseSource, DeviceInfo, ReadResult, local_clock
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
+
+
+def _smallest_delay(source: BaseSource, since: float, until: float, deadline: float) -> float:
+    """Observe ``source`` each time samples arrive between the monotonic times ``since``
+    and ``until`` (at least once).
+
+    Returns the smallest ``SFREQ_HZ * now - total`` seen: the source's delay behind the
+    wall clock in samples, plus a constant. ``total`` is read before ``now``, so a push
+    in between can only make one observation larger, never smaller.
+    """
+    best, n_seen = math.inf, 0
+    cursor = source.buffer.total
+    while time.monotonic() < until or n_seen == 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{source.kind} source delivered nothing new before the deadline")
+        if not source.buffer.wait_for(cursor, 0.5):
+            continue
+        total = source.buffer.total
+        now = time.monotonic()
+        cursor = total
+        if now >= since:
+            best = min(best, SFREQ_HZ * now - total)
+            n_seen += 1
+    return best
+
+
+def drift_samples(source: BaseSource, span_s: float = 3.0, window_s: float = 1.0,
+                  timeout_s: float = 60.0) -> float:
+    """Samples a streaming source gains (< 0) or loses (> 0) on 128 Hz wall time over ``span_s``.
+
+    The source is observed whenever new samples arrive, in a window of ``window_s`` at
+    the start and another ``span_s`` later. A busy machine only ever makes an
+    observation later than the push it follows, which adds to the delay, so the
+    smallest delay in each window is what the source itself achieved; the difference
+    of the two is the drift, free of scheduling noise that a start and an end reading
+    would each carry.
+    """
+    t0 = time.monotonic()
+    deadline = t0 + timeout_s
+    first = _smallest_delay(source, t0, t0 + window_s, deadline)
+    last = _smallest_delay(source, t0 + span_s, t0 + span_s + window_s, deadline)
+    return last - first
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
@@ -72,6 +115,8 @@ class PausableSource(BaseSource):
         self._wall0 = 0.0
         self._t0 = 0.0
         self._next = 0  # index of the next sample to deliver
+        #: monotonic time at which the last samples were handed to the reader
+        self.last_delivery = 0.0
 
     def pause(self) -> None:
         self.feeding.clear()
@@ -113,6 +158,7 @@ class PausableSource(BaseSource):
         idx = np.arange(self._next + drop, max(due, self._next + drop + 1))
         self._next = int(idx[-1]) + 1
         data = np.repeat(idx[:, None].astype(np.float64), len(EPOC_CHANNELS), axis=1)
+        self.last_delivery = time.monotonic()
         return ReadResult(data, self._t0 + idx / SFREQ_HZ, lost=drop)
 
     def _close(self) -> None:
