@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     with SimulatedEpocSource(seed=args.seed, speed=scale) as source:
         runner = SessionRunner(protocol, source, store, args.participant, player=player, labels="auto",
                                time_scale=scale, source_spec=f"simulated:{args.seed}")
-        runner.add_listener(lambda e: _say(f"  trial {e.trial + 1}/{e.n_trials} {e.stimulus_id}")
+        runner.add_listener(lambda e: _say(f"  trial {(e.trial or 0) + 1}/{e.n_trials} {e.stimulus_id}")
                             if e.kind == "trial_start" else None)
         try:
             result = runner.run()
@@ -157,15 +157,16 @@ def run(args: argparse.Namespace) -> int:
         "seconds": round(time.perf_counter() - started, 1),
     }
     store.close()
-    print(f"session {result.session_id}: {len(result.trials)} trials ({result.status}), "
-          f"{len(dataset.y)} windows, chance {evaluation.get('chance', float('nan')):.2f}")
+    out = print if args.json != "-" else _say  # keep stdout pure JSON with --json -
+    out(f"session {result.session_id}: {len(result.trials)} trials ({result.status}), "
+        f"{len(dataset.y)} windows, chance {evaluation.get('chance', float('nan')):.2f}")
     for name, acc in grouped.items():
-        print(f"  grouped accuracy {name}: {acc:.2f}")
+        out(f"  grouped accuracy {name}: {acc:.2f}")
     agreement = summary["live_agreement"]
-    print(f"live: {len(predictions)} predictions in {args.predict_s:g} s, median latency "
-          f"{median_latency_ms if median_latency_ms is not None else float('nan'):.1f} ms, agreement with the "
-          f"simulated state {agreement if agreement is not None else float('nan'):.2f}")
-    print(f"{audio_note}; everything here is simulated (docs/PROTOCOL.md); {summary['seconds']:.0f} s in all")
+    out(f"live: {len(predictions)} predictions in {args.predict_s:g} s, median latency "
+        f"{median_latency_ms if median_latency_ms is not None else float('nan'):.1f} ms, agreement with the "
+        f"simulated state {agreement if agreement is not None else float('nan'):.2f}")
+    out(f"{audio_note}; everything here is simulated (docs/PROTOCOL.md); {summary['seconds']:.0f} s in all")
     if args.json:
         write_json(summary, args.json)
     return 0

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
     def show(event: RunnerEvent) -> None:
         if event.kind == "trial_start":
-            print(f"trial {event.trial + 1}/{event.n_trials}: {event.stimulus_id}", file=sys.stderr)
+            print(f"trial {(event.trial or 0) + 1}/{event.n_trials}: {event.stimulus_id}", file=sys.stderr)
         elif event.kind in ("paused", "source_lost", "store_error"):
             print(f"session paused: {event.message}", file=sys.stderr)
         elif event.kind == "label_prompt":
