@@ -139,6 +139,19 @@ def test_model_files_are_checked(music_library: Any, tmp_path: Path) -> None:
         music.MusicModel.load(tmp_path / "tampered.pt")
     assert zipfile.is_zipfile(good)
 
+    # an EEG bundle (no kind "music") is refused by the music loader
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from models.bundle import save_bundle
+
+    rng = np.random.default_rng(0)
+    eeg = make_pipeline(StandardScaler(), LogisticRegression()).fit(rng.normal(size=(20, 3)), ["a", "b"] * 10)
+    save_bundle(tmp_path / "eeg.skops", eeg, {"classifier": "logreg", "channels": ["AF3"], "sfreq_hz": 128.0})
+    with pytest.raises(ModelFormatError, match="not a music model"):
+        music.MusicModel.load(tmp_path / "eeg.skops")
+
 
 def test_bad_library_inputs(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="must be a folder"):
