@@ -68,6 +68,13 @@ def test_shuffled_file_labels_stay_near_chance(music_library: Any) -> None:
     assert result["results"][0]["accuracy"] < 0.6
 
 
+def test_permutation_chance_level(music_library: Any) -> None:
+    result = music.evaluate_library(music_library, "grouped", ["lda"], n_permutations=5, random_state=2)
+    assert 0.0 < result["chance"] < 0.5  # file labels permuted: about 1/4
+    grouped = next(r for r in result["results"] if r["split"] == "grouped")
+    assert grouped["accuracy"] > result["chance"] + 0.3
+
+
 def test_lstm_trains_on_cpu_in_under_a_minute_and_round_trips(music_library: Any, music_library_dir: Path,
                                                                 tmp_path: Path) -> None:
     t0 = time.perf_counter()
