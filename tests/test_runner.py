@@ -98,9 +98,11 @@ def test_prompt_pause_resume_and_unknown_label(tmp_path: Path) -> None:
     with SimulatedEpocSource(seed=1, speed=1) as source:
         runner = SessionRunner(protocol, source, store, "P02", labels="prompt")
         runner.add_listener(events)
+        # the operator pauses as the first stimulus starts (from the runner's own thread,
+        # so the pause surely lands inside the stimulus however busy the machine is)
+        runner.add_listener(lambda e: runner.pause() if e.kind == "stim_on" and e.stimulus_id == "s0"
+                            and not runner.trials and events.kinds().count("stim_on") == 1 else None)
         runner.start()
-        events.wait("stim_on")
-        runner.pause()
         events.wait("paused")
         assert runner.state == RunnerState.PAUSED and source.state == "neutral"
         assert runner.resume()
@@ -154,16 +156,17 @@ def test_abort_keeps_what_was_recorded(tmp_path: Path) -> None:
 def test_source_loss_pauses_and_the_session_resumes(tmp_path: Path) -> None:
     from tests.support.sources import PausableSource
 
-    protocol = _protocol(tmp_path, n=2, music_s=1.5, silence_s=0.1)
+    protocol = _protocol(tmp_path, n=2, music_s=2.5, silence_s=0.1)
     store = SessionStore(tmp_path / "store.sqlite")
     events = Events()
     source = PausableSource(loss_timeout_s=0.3)
     with source:
         runner = SessionRunner(protocol, source, store, "P04")
         runner.add_listener(events)
+        # the headset goes away as the first stimulus starts
+        runner.add_listener(lambda e: source.pause() if e.kind == "stim_on" and not runner.trials
+                            and events.kinds().count("stim_on") == 1 else None)
         runner.start()
-        events.wait("stim_on")
-        source.pause()  # the headset goes away mid-stimulus
         lost = events.wait("source_lost")
         assert "source lost" in lost.message
         events.wait("paused")
@@ -195,16 +198,23 @@ def test_full_store_pauses_and_nothing_is_lost(tmp_path: Path) -> None:
         runner = SessionRunner(protocol, source, store, "P05")
         runner.add_listener(events)
         runner.add_listener(lambda e: errors.put(e.message) if e.kind == "store_error" else None)
+
+        def fill_disk(event: RunnerEvent) -> None:
+            # as the first stimulus starts, the database may not grow any more: SQLite
+            # then reports "database or disk is full" (SQLITE_FULL), as on a full disk
+            if event.kind == "stim_on" and events.kinds().count("stim_on") == 1:
+                with store._lock:
+                    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+                    store._conn.execute(f"PRAGMA max_page_count = {pages}")
+
+        runner.add_listener(fill_disk)
         runner.start()
-        events.wait("stim_on")
-        # the database may not grow any more: SQLite reports "database or disk is full"
-        pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
-        store._conn.execute(f"PRAGMA max_page_count = {pages}")
         events.wait("paused")
         message = errors.get(timeout=5)
         assert "store error" in message and "full" in message
         assert not runner.resume()  # still full
-        store._conn.execute("PRAGMA max_page_count = 1073741823")
+        with store._lock:
+            store._conn.execute("PRAGMA max_page_count = 1073741823")
         assert runner.resume()
         result = runner.join(30)
     assert result is not None and result.status == "completed"
