@@ -117,7 +117,7 @@ def test_session_run_malformed_toml_and_unknown_label(tmp_path: Path) -> None:
 def test_demo_headless_runs_the_whole_loop(tmp_path: Path) -> None:
     out_json = tmp_path / "demo.json"
     store = tmp_path / "demo.sqlite"
-    out = _duygu("demo", "--headless", "--json", str(out_json), "--store", str(store), "--time-scale", "64",
+    out = _duygu("demo", "--headless", "--json", str(out_json), "--store", str(store), "--time-scale", "128",
                  "--predict-s", "3", timeout_s=140)
     assert out.returncode == 0, out.stderr
     assert "no audio output, running silently" in out.stdout  # no sound card here: silent, not failed
