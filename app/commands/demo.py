@@ -131,9 +131,12 @@ def run(args: argparse.Namespace) -> int:
             live_source.set_state(LIVE_STATES[k % len(LIVE_STATES)])
             next_change += per_state
         live_source.buffer.wait_for(stop, args.predict_s + 5)
-        predictor.stop()
-        if predictor.error is not None:
-            raise DuyguError(f"live prediction failed: {predictor.error}")
+        try:
+            predictor.stop()  # re-raises an error of the prediction thread
+        except DuyguError:
+            raise
+        except Exception as exc:
+            raise DuyguError(f"live prediction failed: {exc}") from exc
     finally:
         live_source.disconnect()
     latencies = [p.latency_ms for p in predictions]
