@@ -60,7 +60,8 @@ class MainWindow(QMainWindow):
     settings : Settings, optional
         Duygu settings (``load_settings()`` by default).
     qsettings : QSettings, optional
-        Where the window layout is remembered (tests pass one in a temp dir).
+        Where the window layout is remembered; default ``<config dir>/gui-layout.ini``
+        (``DUYGU_CONFIG_DIR`` moves it, as tests do).
     store_path : Path, optional
         Session store (``settings.store_path`` by default).
     protocol_path : Path, optional
@@ -72,7 +73,8 @@ class MainWindow(QMainWindow):
                  contact_quality: bool = True) -> None:
         super().__init__()
         self.settings = settings or load_settings()
-        self.qsettings = qsettings or QSettings("Duygu", "duygu")
+        self.qsettings = qsettings or QSettings(str(self.settings.config_dir / "gui-layout.ini"),
+                                                QSettings.Format.IniFormat)
         self.store_path = Path(store_path) if store_path else self.settings.store_path
         self.protocol_path = Path(protocol_path) if protocol_path else DEFAULT_PROTOCOL
         self.setWindowTitle("Duygu — EEG emotion lab")
@@ -92,7 +94,7 @@ class MainWindow(QMainWindow):
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.source_panel)
         dock.setWidget(scroll)
-        scroll.setMinimumWidth(250)
+        scroll.setMinimumWidth(275)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)

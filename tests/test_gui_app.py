@@ -201,6 +201,16 @@ def test_layout_is_remembered(qtbot, make_window, tmp_path: Path) -> None:  # ty
     assert (tmp_path / "duygu-gui.ini").exists()
 
 
+def test_layout_file_follows_the_config_dir(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from app.main_window import MainWindow
+
+    win = MainWindow(store_path=tmp_path / "s.sqlite", contact_quality=False)
+    qtbot.addWidget(win)
+    assert win.qsettings.fileName().startswith(os.environ["DUYGU_CONFIG_DIR"])
+    win.close()
+    assert Path(win.qsettings.fileName()).exists()
+
+
 # -- label screen ------------------------------------------------------------------------
 def test_label_screen_ignores_double_input_and_hints_nothing(qtbot) -> None:  # type: ignore[no-untyped-def]
     from app.views.label_screen import LabelPrompt, LabelScreen, LabelWindow

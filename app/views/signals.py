@@ -90,20 +90,23 @@ class SignalsView(LiveView):
         self.plot = pg.PlotWidget()
         self.plot.setBackground("w")
         item = self.plot.getPlotItem()
-        item.showGrid(x=True, y=False, alpha=0.25)
         item.setMenuEnabled(False)
         item.setMouseEnabled(x=False, y=False)
         item.hideButtons()
         item.setLabel("bottom", "time", units="s")
         item.getAxis("left").setTicks([[(len(self.channels) - 1 - i, ch) for i, ch in enumerate(self.channels)]])
         item.getAxis("left").setWidth(42)
-        self.curves = []
+        self.curves: list[pg.PlotCurveItem] = []
         for i in range(len(self.channels)):
-            curve = item.plot(pen=pg.mkPen(CHANNEL_COLOURS[i], width=1))
-            curve.setClipToView(True)
-            curve.setSkipFiniteCheck(True)
+            # PlotCurveItem, not PlotDataItem: no per-frame bookkeeping we do not use
+            curve = pg.PlotCurveItem(pen=pg.mkPen(CHANNEL_COLOURS[i], width=1), skipFiniteCheck=True)
+            item.addItem(curve)
             self.curves.append(curve)
         item.setYRange(-1.2, len(self.channels) + 0.2, padding=0)
+        # one line per second instead of the axis grid: a grid makes the axis (with its text)
+        # part of every repaint of the traces
+        self._second_lines: list[pg.InfiniteLine] = []
+        self._grid_pen = pg.mkPen("#e5e7eb", width=1)
 
         lay = QVBoxLayout(self)
         lay.addLayout(bar)
@@ -217,6 +220,16 @@ class SignalsView(LiveView):
             curve.setData(t, y[:, i], skipFiniteCheck=True)
         x_range = (-self.window_s, 0.0)
         if x_range != self._x_range:
-            self.plot.getPlotItem().setXRange(*x_range, padding=0.01)
+            item = self.plot.getPlotItem()
+            item.setXRange(*x_range, padding=0.01)
             self._x_range = x_range
+            for line in self._second_lines:
+                item.removeItem(line)
+            step = 1.0 if self.window_s <= 20 else 5.0
+            self._second_lines = []
+            for s in np.arange(-step, -self.window_s - 1e-9, -step):
+                line = pg.InfiniteLine(pos=float(s), angle=90, pen=self._grid_pen, movable=False)
+                line.setZValue(-10)
+                item.addItem(line)
+                self._second_lines.append(line)
         self.frames += 1

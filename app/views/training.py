@@ -180,6 +180,7 @@ class TrainingView(QWidget):
         right.addWidget(self.cm_plot, 1)
         save_row = QHBoxLayout()
         self.bundle_label = QLabel("no model trained")
+        self.bundle_label.setWordWrap(True)
         save_row.addWidget(self.bundle_label, 1)
         self.save_button = QPushButton("Save bundle…")
         self.save_button.setEnabled(False)
