@@ -455,3 +455,33 @@ def train_music_model(library: MusicLibrary, classifier: str = "svm-rbf", random
     est = make_classifier(name, random_state)
     fit_classifier(est, ds.X, ds.y, ds.groups)
     return MusicModel(name, final_pipeline(est), ds.classes, meta)
+
+
+def describe_stimuli(paths: Sequence[str | os.PathLike[str]], model: MusicModel | None = None) -> list[dict[str, Any]]:
+    """One row per stimulus for a stimulus table: features and the perceived emotion.
+
+    Each row holds ``path``, ``duration_s``, ``tempo_bpm``, ``energy_rms``,
+    ``brightness_hz``, ``key``, ``mode``, ``warnings`` and, with a ``model``,
+    ``perceived`` (most probable class) and ``perceived_probabilities``. A file that
+    cannot be analysed gives ``{"path", "error"}`` (one line) instead; a file the model
+    cannot read keeps its features and gets ``perceived_error``.
+    """
+    keys = ("duration_s", "tempo_bpm", "energy_rms", "brightness_hz", "key", "mode", "warnings")
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            rec = audio.analyse_file(path)
+        except DataError as exc:
+            rows.append({"path": str(path), "error": str(exc)})
+            continue
+        row: dict[str, Any] = {"path": str(path), **{k: rec[k] for k in keys}}
+        if model is not None:
+            try:
+                proba = model.predict_file(path)
+            except DataError as exc:
+                row["perceived_error"] = str(exc)
+            else:
+                row["perceived"] = max(proba, key=proba.__getitem__)
+                row["perceived_probabilities"] = proba
+        rows.append(row)
+    return rows

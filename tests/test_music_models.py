@@ -116,6 +116,12 @@ def test_sklearn_music_bundle_round_trip_and_prediction(music_library: Any, musi
             correct += max(proba, key=proba.__getitem__) == emotion
     assert correct >= 14  # training files: a sanity check of the saved pipeline
 
+    (tmp_path / "notes.txt").write_text("not audio")
+    rows = music.describe_stimuli([music_library_dir / "happy" / "bells.wav", tmp_path / "notes.txt"], loaded)
+    assert rows[0]["perceived"] in EMOTIONS and set(rows[0]["perceived_probabilities"]) == set(EMOTIONS)
+    assert rows[0]["tempo_bpm"] > 0 and rows[0]["mode"] in ("major", "minor") and rows[0]["energy_rms"] > 0
+    assert set(rows[1]) == {"path", "error"}
+
 
 def test_model_files_are_checked(music_library: Any, tmp_path: Path) -> None:
     import torch  # the deep extra is part of the test environment
