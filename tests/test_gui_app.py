@@ -432,6 +432,32 @@ def test_closing_mid_session_saves_it_interrupted(qtbot, make_window, tmp_path: 
         st.close()
 
 
+@pytest.mark.timeout(90)
+def test_pause_resume_abort_from_the_session_view(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    protocol = write_protocol(tmp_path / "protocol", n_per_class=1)
+    win = make_window(store_path=tmp_path / "store.sqlite", protocol_path=protocol)
+    _connect_sim(qtbot, win, speed=5.0)
+    sv = win.session_view
+    sv.participant.setText("P02")
+    sv.labels_mode.setCurrentIndex(sv.labels_mode.findData("auto"))
+    sv.time_scale.setValue(5.0)  # 6 s of music, 2 s of silence
+    sv.audio.setChecked(False)
+    sv.start()
+    qtbot.waitUntil(lambda: sv.phase == "music", timeout=20000)
+    assert sv.pause_button.isEnabled() and not sv.resume_button.isEnabled()
+    sv.pause_button.click()
+    qtbot.waitUntil(lambda: sv.phase == "paused", timeout=10000)
+    assert sv.resume_button.isEnabled() and not sv.pause_button.isEnabled()
+    sv.resume_button.click()
+    qtbot.waitUntil(lambda: sv.phase == "music", timeout=10000)  # the interrupted trial starts again
+    with qtbot.waitSignal(sv.session_finished, timeout=30000) as finished:
+        sv.abort_button.click()
+    assert finished.args[0].status == "aborted"
+    log = [sv.log.item(i).text() for i in range(sv.log.count())]
+    assert any("paused" in line for line in log) and any("resumed" in line for line in log)
+    assert not sv.abort_button.isEnabled() and sv.start_button.isEnabled()
+
+
 def test_invalid_participant_is_refused(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     protocol = write_protocol(tmp_path / "protocol", n_per_class=1)
     win = make_window(protocol_path=protocol)
