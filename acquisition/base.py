@@ -283,10 +283,11 @@ class BaseSource(ABC):
                 res = None
                 last_data = min(last_data, time.monotonic() - self.loss_timeout_s)
             if res is not None and len(res.timestamps) > 0:
-                if lost_at is not None and last_time is not None:
-                    t0 = float(res.timestamps[0])
-                    missing = max(0, int(round((t0 - last_time) * self.sfreq_hz)) - 1)
-                    self.gaps.append(Gap(lost_at, last_time, t0, missing, "device lost"))
+                if lost_at is not None:
+                    if last_time is not None:  # a loss before the first sample leaves no gap
+                        t0 = float(res.timestamps[0])
+                        missing = max(0, int(round((t0 - last_time) * self.sfreq_hz)) - 1)
+                        self.gaps.append(Gap(lost_at, last_time, t0, missing, "device lost"))
                     lost_at = None
                 self._push(res, last_time)
                 last_time = float(res.timestamps[-1])
