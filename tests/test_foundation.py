@@ -17,7 +17,7 @@ import pytest
 from scipy.signal import welch
 
 from acquisition import __version__
-from acquisition.base import Gap, ReadResult, SourceStatus, local_clock
+from acquisition.base import BaseSource, DeviceInfo, Gap, ReadResult, SourceStatus, local_clock
 from acquisition.channels import (
     ASYMMETRY_PAIRS,
     EPOC_CHANNELS,
@@ -353,6 +353,56 @@ def test_loss_and_reconnect_keep_an_honest_gap() -> None:
     assert gap.start_time == chunk.timestamps[j] and gap.end_time == chunk.timestamps[j + 1]
     assert source.counters.received == len(chunk)
     assert source.last_error is not None and "unplugged" in source.last_error
+
+
+class _LateStartSource(BaseSource):
+    """Opens at once but sends nothing until ``sending`` is set (a device that starts
+    streaming late), then a ramp of ``N_SAMPLES`` on every channel, 4 at a time."""
+
+    kind = "late-start"
+    N_SAMPLES = 256
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.sending = threading.Event()
+        self._idle = threading.Event()  # never set: a silent device blocks for the timeout
+        self._next = 0
+
+    def _open(self, timeout_s: float) -> DeviceInfo:
+        return DeviceInfo(kind=self.kind, name="late-start test device", native_sfreq_hz=SFREQ_HZ)
+
+    def _read(self, timeout_s: float) -> ReadResult | None:
+        if not self.sending.wait(timeout_s) or self._next >= self.N_SAMPLES:
+            self._idle.wait(timeout_s)
+            return None
+        idx = np.arange(self._next, self._next + 4)
+        self._next += 4
+        data = np.repeat(idx[:, None].astype(np.float64), len(EPOC_CHANNELS), axis=1)
+        return ReadResult(data, 1000.0 + idx / SFREQ_HZ)
+
+    def _close(self) -> None:
+        return None
+
+
+@pytest.mark.timeout(120)
+def test_loss_before_the_first_sample_leaves_no_gap() -> None:
+    # regression: the reconnect after a loss with an empty buffer used to leave
+    # Gap(after_index=-1, n_missing=0, "device lost") at the second chunk that arrived
+    statuses: list[SourceStatus] = []
+    source = _LateStartSource(loss_timeout_s=0.2, buffer_seconds=60)
+    source.add_status_listener(statuses.append)
+    with source:
+        assert source.wait_for_status(SourceStatus.LOST, 60)  # silent before any sample
+        assert source.wait_for_status(SourceStatus.CONNECTING, 60)  # reopened by itself
+        source.sending.set()
+        assert source.wait_for_samples(source.N_SAMPLES, 60)
+    assert statuses[:2] == [SourceStatus.CONNECTING, SourceStatus.LOST]
+    assert SourceStatus.STREAMING in statuses and statuses[-1] == SourceStatus.STOPPED
+    assert source.counters.reconnects >= 1
+    values = source.buffer.since(0).data[:, 0]
+    np.testing.assert_array_equal(values, np.arange(source.N_SAMPLES))
+    assert source.gaps == [], "nothing was recorded before the loss, so nothing is missing"
+    assert source.counters.lost == 0 and source.counters.received == source.N_SAMPLES
 
 
 @pytest.mark.timeout(120)
