@@ -160,6 +160,7 @@ def agreement(rows: str, columns: str, pairs: list[tuple[str, str]], row_classes
     row_classes, column_classes : list of str
         The classes each source can produce (labels seen in ``pairs`` are added).
     """
+    from sklearn.exceptions import UndefinedMetricWarning
     from sklearn.metrics import cohen_kappa_score
 
     seen_r = {a for a, _ in pairs}
@@ -178,6 +179,7 @@ def agreement(rows: str, columns: str, pairs: list[tuple[str, str]], row_classes
     if n:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
             value = float(cohen_kappa_score([a for a, _ in pairs], [b for _, b in pairs], labels=classes))
         kappa = value if math.isfinite(value) else None
     return Agreement(rows, columns, classes, matrix.tolist(), n, rate, kappa,
