@@ -74,15 +74,19 @@ def test_sigkill_mid_trial_keeps_committed_data(tmp_path: Path) -> None:
 
     trials = sorted(store.trials(info.id), key=lambda t: t.id)
     markers = store.markers(info.id)
-    # (time, buffer total then) of every event the child committed at once
-    events = [(m.t, m.sample_index) for m in markers if m.sample_index is not None]
-    events += [(t.onset_t, t.onset_index) for t in trials] + [(t.offset_t, t.offset_index) for t in trials]
-    assert all(i is not None for _, i in events)
+    # (time, buffer total then) of every marker and trial write, each committed at once
+    writes: list[tuple[float, int | None]] = [(m.t, m.sample_index) for m in markers if m.sample_index is not None]
+    writes += [(t.onset_t, t.onset_index) for t in trials] + [(t.offset_t, t.offset_index) for t in trials]
+    assert all(i is not None for _, i in writes)
     # at most 1 s of EEG lost: what the child's buffer held 1 s before the kill is committed
     t_old = t_kill - 1.0
-    old = [i for t, i in events if t <= t_old]
+    old = [i for t, i in writes if t <= t_old and i is not None]
     assert old, "no event 1 s before the kill: the check would be empty"
     assert max(old) <= committed, f"{max(old) - committed} samples the child had 1 s before the kill are lost"
+    # and from the other side: even the newest event names at most 1 s of samples beyond
+    # what was committed (the samples it names were in the buffer, so they count as lost)
+    newest = max(i for _, i in writes if i is not None)
+    assert newest - committed <= SFREQ_HZ, f"{newest - committed} samples of the child's buffer are lost"
 
     assert len(trials) >= 2 and all(t.label == "happy" for t in trials[:-1])
     assert trials[-1].label in ("happy", None)  # the kill may fall between a trial and its label
@@ -93,6 +97,7 @@ def test_sigkill_mid_trial_keeps_committed_data(tmp_path: Path) -> None:
     assert ended
     for t in ended:
         got = by_id[f"{info.id}:{t.id}"]
+        assert t.offset_index is not None and t.onset_index is not None
         assert got.n_missing == 0 and len(got.data) == t.offset_index - t.onset_index >= 64
 
     out = export_bids(store, info.id, tmp_path / "bids")
