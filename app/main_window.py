@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -67,6 +68,8 @@ class MainWindow(QMainWindow):
     protocol_path : Path, optional
         Protocol preselected in the session view.
     """
+
+    _engine_loaded = Signal(list)
 
     def __init__(self, settings: Settings | None = None, qsettings: QSettings | None = None,
                  store_path: Path | None = None, protocol_path: Path | None = None,
@@ -131,7 +134,10 @@ class MainWindow(QMainWindow):
         self._make_actions()
         self.restore_layout()
         self.engine_ready = False
-        self.pool.submit("loading the engine", lambda _t: warm_up(), on_result=self._on_engine_ready)
+        self._engine_loaded.connect(self._on_engine_ready)
+        # a daemon thread, not the pool: imports cannot be cancelled, and closing the window
+        # right after start must not wait for scikit-learn to finish loading
+        threading.Thread(target=self._warm_up, name="duygu-engine-warm-up", daemon=True).start()
         if self.contact is not None:
             self.contact.start()
 
@@ -193,6 +199,20 @@ class MainWindow(QMainWindow):
         box.setText(SHORTCUTS_HTML)
         box.setModal(False)
         box.show()
+
+    def _warm_up(self) -> None:
+        try:
+            names = warm_up()
+        except Exception as exc:  # a broken engine install: say so, the live views still work
+            log.exception("loading the engine failed")
+            self.notes.error(f"loading the engine failed: {type(exc).__name__}: {exc}")
+            return
+        if self._closing:
+            return
+        try:
+            self._engine_loaded.emit(names)
+        except RuntimeError:  # the window was deleted meanwhile
+            log.debug("engine loaded after the window closed")
 
     def _on_engine_ready(self, classifier_names: list[str]) -> None:
         self.engine_ready = True

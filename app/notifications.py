@@ -115,6 +115,7 @@ class NotificationArea(QWidget):
     def show_notification(self, note: Notification) -> None:
         banner = _Banner(note, self)
         self._layout.addWidget(banner)
+        banner.show()
         visible = self.banners()
         for old in visible[: max(0, len(visible) - self._max_visible)]:
             old.hide()

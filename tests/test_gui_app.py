@@ -88,7 +88,7 @@ def _connect_sim(qtbot, win, speed: float = 1.0) -> None:  # type: ignore[no-unt
     win.source_panel.sim_speed.setValue(speed)
     win.source_panel.connect_selected()
     qtbot.waitUntil(lambda: win.controller.source is not None
-                    and str(win.controller.source.status) == "streaming", timeout=10000)
+                    and str(win.controller.source.status) == "streaming", timeout=30000)
 
 
 class Heartbeat:
@@ -126,7 +126,7 @@ def test_signals_view_updates_existing_curves(qtbot, make_window) -> None:  # ty
     view = win.signals_view
     items_before = list(view.plot.getPlotItem().listDataItems())
     _connect_sim(qtbot, win, speed=8.0)
-    qtbot.waitUntil(lambda: win.controller.source.buffer.total > 11 * 128, timeout=10000)
+    qtbot.waitUntil(lambda: win.controller.source.buffer.total > 11 * 128, timeout=30000)
     frames = view.frames
     qtbot.waitUntil(lambda: view.frames > frames + 5, timeout=5000)
     assert list(view.plot.getPlotItem().listDataItems()) == items_before  # no new items per frame
@@ -263,8 +263,8 @@ def test_worker_errors_become_notifications(qtbot, make_window) -> None:  # type
         raise ValueError("boom in a worker")
 
     task = win.pool.submit("a job", boom)
-    qtbot.waitUntil(lambda: task.is_done, timeout=5000)
-    qtbot.waitUntil(lambda: any("boom in a worker" in m for m in win.notes.messages("error")), timeout=5000)
+    qtbot.waitUntil(lambda: task.is_done, timeout=20000)
+    qtbot.waitUntil(lambda: any("boom in a worker" in m for m in win.notes.messages("error")), timeout=20000)
     assert any("boom in a worker" in b.label.text() for b in win.notification_area.banners())
 
 
@@ -307,6 +307,9 @@ def test_event_loop_never_stalls_connecting_training_exporting(qtbot, make_windo
     assert task.error is None
     assert any((tmp_path / "bids").rglob("*.edf"))
     max_gap = beat.stop()
+    idle_after = Heartbeat().start()  # the machine's load may have changed meanwhile
+    qtbot.wait(1500)
+    noise_ms = max(noise_ms, idle_after.stop() - 10.0)
     assert beat.ticks > 100
     assert max_gap < 100.0 + noise_ms, (
         f"GUI stalled {max_gap:.0f} ms (connect {connect_gap:.0f}, train {train_gap:.0f}; "

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QFontMetrics, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -119,7 +119,7 @@ class LabelScreen(QWidget):
     """Large, identical buttons for the labels; keys 1..n choose them."""
 
     BUTTON_CSS = (
-        "QPushButton { font-size: %dpt; font-weight: bold; padding: 18px; border-radius: 14px;"
+        "QPushButton { font-size: %dpt; font-weight: bold; padding: 10px; border-radius: 14px;"
         " background: #eef2ff; color: #1e1b4b; border: 2px solid #6366f1; }"
         "QPushButton:hover { background: #e0e7ff; }"
         "QPushButton:disabled { background: #f3f4f6; color: #9ca3af; border-color: #d1d5db; }"
@@ -132,7 +132,9 @@ class LabelScreen(QWidget):
         self.setObjectName("label-screen")
         self.setStyleSheet("QWidget#label-screen { background: #ffffff; }")
         lay = QVBoxLayout(self)
-        lay.setContentsMargins(24, 24, 24, 24)
+        margin = 24 if large else 8
+        lay.setContentsMargins(margin, margin, margin, margin)
+        lay.addStretch(1)
         self.question = QLabel()
         self.question.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.question.setWordWrap(True)
@@ -150,8 +152,10 @@ class LabelScreen(QWidget):
         sam.addWidget(self.arousal)
         lay.addWidget(self.sam_box)
         self.button_row = QHBoxLayout()
-        self.button_row.setSpacing(18)
-        lay.addLayout(self.button_row, 1)
+        self.button_row.setSpacing(18 if large else 10)
+        lay.addSpacing(12)
+        lay.addLayout(self.button_row, 3)
+        lay.addStretch(1)
         self.buttons: list[QPushButton] = []
         self._shortcuts: list[QShortcut] = []
         for n in range(1, 10):
@@ -170,10 +174,14 @@ class LabelScreen(QWidget):
         self.buttons = []
         for i, label in enumerate(self.prompt.labels):
             b = QPushButton(f"{label.capitalize()}\n[{i + 1}]")
-            b.setStyleSheet(self.BUTTON_CSS % (28 if self.large else 16))
+            b.setStyleSheet(self.BUTTON_CSS % (28 if self.large else 14))
             b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
             b.setMinimumHeight(140 if self.large else 80)
-            b.setMinimumWidth(60)
+            font = b.font()
+            font.setPointSize(28 if self.large else 14)
+            font.setBold(True)
+            widest = max(QFontMetrics(font).horizontalAdvance(text.capitalize()) for text in self.prompt.labels)
+            b.setMinimumWidth(widest + (36 if self.large else 20))  # every button as wide as the widest label needs
             b.setMaximumHeight(420 if self.large else 260)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # no key focus: Enter/Space cannot repeat
             b.setProperty("label", label)
