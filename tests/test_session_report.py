@@ -261,3 +261,46 @@ def test_unreadable_stimulus_is_reported_per_trial(env: dict[str, Any], tmp_path
     assert report.agreement("perceived", "reported").n == 1
     assert report.agreement("reported", "decoded").n == 0 and report.agreement("reported", "decoded").rate is None
     assert any("Perceived emotion unknown for 1 of 2" in n for n in report.notes)
+
+
+@pytest.mark.timeout(90)
+def test_fusion_dataset_evaluate_train_and_report(env: dict[str, Any], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from models.bundle import load_bundle
+    from models.datasets import from_trials
+    from models.fusion import FUSION_KIND, from_store, music_feature_names, stimulus_summary
+
+    session: ReportSession = env["session"]
+    with SessionStore(session.store_path, readonly=True) as store:
+        fused = from_store(store)
+        eeg = from_trials(store.labelled_trials())
+    n_music = len(music_feature_names())
+    assert fused.X.shape == (eeg.n_rows, eeg.X.shape[1] + n_music)
+    np.testing.assert_array_equal(fused.X[:, :eeg.X.shape[1]], eeg.X)
+    assert (fused.groups == eeg.groups).all() and (fused.subjects == eeg.subjects).all() and (fused.y == eeg.y).all()
+    assert fused.feature_names[-n_music:] == music_feature_names()
+    assert fused.meta["fusion"]["kind"] == FUSION_KIND and fused.meta["fusion"]["session_ids"] == [session.session_id]
+    by_trial = dict(zip(session.trial_ids, session.protocol["stimuli"] * 2, strict=True))
+    for g in np.unique(fused.groups):
+        stim = by_trial[int(str(g).split(":")[1])]
+        expect = stimulus_summary(stim["path"], stim["start_s"], session.protocol["music_s"])
+        np.testing.assert_allclose(fused.X[fused.groups == g, -n_music:], np.tile(expect, ((fused.groups == g).sum(), 1)))
+    balanced = write_session(tmp_path / "balanced.sqlite", ["happy", "sad", "relaxing", "tense"] * 2)
+    out = tmp_path / "e.json"
+    assert main(["evaluate", "--store", str(balanced.store_path), "--fuse-music", "--protocol", "grouped",
+                 "--classifiers", "lda", "--permutations", "0", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["protocol"] == "grouped" and {r["split"] for r in result["results"]} >= {"grouped"}
+    base = ["--store", str(session.store_path), "--fuse-music"]
+    model = tmp_path / "fused.skops"
+    assert main(["train", *base, "--protocol", "none", "--out", str(model)]) == 0
+    meta = load_bundle(model).meta
+    assert meta["fusion"]["kind"] == FUSION_KIND and meta["n_features"] == fused.X.shape[1]
+    capsys.readouterr()
+    assert "--fuse-music needs --store" in _error(capsys, ["evaluate", "--features", "x.csv", "--label", "y",
+                                                           "--fuse-music"])
+    with SessionStore(session.store_path, readonly=True) as store:
+        report = build_session_report(store, session.session_id, eeg_model=model)
+    assert all(r.decoded is not None for r in report.trials)
+    assert report.models["eeg"]["fusion"] == FUSION_KIND
+    assert any("trained on this very session" in n for n in report.notes)

@@ -28,6 +28,8 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", metavar="NAME", default="default",
                    help="feature preset for --deap and --store: default or paper (default: default)")
     p.add_argument("--seed", type=int, default=0, help="seed of splits, estimators and permutations (default: 0)")
+    p.add_argument("--fuse-music", action="store_true",
+                   help="with --store: append the clip summary of each trial's stimulus excerpt to its EEG windows")
 
 
 def _csv_list(text: str | None) -> list[str] | None:
@@ -41,6 +43,8 @@ def load_dataset(args: argparse.Namespace) -> Any:
     from acquisition.errors import DataError
     from models import datasets
 
+    if getattr(args, "fuse_music", False) and not args.store:
+        raise DataError("--fuse-music needs --store PATH (the stimuli come from the sessions' protocols)")
     if args.features:
         if not args.label:
             raise DataError("--features needs --label COL naming the label column")
@@ -56,6 +60,11 @@ def load_dataset(args: argparse.Namespace) -> Any:
                                   subjects=_csv_list(args.deap_subjects))
     from acquisition.store import SessionStore
 
+    if getattr(args, "fuse_music", False):
+        from models.fusion import from_store
+
+        with SessionStore(args.store, readonly=True) as store:
+            return from_store(store, args.preset, participants=_csv_list(args.participants))
     with SessionStore(args.store, readonly=True) as store:
         trials = store.labelled_trials(participants=_csv_list(args.participants))
     if not trials:

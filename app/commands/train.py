@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
             close()
         print(format_table(report))
     bundle = train_bundle(dataset, name, report, random_state=args.seed)
+    if dataset.meta.get("fusion"):
+        bundle.meta["fusion"] = dataset.meta["fusion"]
     path = save_bundle(args.out, bundle.estimator, bundle.meta)
     print(f"saved {name} ({', '.join(bundle.classes)}; {dataset.n_rows} rows, "
           f"{dataset.X.shape[1]} features) to {path}")
