@@ -121,6 +121,7 @@ class WorkerPool(QObject):
         self._notify = notify
         self._tasks: list[Task] = []
         self._lock = threading.Lock()
+        self._closed = threading.Event()
 
     def submit(self, name: str, fn: Callable[[Task], Any], *,
                on_result: Callable[[Any], None] | None = None,
@@ -130,17 +131,23 @@ class WorkerPool(QObject):
         """Run ``fn(task)`` in the pool; callbacks run on the GUI thread."""
         task = Task(name)
         sig = task.signals
+        closed = self._closed
+
+        def guard(callback: Callable[..., None]) -> Callable[..., None]:
+            # results that arrive after the window closed would touch deleted widgets
+            return lambda *args: None if closed.is_set() else callback(*args)
+
         if on_result is not None:
-            sig.finished.connect(on_result)
+            sig.finished.connect(guard(on_result))
         if on_progress is not None:
-            sig.progress.connect(on_progress)
+            sig.progress.connect(guard(on_progress))
         if on_error is not None:
-            sig.failed.connect(on_error)
+            sig.failed.connect(guard(on_error))
         if self._notify is not None:
             notify = self._notify
-            sig.failed.connect(lambda text: notify(text, "error"))
+            sig.failed.connect(guard(lambda text: notify(text, "error")))
         if on_done is not None:
-            sig.done.connect(on_done)
+            sig.done.connect(guard(on_done))
         sig.done.connect(lambda: self._forget(task))
         with self._lock:
             self._tasks.append(task)
@@ -158,7 +165,12 @@ class WorkerPool(QObject):
             return [t for t in self._tasks if not t.is_done]
 
     def shutdown(self, timeout_ms: int = 10000) -> bool:
-        """Cancel every task and wait for the threads; True if all ended in time."""
+        """Cancel every task and wait for the threads; True if all ended in time.
+
+        Callbacks of tasks that finish afterwards are dropped (their widgets are gone).
+        """
         for task in self.active:
             task.cancel()
-        return bool(self._pool.waitForDone(timeout_ms))
+        done = bool(self._pool.waitForDone(timeout_ms))
+        self._closed.set()
+        return done
