@@ -29,6 +29,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev,deep]'
+	@echo "compiling librosa's numba kernels once (cached in the venv)"
+	$(PY) -c "import librosa.beat, librosa.feature, librosa.onset"
 	@touch $(STAMP)
 
 $(BIDS_VALIDATOR):

@@ -126,7 +126,8 @@ def test_demo_headless_runs_the_whole_loop(tmp_path: Path) -> None:
     assert summary["trials"] == 16 and summary["predictions"] >= 5
     assert 0 < summary["median_latency_ms"] < 250
     evaluation = summary["evaluation"]
-    assert evaluation["protocol"] == "grouped" and evaluation["chance"] == pytest.approx(0.25, abs=0.05)
+    # chance is the mean accuracy under label permutations: 16 trials make it noisy around 0.25
+    assert evaluation["protocol"] == "grouped" and 0.1 <= evaluation["chance"] <= 0.45
     accs = [r["accuracy"] for r in evaluation["results"]]
     assert accs and max(accs) > 0.5  # the simulated participant's states are learnable
     with SessionStore(store, readonly=True) as s:
