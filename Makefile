@@ -15,7 +15,7 @@ run: setup
 	@$(VENV)/bin/duygu gui || { code=$$?; [ $$code -eq 3 ] || exit $$code; }
 
 test: setup
-	$(PY) -m pytest -n 4 --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n 4 --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 setup: system $(STAMP) $(BIDS_VALIDATOR)
 
