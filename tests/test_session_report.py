@@ -18,6 +18,7 @@ from app.cli import main
 from models.session_report import SOURCES, build_session_report
 from tests.support.session_report import (
     ReportSession,
+    build_models_once,
     train_eeg,
     train_music,
     write_music_library,
@@ -30,15 +31,11 @@ REPORTED: list[str | None] = ["happy", "sad", "sad", "tense", "happy", "relaxing
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("session_report")
-    session = write_session(root / "store.sqlite", REPORTED)
-    return {
-        "root": root,
-        "session": session,
-        "eeg": train_eeg(root / "eeg.skops"),
-        "music": train_music(write_music_library(root / "library"), root / "music.skops"),
-    }
+def env(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> dict[str, Any]:
+    """One stored session and two small models, shared by the xdist workers of a run."""
+    if worker_id == "master":
+        return build_models_once(tmp_path_factory.mktemp("session_report"), REPORTED)
+    return build_models_once(tmp_path_factory.getbasetemp().parent / "session-report", REPORTED)
 
 
 def _kappa(a: list[str], b: list[str]) -> float:

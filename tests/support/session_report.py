@@ -106,3 +106,30 @@ def train_eeg(out: Path, seed: int = 1, subject: str = "train", channels: list[s
         meta["channels"] = channels
     save_bundle(out, bundle.estimator, meta)
     return out
+
+
+def build_models_once(root: Path, reported: list[str | None]) -> dict:
+    """The session, EEG bundle and music model of the report tests, built once in ``root``.
+
+    Several xdist workers may call this with the same ``root``: the first builds under a
+    file lock, the others wait and reuse (the session is only read afterwards).
+    """
+    import fcntl
+    import json
+
+    root.mkdir(parents=True, exist_ok=True)
+    done = root / "env.json"
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not done.exists():
+                session = write_session(root / "store.sqlite", reported)
+                train_eeg(root / "eeg.skops")
+                train_music(write_music_library(root / "library"), root / "music.skops")
+                fields = {**session.__dict__, "store_path": str(session.store_path)}
+                done.write_text(json.dumps(fields))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    fields = json.loads(done.read_text())
+    fields["store_path"] = Path(fields["store_path"])
+    return {"root": root, "session": ReportSession(**fields), "eeg": root / "eeg.skops", "music": root / "music.skops"}
