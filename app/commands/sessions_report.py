@@ -19,14 +19,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from acquisition.errors import DataError
     from app.commands._common import write_json
     from app.commands.sessions import _open_readonly
     from models.session_report import build_session_report, write_html
 
+    if Path(args.out).is_dir():
+        raise DataError(f"--out must be an HTML file, got the folder {args.out}")
     with _open_readonly(args) as store:
         report = build_session_report(store, args.session_id, eeg_model=args.eeg_model,
                                       music_model=args.music_model)
-    path = write_html(report, args.out)
+    try:
+        path = write_html(report, args.out)
+    except OSError as exc:
+        raise DataError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from None
     out = sys.stderr if args.json == "-" else sys.stdout
     summary = ", ".join(
         f"{a.rows}/{a.columns} {'-' if a.rate is None else f'{100 * a.rate:.0f}%'}" for a in report.agreements)
