@@ -188,6 +188,21 @@ def test_source_panel_counters_and_disconnect(qtbot, make_window) -> None:  # ty
     qtbot.waitUntil(lambda: panel.status_label.text() == "disconnected", timeout=5000)
 
 
+def test_brainflow_synthetic_board_from_the_panel(qtbot, make_window) -> None:  # type: ignore[no-untyped-def]
+    win = make_window()
+    panel = win.source_panel
+    panel.set_kind("brainflow")
+    panel.bf_board.setValue(-1)
+    assert panel.spec() == "brainflow:-1"
+    panel.connect_selected()
+    qtbot.waitUntil(lambda: win.controller.source is not None
+                    and win.controller.source.buffer.total > 256, timeout=30000)
+    assert win.controller.source.sfreq_hz == 128.0
+    frames = win.signals_view.frames
+    qtbot.waitUntil(lambda: win.signals_view.frames > frames + 2, timeout=10000)
+    qtbot.waitUntil(lambda: "250" in panel.device_label.text(), timeout=5000)  # native rate shown
+
+
 def test_layout_is_remembered(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     win = make_window()
     win.resize(1333, 777)
