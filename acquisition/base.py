@@ -49,7 +49,7 @@ class SourceStatus(enum.StrEnum):
     STOPPED = "stopped"
 
 
-class EndOfStream(Exception):  # noqa: N818 - a signal, not an error
+class EndOfStream(Exception):  # a signal, not an error
     """Raised by ``_read`` when a finite recording has been played to its end."""
 
 
@@ -286,7 +286,7 @@ class BaseSource(ABC):
                 if lost_at is not None:
                     if last_time is not None:  # a loss before the first sample leaves no gap
                         t0 = float(res.timestamps[0])
-                        missing = max(0, int(round((t0 - last_time) * self.sfreq_hz)) - 1)
+                        missing = max(0, round((t0 - last_time) * self.sfreq_hz) - 1)
                         self.gaps.append(Gap(lost_at, last_time, t0, missing, "device lost"))
                     lost_at = None
                 self._push(res, last_time)

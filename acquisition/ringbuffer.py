@@ -162,7 +162,7 @@ class RingBuffer:
         if n_samples is None:
             if seconds is None:
                 raise ValueError("latest() needs seconds or n_samples")
-            n_samples = int(round(seconds * self.sfreq_hz))
+            n_samples = round(seconds * self.sfreq_hz)
         with self._cond:
             held = min(self._total, self.capacity)
             n = min(n_samples, held)
