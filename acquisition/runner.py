@@ -275,6 +275,7 @@ class SessionRunner:
         self._cond = threading.Condition()
         self._paused = False
         self._aborted = False
+        self._early_status = "aborted"  # stored status of a session ended early
         self._pause_reasons: list[str] = []
         self._pauses = 0
         self._pending: list[tuple[str, Callable[[], Any]]] = []  # store writes that failed
@@ -359,7 +360,17 @@ class SessionRunner:
 
     def abort(self) -> None:
         """End the session early (thread-safe); it is stored as ``aborted``."""
+        self._stop_early("aborted")
+
+    def interrupt(self) -> None:
+        """End the session early because the app is closing (thread-safe); it is stored as
+        ``interrupted`` (the status a crash leaves), not as an operator's ``aborted``."""
+        self._stop_early("interrupted")
+
+    def _stop_early(self, status: str) -> None:
         with self._cond:
+            if not self._aborted:
+                self._early_status = status
             self._aborted = True
             self._cond.notify_all()
         self._labels.put(None)
@@ -436,9 +447,9 @@ class SessionRunner:
                     position += 1
             status = "completed"
         except _Interrupted:
-            status = "aborted"
+            status = self._early_status
         except BaseException:
-            status = "aborted"
+            status = self._early_status
             self._set_state(RunnerState.FAILED)
             raise
         finally:

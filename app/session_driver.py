@@ -3,7 +3,8 @@
 :func:`run_session` runs in a worker thread: it loads the protocol, runs the preflight,
 opens the store, the stimulus player and the marker outlet, and runs a
 :class:`~acquisition.runner.SessionRunner` to its end. A session stopped because the
-window closed is stored as ``interrupted`` (the runner itself stores ``aborted``).
+window closed is stored as ``interrupted`` (:meth:`SessionRunner.interrupt`), one the
+operator aborted as ``aborted``.
 """
 
 from __future__ import annotations
@@ -61,14 +62,9 @@ def run_session(options: dict[str, Any], on_event: Callable[[Any], None], set_ru
                                source_spec=str(options.get("spec", "")))
         runner.add_listener(on_event)
         set_runner(runner)
-        try:
-            result = runner.run()
-        finally:
-            if interrupted() and runner.session_id is not None:
-                store.finish_session(runner.session_id, "interrupted")
-        if interrupted():
-            result.status = "interrupted"
-        return result
+        if interrupted():  # the window closed before the view could see the runner
+            runner.interrupt()
+        return runner.run()
     finally:
         store.close()
         if markers is not None:

@@ -472,7 +472,7 @@ class SessionView(QWidget):
         if self.running:
             self._interrupting = True
             if self.runner is not None:
-                self.runner.abort()
+                self.runner.interrupt()
             self.prompt.close()
             if self.run_task is not None:
                 self.run_task.wait(20.0)
