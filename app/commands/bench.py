@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import importlib
+import json
 import pkgutil
 import platform
+import subprocess
+import sys
 import time
+
+from acquisition.errors import DuyguError
+
+_MARK = "DUYGU-BENCH-JSON:"
 
 HELP = "run the benchmarks in benchmarks/ and print (or save) their figures"
 
@@ -27,9 +33,8 @@ def run(args: argparse.Namespace) -> int:
     if args.only:
         names = [n for n in names if args.only in n]
     for name in names:
-        module = importlib.import_module(f"benchmarks.{name}")
         t0 = time.perf_counter()
-        rows = module.run(quick=args.quick)
+        rows = _run_isolated(name, args.quick)
         for row in rows:
             row.setdefault("module", name)
             results.append(row)
@@ -46,6 +51,24 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         _write_markdown(report, args.markdown)
     return 0
+
+
+def _run_isolated(name: str, quick: bool) -> list[dict[str, object]]:
+    """Run one benchmark module in a child process (no state shared between benchmarks)."""
+    code = (
+        "import json, sys\n"
+        f"from benchmarks import {name} as m\n"
+        f"rows = m.run(quick={quick!r})\n"
+        f"sys.stdout.write({_MARK!r} + json.dumps(rows) + '\\n')\n"
+        "sys.stdout.flush()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith(_MARK):
+            rows: list[dict[str, object]] = json.loads(line[len(_MARK):])
+            return rows
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    raise DuyguError(f"benchmark {name} failed (exit status {proc.returncode}): {tail}")
 
 
 def _write_markdown(report: dict, out: str) -> None:  # type: ignore[type-arg]
