@@ -59,3 +59,45 @@ def train(store_path: str, session_ids: list[int], protocol: str, preset: str, c
     save_bundle(Path(bundle_out), bundle.estimator, bundle.meta)
     report(1.0, "done")
     return {"evaluation": result, "classifier": best, "n_trials": len(trials), "classes": list(dataset.classes)}
+
+
+def describe_stimuli(paths: list[str], model_path: str | None = None, features: bool = True,
+                     progress: Callable[[float, str], None] | None = None) -> list[dict[str, Any]]:
+    """Rows of :func:`models.music.describe_stimuli` for ``paths`` (features when ``features``,
+    the perceived emotion when ``model_path`` names a music model), one file at a time.
+
+    Without ``features`` a row holds only ``path`` and the perception keys (``perceived``,
+    ``perceived_probabilities``, or ``perceived_error``).
+    """
+    from acquisition.errors import DataError
+    from models import music
+
+    report = progress or (lambda _f, _t="": None)
+    model = music.MusicModel.load(model_path) if model_path else None
+    rows: list[dict[str, Any]] = []
+    for i, path in enumerate(paths):
+        report(i / max(len(paths), 1), f"analysing {Path(path).name}")
+        if features:
+            rows.extend(music.describe_stimuli([path], model))
+            continue
+        row: dict[str, Any] = {"path": str(path)}
+        if model is not None:
+            try:
+                proba = model.predict_file(path)
+            except DataError as exc:
+                row["perceived_error"] = str(exc)
+            else:
+                row["perceived"] = max(proba, key=proba.__getitem__)
+                row["perceived_probabilities"] = proba
+        rows.append(row)
+    report(1.0, "done")
+    return rows
+
+
+def music_model_info(model_path: str) -> dict[str, Any]:
+    """Load a music model (:meth:`models.music.MusicModel.load`) to check it; returns its
+    classifier and classes (``ModelFormatError`` for foreign or damaged files)."""
+    from models import music
+
+    model = music.MusicModel.load(model_path)
+    return {"classifier": model.classifier, "classes": list(model.classes)}

@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         self.training_view: Any = None
         self.prediction_view: Any = None
         self.replay_view: Any = None
+        self.stimulus_view: Any = None
         self._add_engine_views()
 
         central = QWidget()
@@ -147,6 +148,7 @@ class MainWindow(QMainWindow):
         from app.views.prediction import PredictionView
         from app.views.replay import ReplayView
         from app.views.session import SessionView
+        from app.views.stimuli import StimulusView
         from app.views.training import TrainingView
 
         self.session_view = SessionView(self)
@@ -157,6 +159,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.prediction_view, "Live prediction")
         self.replay_view = ReplayView(self)
         self.tabs.addTab(self.replay_view, "Replay")
+        self.stimulus_view = StimulusView(self)
+        self.tabs.addTab(self.stimulus_view, "Stimuli")
 
     def _make_actions(self) -> None:
         menu = self.menuBar()
@@ -272,7 +276,8 @@ class MainWindow(QMainWindow):
         self._closing = True
         for view in self.live_views:
             view.timer.stop()
-        for view in (self.session_view, self.prediction_view, self.training_view, self.replay_view):
+        for view in (self.session_view, self.prediction_view, self.training_view, self.replay_view,
+                     self.stimulus_view):
             if view is not None and hasattr(view, "shutdown"):
                 try:
                     view.shutdown()
@@ -292,7 +297,7 @@ class MainWindow(QMainWindow):
 SHORTCUTS_HTML = """<table cellpadding=3>
 <tr><td><b>Ctrl+K</b></td><td>connect the source chosen in the source panel</td></tr>
 <tr><td><b>Ctrl+D</b></td><td>disconnect the source</td></tr>
-<tr><td><b>Ctrl+1 … Ctrl+7</b></td><td>switch view (signals, spectrum, quality, session, training, prediction, replay)</td></tr>
+<tr><td><b>Ctrl+1 … Ctrl+8</b></td><td>switch view (signals, spectrum, quality, session, training, prediction, replay, stimuli)</td></tr>
 <tr><td><b>F11</b></td><td>open the participant's label screen in its own full-screen window</td></tr>
 <tr><td><b>1 – 4</b></td><td>on the label screen: choose the label shown on that button</td></tr>
 <tr><td><b>Esc</b></td><td>leave the full-screen label window</td></tr>

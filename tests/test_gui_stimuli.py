@@ -1,0 +1,91 @@
+"""Stimulus library view (issue 6 item 4): the protocol's stimuli with their music
+features, analysed off the GUI thread and cached, and the perceived emotion of a music
+model loaded from a file."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from tests.support.gui import qsettings_in
+
+DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo"
+EMOTIONS = ("happy", "sad", "relaxing", "tense")
+
+
+def _demo_protocol(folder: Path) -> Path:
+    """A 4-stimulus protocol (the demo's bells, one per emotion) with absolute paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["[protocol]", 'name = "stimuli-test"', "music_s = 30", "silence_s = 10", 'order = "fixed"', ""]
+    for emotion in EMOTIONS:
+        lines += ["[[stimuli]]", f'id = "bells-{emotion}"', f'path = "{DEMO / f"bells-{emotion}.ogg"}"',
+                  'genre = "bells"', f'emotion = "{emotion}"', ""]
+    path = folder / "protocol.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _value(text: str) -> float:
+    return float(text) if text not in ("", "—", "…", "error") else math.nan
+
+
+@pytest.mark.timeout(120)
+def test_stimulus_view_features_cache_and_music_model(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from app.main_window import MainWindow
+    from models import music
+    from tests.support.music_data import write_library
+
+    protocol = _demo_protocol(tmp_path / "protocol")
+    win = MainWindow(qsettings=qsettings_in(tmp_path), store_path=tmp_path / "store.sqlite",
+                     protocol_path=protocol, contact_quality=False)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        view = win.stimulus_view
+        win.tabs.setCurrentWidget(view)  # showing the tab starts the analysis
+        qtbot.waitUntil(lambda: view.table.rowCount() == 4, timeout=10000)
+        qtbot.waitUntil(lambda: view.task is None, timeout=60000)
+        rows = [view.row(r) for r in range(4)]
+        assert [r["id"] for r in rows] == [f"bells-{e}" for e in EMOTIONS]
+        assert [r["intended"] for r in rows] == list(EMOTIONS)
+        for r in rows:
+            assert math.isfinite(_value(r["tempo (BPM)"])) and _value(r["tempo (BPM)"]) > 0, r
+            assert math.isfinite(_value(r["energy (RMS)"])) and _value(r["energy (RMS)"]) > 0, r
+            assert _value(r["brightness (Hz)"]) > 0, r
+            assert r["perceived"] == ""  # no model yet
+        tempo = {r["intended"]: _value(r["tempo (BPM)"]) for r in rows}
+        assert tempo["tense"] > tempo["sad"]  # the synthesiser's tense music is faster
+        assert len(view.features) == 4
+
+        # cached per (path, mtime): analysing again starts no analysis
+        view.refresh()
+        qtbot.waitUntil(lambda: view.task is None, timeout=10000)
+        assert view.table.rowCount() == 4 and len(view.features) == 4
+        assert view.row(0)["tempo (BPM)"] == rows[0]["tempo (BPM)"]
+
+        # a garbage model file: an error notification, no model
+        junk = tmp_path / "junk.skops"
+        junk.write_bytes(b"this is not a model")
+        view.load_model(junk)
+        qtbot.waitUntil(lambda: any("junk.skops" in m for m in win.notes.messages("error")), timeout=30000)
+        assert view.model_path is None and "was not loaded" in view.model_label.text()
+
+        # a music model trained on a tiny synthesised library fills the perceived column
+        library = music.load_library(write_library(tmp_path / "library", styles=("organ", "plucks")),
+                                     segment_s=6.0, hop_s=3.0)
+        model_path = tmp_path / "music.skops"
+        music.train_music_model(library, "logreg").save(model_path)
+        view.load_model(model_path)
+        qtbot.waitUntil(lambda: view.model_path == model_path, timeout=30000)
+        qtbot.waitUntil(lambda: view.task is None and all(
+            view.row(r)["perceived"].split(" ")[0] in EMOTIONS for r in range(4)), timeout=60000)
+        perceived = [view.row(r)["perceived"] for r in range(4)]
+        for text in perceived:
+            _label, prob = text.split(" ")
+            assert 0.0 < float(prob.strip("()")) <= 1.0
+        assert len(view.features) == 4  # predictions did not analyse the features again
+    finally:
+        win.close()
+    assert win.pool.active == []
