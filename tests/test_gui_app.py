@@ -91,8 +91,27 @@ def _connect_sim(qtbot, win, speed: float = 1.0) -> None:  # type: ignore[no-unt
                     and str(win.controller.source.status) == "streaming", timeout=30000)
 
 
+def _run_delay_ns() -> int | None:
+    """Nanoseconds the calling thread has spent runnable but waiting for a CPU
+    (``/proc/thread-self/schedstat``, field 2); ``None`` where the kernel does not say."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as f:
+            return int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 class Heartbeat:
-    """A 10 ms QTimer that records the longest gap between its ticks (GUI stalls)."""
+    """A 10 ms QTimer that records the longest stall of the event loop between its ticks.
+
+    A stall is the wall-clock gap between two ticks minus the time the GUI thread spent
+    runnable but waiting for a CPU meanwhile (its scheduler run delay, read on the GUI
+    thread at every tick). Time waiting for a CPU is the machine's load (other pytest
+    workers on a 2-core CI runner), not the app's doing; time the GUI thread spent running
+    Python, blocked on the GIL held by a worker, on a lock or on I/O is all still counted,
+    so a GIL-hogging worker or blocking work in the GUI thread still shows as a stall.
+    ``max_wall_gap_ms`` keeps the uncorrected figure for the failure message.
+    """
 
     def __init__(self) -> None:
         from PySide6.QtCore import QTimer
@@ -101,18 +120,29 @@ class Heartbeat:
         self.timer.setInterval(10)
         self.timer.timeout.connect(self._tick)
         self.last = time.perf_counter()
+        self.last_delay_ns = _run_delay_ns()
         self.max_gap_ms = 0.0
+        self.max_wall_gap_ms = 0.0
+        self.cpu_wait_ms = 0.0  # total run delay subtracted
         self.ticks = 0
 
     def start(self) -> Heartbeat:
         self.last = time.perf_counter()
+        self.last_delay_ns = _run_delay_ns()
         self.timer.start()
         return self
 
     def _tick(self) -> None:
         now = time.perf_counter()
-        self.max_gap_ms = max(self.max_gap_ms, (now - self.last) * 1000.0)
-        self.last = now
+        delay_ns = _run_delay_ns()
+        wall_ms = (now - self.last) * 1000.0
+        waited_ms = 0.0
+        if delay_ns is not None and self.last_delay_ns is not None:
+            waited_ms = min(wall_ms, (delay_ns - self.last_delay_ns) / 1e6)
+        self.max_wall_gap_ms = max(self.max_wall_gap_ms, wall_ms)
+        self.max_gap_ms = max(self.max_gap_ms, wall_ms - waited_ms)
+        self.cpu_wait_ms += waited_ms
+        self.last, self.last_delay_ns = now, delay_ns
         self.ticks += 1
 
     def stop(self) -> float:
@@ -286,6 +316,11 @@ def test_worker_errors_become_notifications(qtbot, make_window) -> None:  # type
 @pytest.mark.timeout(150)
 def test_event_loop_never_stalls_connecting_training_exporting(qtbot, make_window, tmp_path: Path,
                                                               eye_state_csv: Path) -> None:  # type: ignore[no-untyped-def]
+    """The GUI thread never stalls > 100 ms (plus the idle noise measured the same way)
+    while a replay connects, classifiers train and a session exports. Stalls are measured
+    by :class:`Heartbeat`: wall gaps between 10 ms ticks minus the GUI thread's scheduler
+    run delay, so other processes competing for the CPUs (pytest -n 4 on 2 cores) do not
+    count, while anything in this process that keeps the event loop from running does."""
     store = tmp_path / "store.sqlite"
     sid = fill_labelled_store(store, n_per_class=3)
     win = make_window(store_path=store)
@@ -328,7 +363,8 @@ def test_event_loop_never_stalls_connecting_training_exporting(qtbot, make_windo
     assert beat.ticks > 100
     assert max_gap < 100.0 + noise_ms, (
         f"GUI stalled {max_gap:.0f} ms (connect {connect_gap:.0f}, train {train_gap:.0f}; "
-        f"idle scheduling noise {noise_ms:.0f} ms)")
+        f"idle scheduling noise {noise_ms:.0f} ms; wall gap {beat.max_wall_gap_ms:.0f} ms, "
+        f"{beat.cpu_wait_ms:.0f} ms waiting for a CPU subtracted in all)")
     assert tv.result is not None and tv.result["protocol"] == "grouped"
 
 
