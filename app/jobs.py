@@ -72,7 +72,10 @@ def describe_stimuli(paths: list[str], model_path: str | None = None, features: 
     from acquisition.errors import DataError
     from models import music
 
-    report = progress or (lambda _f, _t="": None)
+    def report(fraction: float, text: str = "") -> None:
+        if progress is not None:
+            progress(fraction, text)
+
     model = music.MusicModel.load(model_path) if model_path else None
     rows: list[dict[str, Any]] = []
     for i, path in enumerate(paths):

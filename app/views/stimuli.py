@@ -89,7 +89,7 @@ class StimulusView(QWidget):
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__()
-        self.window = window
+        self.main_window = window
         self.protocol_path: Path | None = None  # the protocol shown
         self.protocol_name = ""
         self.stimuli: list[dict[str, Any]] = []
@@ -149,12 +149,12 @@ class StimulusView(QWidget):
     # -- protocol and analysis ---------------------------------------------------------
     def selected_protocol(self) -> Path:
         """The protocol chosen in the session view."""
-        session_view = getattr(self.window, "session_view", None)
+        session_view = getattr(self.main_window, "session_view", None)
         if session_view is not None:
             text = session_view.protocol_path.text().strip()
             if text:
                 return Path(text)
-        return Path(self.window.protocol_path)
+        return Path(self.main_window.protocol_path)
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
@@ -185,7 +185,7 @@ class StimulusView(QWidget):
                 self.status.setText("")
                 self.task = None
 
-        self.task = self.window.pool.submit(f"stimuli of {path.name}", lambda task: load_stimuli(path),
+        self.task = self.main_window.pool.submit(f"stimuli of {path.name}", lambda task: load_stimuli(path),
                                             on_result=loaded, on_error=failed)
         return self.task
 
@@ -234,13 +234,13 @@ class StimulusView(QWidget):
                 self.progress.setValue(int(1000 * fraction))
                 self.status.setText(text)
 
-        self.task = self.window.pool.submit(
+        self.task = self.main_window.pool.submit(
             "stimulus analysis", lambda task: analyse(task, missing, unpredicted, model_path),
             on_result=done, on_progress=progress, on_done=finished)
 
     # -- music model -------------------------------------------------------------------
     def _choose_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Music model", str(self.window.settings.data_dir),
+        path, _ = QFileDialog.getOpenFileName(self, "Music model", str(self.main_window.settings.data_dir),
                                               "Music models (*.skops *.lstm *.pt);;All files (*)")
         if path:
             self.load_model(Path(path))
@@ -275,7 +275,7 @@ class StimulusView(QWidget):
 
             return dict(call_in_process("app.jobs:music_model_info", str(path), cancelled=lambda: task.cancelled))
 
-        return self.window.pool.submit(f"music model {path.name}", check, on_result=loaded, on_error=failed)
+        return self.main_window.pool.submit(f"music model {path.name}", check, on_result=loaded, on_error=failed)
 
     # -- table -------------------------------------------------------------------------
     def _fill(self) -> None:
@@ -295,7 +295,7 @@ class StimulusView(QWidget):
             elif "error" in feat:
                 cells += ["error", "", "", "", ""]
             else:
-                key_mode = f"{feat['key']} {feat['mode']}" if feat.get("mode") else "—"
+                key_mode = str(feat.get("key") or feat.get("mode") or "—")
                 cells += [_number(feat["duration_s"], 1), _number(feat["tempo_bpm"], 1),
                           _number(feat["energy_rms"], 4), _number(feat["brightness_hz"], 0), key_mode]
             cells.append(self._perceived_text(pred, model_key))
@@ -329,8 +329,8 @@ class StimulusView(QWidget):
     # -- for tests and shutdown --------------------------------------------------------
     def row(self, r: int) -> dict[str, str]:
         """The texts of table row ``r`` by column name."""
-        return {name: (self.table.item(r, c).text() if self.table.item(r, c) else "")
-                for c, name in enumerate(COLUMNS)}
+        items = [self.table.item(r, c) for c in range(len(COLUMNS))]
+        return {name: (item.text() if item is not None else "") for name, item in zip(COLUMNS, items, strict=True)}
 
     def shutdown(self) -> None:
         if self.task is not None:
