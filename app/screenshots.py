@@ -46,6 +46,26 @@ def _qsettings(folder: Path):  # type: ignore[no-untyped-def]
     return QSettings(str(folder / "layout.ini"), QSettings.Format.IniFormat)
 
 
+def _music_model(folder: Path) -> Path:
+    """Train a logistic-regression music model on 16 freshly synthesised 12 s pieces."""
+    import soundfile as sf
+
+    from models import music
+    from processing import synth
+
+    sfreq_hz = 16000
+    for s, style in enumerate(synth.STYLES):
+        for e, emotion in enumerate(synth.EMOTIONS):
+            x = synth.synthesize(emotion, style, seed=700 + 10 * s + e, duration_s=12.0, sfreq_hz=sfreq_hz,
+                                 root_midi=synth.ROOTS_MIDI[(s + e + 1) % len(synth.ROOTS_MIDI)])
+            (folder / emotion).mkdir(parents=True, exist_ok=True)
+            sf.write(folder / emotion / f"{style}.wav", x, sfreq_hz)
+    library = music.load_library(folder, segment_s=6.0, hop_s=3.0)
+    path = folder.parent / "music-model.skops"
+    music.train_music_model(library, "logreg").save(path)
+    return path
+
+
 def run(out_dir: Path, protocol: Path | None = None) -> list[Path]:
     """Drive the app and save one PNG per view into ``out_dir``; returns the paths."""
     from PySide6.QtWidgets import QApplication
@@ -104,11 +124,16 @@ def run(out_dir: Path, protocol: Path | None = None) -> list[Path]:
             if sv.prompt.active and sv._current_intended:
                 if answered == 5:
                     shot(win, "04-session")
-                    lw = sv.open_label_window()
-                    lw.showNormal()
-                    lw.resize(1280, 720)
-                    shot(lw, "05-label-screen")
-                    lw.hide()
+                    # the label window's content as on a 1280 x 720 monitor (the offscreen
+                    # "screen" is 800 x 800, too narrow for the four large buttons)
+                    from app.views.label_screen import LabelScreen
+
+                    screen = LabelScreen(sv.prompt, large=True)
+                    screen.resize(1280, 720)
+                    screen.show()
+                    shot(screen, "05-label-screen")
+                    screen.close()
+                    screen.deleteLater()
                 _spin(app, sv.prompt.min_delay_s + 0.05)
                 sv.prompt.answer(sv._current_intended, 5, 5)
                 answered += 1
@@ -154,6 +179,19 @@ def run(out_dir: Path, protocol: Path | None = None) -> list[Path]:
         win.tabs.setCurrentWidget(win.signals_view)
         _spin(app, 0.8)
         shot(win, "10-replay-signals")
+
+        # stimulus library: the demo protocol's 16 pieces, with a music model trained on
+        # other synthesised pieces (different seeds and roots from the demo files)
+        stv = win.stimulus_view
+        win.tabs.setCurrentWidget(stv)
+        model_path = _music_model(tmp / "music-library")
+        stv.load_model(model_path)
+        _wait(app, lambda: stv.model_path == model_path, 60, "the music model")
+        _wait(app, lambda: stv.task is None and stv.table.rowCount() > 0
+              and all(stv.row(r)["perceived"] not in ("", "…") for r in range(stv.table.rowCount())),
+              240, "the stimulus analysis")
+        stv.table.clearSelection()
+        shot(win, "11-stimuli")
     finally:
         win.close()
     return saved
