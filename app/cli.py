@@ -73,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DuyguError as exc:
         print(f"duygu: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # an unreadable input or unwritable output path
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"duygu: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("duygu: interrupted", file=sys.stderr)
         return 130
