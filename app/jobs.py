@@ -69,7 +69,6 @@ def describe_stimuli(paths: list[str], model_path: str | None = None, features: 
     Without ``features`` a row holds only ``path`` and the perception keys (``perceived``,
     ``perceived_probabilities``, or ``perceived_error``).
     """
-    from acquisition.errors import DataError
     from models import music
 
     def report(fraction: float, text: str = "") -> None:
@@ -85,13 +84,7 @@ def describe_stimuli(paths: list[str], model_path: str | None = None, features: 
             continue
         row: dict[str, Any] = {"path": str(path)}
         if model is not None:
-            try:
-                proba = model.predict_file(path)
-            except DataError as exc:
-                row["perceived_error"] = str(exc)
-            else:
-                row["perceived"] = max(proba, key=proba.__getitem__)
-                row["perceived_probabilities"] = proba
+            row.update(music.perceived_fields(model, path))
         rows.append(row)
     report(1.0, "done")
     return rows

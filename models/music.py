@@ -476,12 +476,15 @@ def describe_stimuli(paths: Sequence[str | os.PathLike[str]], model: MusicModel 
             continue
         row: dict[str, Any] = {"path": str(path), **{k: rec[k] for k in keys}}
         if model is not None:
-            try:
-                proba = model.predict_file(path)
-            except DataError as exc:
-                row["perceived_error"] = str(exc)
-            else:
-                row["perceived"] = max(proba, key=proba.__getitem__)
-                row["perceived_probabilities"] = proba
+            row.update(perceived_fields(model, path))
         rows.append(row)
     return rows
+
+
+def perceived_fields(model: MusicModel, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The perceived emotion of one file as row fields (``perceived_error`` if it fails)."""
+    try:
+        proba = model.predict_file(path)
+    except DataError as exc:
+        return {"perceived_error": str(exc)}
+    return {"perceived": max(proba, key=proba.__getitem__), "perceived_probabilities": proba}
