@@ -381,7 +381,8 @@ def test_training_can_be_cancelled(qtbot, make_window, tmp_path: Path) -> None: 
     qtbot.waitUntil(lambda: task.is_done, timeout=60000)
     assert task.cancelled and task.result is None
     assert tv.bundle is None
-    assert tv.run_button.isEnabled()
+    # is_done is set in the worker thread; the GUI re-enables the button when the queued signal lands
+    qtbot.waitUntil(tv.run_button.isEnabled, timeout=5000)
     qtbot.waitUntil(lambda: "training cancelled" in win.notes.messages("warning"), timeout=5000)
 
 
