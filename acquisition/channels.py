@@ -1,7 +1,8 @@
 """The Emotiv EPOC+ montage: channel order, 10-20 positions, analysis rate and units.
 
 Every source delivers samples in :data:`EPOC_CHANNELS` order, in microvolts, at
-:data:`SFREQ_HZ`.
+:data:`SFREQ_HZ`; :func:`unit_scale_to_uv` is the one table of units every source
+converts with.
 """
 
 from __future__ import annotations
@@ -19,6 +20,35 @@ SFREQ_HZ: float = 128.0
 
 #: Unit of every sample inside Duygu.
 UNIT = "µV"
+
+_UNIT_SCALES_TO_UV: dict[str, float] = {
+    "": 1.0,
+    "microvolts": 1.0, "microvolt": 1.0, "uv": 1.0, "µv": 1.0, "μv": 1.0,
+    "volts": 1e6, "volt": 1e6, "v": 1e6,
+    "millivolts": 1e3, "millivolt": 1e3, "mv": 1e3,
+    "nanovolts": 1e-3, "nanovolt": 1e-3, "nv": 1e-3,
+}  # fmt: skip
+
+
+def unit_scale_to_uv(unit: str | None) -> float | None:
+    """Factor turning values in ``unit`` into µV, or ``None`` for an unknown unit.
+
+    Accepts names and symbols (``volts``, ``V``, ``millivolts``, ``mV``,
+    ``microvolts``, ``uV``, ``µV``, ``nanovolts``) and MNE's integer exponents of volts
+    (``"0"`` = V, ``"-6"`` = µV), which mne-lsl's ``PlayerLSL`` writes. A missing or
+    empty unit means µV, as EmotivPRO streams.
+    """
+    key = (unit or "").strip().lower()
+    if key in _UNIT_SCALES_TO_UV:
+        return _UNIT_SCALES_TO_UV[key]
+    try:
+        exponent = int(key)
+    except ValueError:
+        return None
+    if not -12 <= exponent <= 3:
+        return None
+    return float(10.0 ** (exponent + 6))
+
 
 #: Frontal pairs (left, right) used for asymmetry features.
 ASYMMETRY_PAIRS: tuple[tuple[str, str], ...] = (

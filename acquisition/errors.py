@@ -29,3 +29,7 @@ class ModelFormatError(DuyguError):
 
 class StoreError(DuyguError):
     """The session store cannot be opened or written."""
+
+
+class LabelError(ProtocolError, StoreError):
+    """A label or a SAM rating is not valid (refused by the session and by the store alike)."""

@@ -5,6 +5,10 @@ of the latest seconds (:meth:`RingBuffer.latest`) or of everything after an abso
 sample index they remember (:meth:`RingBuffer.since`). The buffer never grows. A reader
 that falls so far behind that the samples it asks for were already overwritten gets
 what is left and an explicit count of what it missed; the buffer counts such overruns.
+
+The buffer also holds the stream's :class:`Gap` records (the writer adds one when samples
+are missing), so everything downstream of a source -- the recorder, the live predictor --
+learns about gaps from the same object it reads samples from.
 """
 
 from __future__ import annotations
@@ -16,6 +20,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from acquisition.errors import DataError
+
+
+@dataclass(frozen=True)
+class Gap:
+    """An interval with no data: after sample ``after_index`` and before the next one."""
+
+    after_index: int
+    start_time: float
+    end_time: float
+    n_missing: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,7 @@ class RingBuffer:
         self._total = 0  # absolute index of the next sample to be written
         self._overruns = 0
         self._missed = 0
+        self._gaps: list[Gap] = []
         self._cond = threading.Condition(threading.Lock())
 
     # -- writer ---------------------------------------------------------------------
@@ -114,7 +130,23 @@ class RingBuffer:
             self._cond.notify_all()
         return first
 
+    def add_gap(self, gap: Gap) -> None:
+        """Record that samples are missing after absolute index ``gap.after_index``."""
+        with self._cond:
+            self._gaps.append(gap)
+
     # -- readers --------------------------------------------------------------------
+    @property
+    def gaps(self) -> list[Gap]:
+        """Every gap recorded so far, oldest first (a copy)."""
+        with self._cond:
+            return list(self._gaps)
+
+    def gaps_since(self, n_known: int) -> list[Gap]:
+        """The gaps after the first ``n_known`` (for readers that keep a count)."""
+        with self._cond:
+            return self._gaps[n_known:]
+
     @property
     def total(self) -> int:
         """Absolute index of the next sample (= samples pushed so far)."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from acquisition.base import BaseSource, SourceStatus
+from acquisition.sources.base import BaseSource, SourceStatus
 from app import qt_compat  # noqa: F401  (PySide6 6.12 refcount work-around)
 from app.notifications import NotificationCenter
 from app.workers import Task, WorkerPool
@@ -51,7 +51,7 @@ class SourceController(QObject):
         """Build the source ``spec`` names and connect it in a worker."""
 
         def build(task: Task) -> BaseSource:
-            from acquisition.spec import open_source, parse_source_spec
+            from acquisition.sources.spec import open_source, parse_source_spec
 
             source = open_source(spec, **kwargs)
             parsed = parse_source_spec(spec)
@@ -59,7 +59,7 @@ class SourceController(QObject):
                 # parsing a large CSV/EDF holds the GIL in C for a while: do it in a child process
                 from app.procs import call_in_process
 
-                source.recording = call_in_process("acquisition.replay:read_recording", parsed.target,
+                source.recording = call_in_process("acquisition.sources.replay:read_recording", parsed.target,
                                                    cancelled=lambda: task.cancelled)
             return source
 

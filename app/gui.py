@@ -45,7 +45,7 @@ def main_gui(source: str | None = None, connect: bool = True, protocol: str | No
     from PySide6.QtWidgets import QApplication
 
     from acquisition.settings import load_settings
-    from acquisition.spec import parse_source_spec
+    from acquisition.sources.spec import parse_source_spec
     from app.main_window import MainWindow
 
     settings = load_settings()

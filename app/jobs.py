@@ -10,8 +10,8 @@ from typing import Any
 def export_session(store_path: str, session_id: int, fmt: str, out_dir: str) -> str:
     """Export one stored session as ``bids`` or ``csv`` into ``out_dir``; returns the written path."""
     from acquisition.errors import DataError
-    from acquisition.export import export_bids, export_csv
-    from acquisition.store import SessionStore
+    from acquisition.store.export import export_bids, export_csv
+    from acquisition.store.sqlite import SessionStore
 
     if fmt not in ("bids", "csv"):
         raise DataError(f"export format must be bids or csv, got {fmt!r}")
@@ -30,7 +30,7 @@ def train(store_path: str, session_ids: list[int], protocol: str, preset: str, c
     save it to ``bundle_out``; returns the evaluation, the classifier, the trial count and classes.
     """
     from acquisition.errors import DataError
-    from acquisition.store import SessionStore
+    from acquisition.store.sqlite import SessionStore
     from models.bundle import save_bundle, train_bundle
     from models.datasets import from_trials
     from models.evaluation import evaluate

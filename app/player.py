@@ -11,7 +11,7 @@ mapped to LSL's ``local_clock`` with an offset measured right before each segmen
 the sound came out, not when :meth:`StimulusPlayer.play` returned.
 
 Only this module (in ``app/``) imports sounddevice; the session runner sees it through
-the :class:`acquisition.runner.Player` interface.
+the :class:`acquisition.session.runner.Player` interface.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from acquisition.base import local_clock
 from acquisition.errors import DuyguError, SourceError
-from acquisition.protocol import Stimulus, read_segment
-from acquisition.runner import PlaybackTimes
+from acquisition.session.protocol import Stimulus, read_segment
+from acquisition.session.runner import PlaybackTimes
+from acquisition.sources.base import local_clock
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
-"""Glue between the session view and :mod:`acquisition.runner` (no widgets here).
+"""Glue between the session view and :mod:`acquisition.session.runner` (no widgets here).
 
 :func:`run_session` runs in a worker thread: it loads the protocol, runs the preflight,
 opens the store, the stimulus player and the marker outlet, and runs a
-:class:`~acquisition.runner.SessionRunner` to its end. A session stopped because the
+:class:`~acquisition.session.runner.SessionRunner` to its end. A session stopped because the
 window closed is stored as ``interrupted`` (:meth:`SessionRunner.interrupt`), one the
 operator aborted as ``aborted``.
 """
@@ -31,9 +31,9 @@ def run_session(options: dict[str, Any], on_event: Callable[[Any], None], set_ru
     ``options``: participant, protocol_path, time_scale, labels ("prompt"|"auto"), audio
     (bool), store_path, source (connected BaseSource), spec (str), markers (bool).
     """
-    from acquisition.protocol import load_protocol, preflight
-    from acquisition.runner import SessionRunner
-    from acquisition.store import SessionStore, validate_participant
+    from acquisition.session.protocol import load_protocol, preflight
+    from acquisition.session.runner import SessionRunner
+    from acquisition.store.sqlite import SessionStore, validate_participant
 
     participant = validate_participant(str(options["participant"]))
     protocol = load_protocol(Path(options["protocol_path"]))
@@ -49,7 +49,7 @@ def run_session(options: dict[str, Any], on_event: Callable[[Any], None], set_ru
     markers = None
     if options.get("markers", True):
         try:
-            from acquisition.markers import MarkerOutlet
+            from acquisition.session.markers import MarkerOutlet
 
             markers = MarkerOutlet()
         except Exception as exc:  # markers on LSL are optional; they are stored anyway

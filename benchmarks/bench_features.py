@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from acquisition.channels import ASYMMETRY_PAIRS, EPOC_CHANNELS
-from acquisition.simulated import EpocSimulator
+from acquisition.sources.simulated import EpocSimulator
 from processing.features import extract_features, frame_geometry
 from processing.pipeline import FrontEnd, OnlineFeatureExtractor, segment_features, window_samples
 from processing.presets import FeaturePreset, get_preset

@@ -33,7 +33,7 @@ def _spin(seconds: float) -> None:
 def run(quick: bool = False) -> list[dict]:
     """FPS of the signal view (pull + setData + a synchronous repaint), and GUI CPU share at 30 FPS."""
     app = _app()
-    from acquisition.simulated import EpocSimulator, SimulatedEpocSource
+    from acquisition.sources.simulated import EpocSimulator, SimulatedEpocSource
     from app.views.signals import SignalsView
 
     sim = EpocSimulator(seed=1)

@@ -18,8 +18,8 @@ import numpy as np
 
 def _trials(n_per_state: int, trial_s: float, seed: int = 0) -> list[Any]:
     from acquisition.channels import SFREQ_HZ
-    from acquisition.simulated import EpocSimulator
-    from acquisition.store import LabelledTrial
+    from acquisition.sources.simulated import EpocSimulator
+    from acquisition.store.sqlite import LabelledTrial
 
     sim = EpocSimulator(seed=seed)
     out = []
@@ -35,7 +35,7 @@ def _trials(n_per_state: int, trial_s: float, seed: int = 0) -> list[Any]:
 
 
 def bench_live_update(n_updates: int, classifier: str = "lda") -> dict[str, Any]:
-    from acquisition.simulated import EpocSimulator, SimulatedEpocSource
+    from acquisition.sources.simulated import EpocSimulator, SimulatedEpocSource
     from models.bundle import train_bundle
     from models.datasets import from_trials
     from models.live import LivePredictor

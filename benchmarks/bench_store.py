@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from acquisition.channels import SFREQ_HZ
-from acquisition.export import export_bids, export_csv
-from acquisition.simulated import EpocSimulator
-from acquisition.store import SessionStore
+from acquisition.sources.simulated import EpocSimulator
+from acquisition.store.export import export_bids, export_csv
+from acquisition.store.sqlite import SessionStore
 
 
 def run(quick: bool = False) -> list[dict[str, object]]:

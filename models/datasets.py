@@ -44,7 +44,7 @@ DEAP_QUADRANT_EMOTION: dict[str, str] = {
 
 
 class TrialLike(Protocol):
-    """What :func:`from_trials` needs of a trial (``acquisition.store.LabelledTrial``)."""
+    """What :func:`from_trials` needs of a trial (``acquisition.store.sqlite.LabelledTrial``)."""
 
     data: NDArray[np.float64]
     label: str

@@ -218,25 +218,68 @@ def _assert_disjoint(folds: Folds, groups: NDArray[Any], what: str) -> None:
             raise ProtocolError(f"{what} {shared[0]!r} is on both sides of a grouped split")
 
 
-# -- work units (module-level so joblib/dask can ship them) ----------------------------
-def _fit_predict(name: str, random_state: int, X: NDArray[np.float64], y: NDArray[Any],
-                 train: NDArray[np.intp], test: NDArray[np.intp],
-                 inner_groups: NDArray[Any] | None) -> tuple[NDArray[Any], dict[str, Any]]:
-    est = make_classifier(name, random_state)
-    fit_classifier(est, X[train], y[train], None if inner_groups is None else inner_groups[train])
-    return est.predict(X[test]), best_params(est)
+# -- learners and work units (module-level so joblib/dask can ship them) --------------
+class Learner:
+    """What the engine fits and scores: registry classifiers on a feature table.
+
+    ``fit_predict_proba`` fits classifier ``name`` on rows ``train`` and returns the
+    class probabilities of rows ``test`` (columns in ``classes`` order) and the
+    hyper-parameters the inner search chose. Subclasses change what a row is (the
+    music models add an LSTM on frame sequences); the protocols, permutations, metrics
+    and leakage gap stay the engine's.
+    """
+
+    #: add the one-vs-rest ROC AUC to every result row (the audio paper's metric)
+    reports_roc_auc = False
+
+    def __init__(self, X: NDArray[np.float64]) -> None:
+        self.X = X
+
+    def parse(self, classifiers: Sequence[str] | str | None) -> list[str]:
+        """Validated classifier names, in the given order."""
+        return parse_classifiers(classifiers)
+
+    def check(self, names: Sequence[str]) -> None:
+        """Raise :class:`DataError` if a classifier cannot run on this learner's data."""
+
+    def fit_predict_proba(self, name: str, random_state: int, y: NDArray[Any], train: NDArray[np.intp],
+                          test: NDArray[np.intp], inner_groups: NDArray[Any] | None,
+                          classes: Sequence[str]) -> tuple[NDArray[np.float64], dict[str, Any]]:
+        est = make_classifier(name, random_state)
+        fit_classifier(est, self.X[train], y[train], None if inner_groups is None else inner_groups[train])
+        proba = np.asarray(est.predict_proba(self.X[test]), dtype=np.float64)
+        return align_proba(proba, est.classes_, classes), best_params(est)
 
 
-def _permutation_accuracy(name: str, random_state: int, dataset: Dataset, y_perm: NDArray[Any],
-                          split: SplitSpec, inner_grouped: bool) -> float:
+def align_proba(proba: NDArray[np.float64], est_classes: Sequence[Any], classes: Sequence[str]) -> NDArray[np.float64]:
+    """Probability columns of an estimator (its ``classes_`` order) in ``classes`` order;
+    a class the estimator never saw gets probability 0."""
+    out = np.zeros((proba.shape[0], len(classes)))
+    index = {str(c): i for i, c in enumerate(classes)}
+    for j, c in enumerate(est_classes):
+        out[:, index[str(c)]] = proba[:, j]
+    return out
+
+
+def _fit_predict(learner: Learner, name: str, random_state: int, y: NDArray[Any], train: NDArray[np.intp],
+                 test: NDArray[np.intp], inner_groups: NDArray[Any] | None,
+                 classes: Sequence[str]) -> tuple[NDArray[np.float64], dict[str, Any]]:
+    return learner.fit_predict_proba(name, random_state, y, train, test, inner_groups, classes)
+
+
+def _permutation_accuracy(learner: Learner, name: str, random_state: int, dataset: Dataset,
+                          y_perm: NDArray[Any], split: SplitSpec, inner_grouped: bool) -> float:
     folds = make_folds(split, dataset, y_perm, random_state)
-    pred = np.empty(len(y_perm), dtype=y_perm.dtype)
+    classes = sorted(str(c) for c in np.unique(y_perm))
+    pred = np.empty(len(y_perm), dtype=object)
     tested = np.zeros(len(y_perm), dtype=bool)
     inner = dataset.groups if inner_grouped else None
     for train, test in folds:
-        pred[test], _ = _fit_predict(name, random_state, dataset.X, y_perm, train, test, inner)
+        proba, _ = learner.fit_predict_proba(name, random_state, y_perm, train, test, inner, classes)
+        pred[test] = np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)]
         tested[test] = True
-    return float(np.mean(pred[tested] == y_perm[tested]))
+    truth = np.asarray([str(v) for v in y_perm[tested]], dtype=object)
+    return float(np.mean(pred[tested] == truth))
 
 
 def permute_labels(y: NDArray[Any], groups: NDArray[Any] | None, rng: np.random.Generator) -> NDArray[Any]:
@@ -273,6 +316,19 @@ def compute_metrics(y_true: NDArray[Any], y_pred: NDArray[Any], classes: Sequenc
         "mcc": float(matthews_corrcoef(y_true, y_pred)),
         "confusion": confusion_matrix(y_true, y_pred, labels=list(classes)).astype(int).tolist(),
     }
+
+
+def roc_auc(y_true: NDArray[Any], proba: NDArray[np.float64], classes: Sequence[str]) -> float | None:
+    """One-vs-rest macro ROC AUC of pooled out-of-fold probabilities (``None`` when the
+    test rows miss a class or a probability is not finite)."""
+    from sklearn.metrics import roc_auc_score
+
+    present = {str(c) for c in np.unique(y_true)}
+    if present != {str(c) for c in classes} or not np.all(np.isfinite(proba)):
+        return None
+    if len(classes) == 2:
+        return float(roc_auc_score(np.asarray(y_true).astype(str) == str(classes[1]), proba[:, 1]))
+    return float(roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=list(classes)))
 
 
 # -- results --------------------------------------------------------------------------
@@ -343,7 +399,8 @@ def _backend(scheduler: str | None) -> Iterator[int | None]:
 
 def run_evaluation(dataset: Dataset, protocol: str = "grouped", classifiers: Sequence[str] | str | None = None,
                    n_permutations: int = 0, n_jobs: int = 1, scheduler: str | None = None,
-                   random_state: int = 0, progress: ProgressCallback | None = None) -> EvaluationReport:
+                   random_state: int = 0, progress: ProgressCallback | None = None,
+                   learner: Learner | None = None) -> EvaluationReport:
     """Evaluate ``classifiers`` on ``dataset`` with ``protocol``.
 
     Parameters
@@ -364,10 +421,16 @@ def run_evaluation(dataset: Dataset, protocol: str = "grouped", classifiers: Seq
         Seed of every split, estimator and permutation.
     progress : callable, optional
         ``progress(done, total)`` after each finished work unit.
+    learner : Learner, optional
+        What is fitted on the rows (default: registry classifiers on ``dataset.X``;
+        the music models pass their own).
 
     Returns
     -------
     EvaluationReport
+        With a learner that ``reports_roc_auc``, each result row also holds ``roc_auc``
+        (one-vs-rest macro, pooled out-of-fold probabilities; ``None`` when a split's
+        test rows miss a class).
 
     Raises
     ------
@@ -382,12 +445,14 @@ def run_evaluation(dataset: Dataset, protocol: str = "grouped", classifiers: Seq
     spec = get_protocol(protocol)
     if classifiers is None:
         classifiers = spec.default_classifiers
-    names = parse_classifiers(classifiers)
+    learner = learner if learner is not None else Learner(dataset.X)
+    names = learner.parse(classifiers)
     if n_permutations < 0:
         raise DataError(f"permutations must be >= 0, got {n_permutations}")
     check_protocol(dataset, spec)
+    learner.check(names)
     classes = dataset.classes
-    X, y = dataset.X, dataset.y
+    y = dataset.y
     inner = dataset.groups if spec.inner_grouped else None
     folds = {s.name: make_folds(s, dataset, y, random_state) for s in spec.splits}
     main_split = next(s for s in spec.splits if s.name == spec.main)
@@ -396,13 +461,13 @@ def run_evaluation(dataset: Dataset, protocol: str = "grouped", classifiers: Seq
     for name in names:
         for s in spec.splits:
             for f, (train, test) in enumerate(folds[s.name]):
-                tasks.append((f"fold:{name}:{s.name}:{f}",
-                              joblib.delayed(_fit_predict)(name, random_state, X, y, train, test, inner)))
+                tasks.append((f"fold:{name}:{s.name}:{f}", joblib.delayed(_fit_predict)(
+                    learner, name, random_state, y, train, test, inner, classes)))
     rng = np.random.default_rng(random_state)
     for p in range(n_permutations):
         y_perm = permute_labels(y, dataset.groups, rng)
         tasks.append((f"perm:{p}", joblib.delayed(_permutation_accuracy)(
-            names[0], random_state, dataset, y_perm, main_split, spec.inner_grouped)))
+            learner, names[0], random_state, dataset, y_perm, main_split, spec.inner_grouped)))
 
     outputs: dict[str, Any] = {}
     total = len(tasks)
@@ -419,17 +484,20 @@ def run_evaluation(dataset: Dataset, protocol: str = "grouped", classifiers: Seq
     params: dict[str, list[dict[str, Any]]] = {}
     for name in names:
         for s in spec.splits:
-            pred = np.empty(len(y), dtype=y.dtype)
+            proba = np.full((len(y), len(classes)), np.nan)
             tested = np.zeros(len(y), dtype=bool)
             accs, chosen = [], []
             for f, (_, test) in enumerate(folds[s.name]):
                 p_fold, best = outputs[f"fold:{name}:{s.name}:{f}"]
-                pred[test] = p_fold
+                proba[test] = p_fold
                 tested[test] = True
-                accs.append(float(np.mean(p_fold == y[test])))
+                accs.append(float(np.mean(np.asarray(classes)[np.argmax(p_fold, axis=1)] == y[test])))
                 chosen.append(best)
-            row = {"classifier": name, "split": s.name}
-            row.update(compute_metrics(y[tested], pred[tested], classes))
+            pred = np.asarray(classes)[np.argmax(proba[tested], axis=1)]
+            row: dict[str, Any] = {"classifier": name, "split": s.name}
+            row.update(compute_metrics(y[tested], pred, classes))
+            if learner.reports_roc_auc:
+                row["roc_auc"] = roc_auc(y[tested], proba[tested], classes)
             results.append(row)
             fold_acc[_key(name, s.name)] = accs
             params[_key(name, s.name)] = chosen

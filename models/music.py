@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 
 from acquisition.errors import DataError, ModelFormatError
 from models.datasets import Dataset
+from models.evaluation import Learner, align_proba, run_evaluation
 from processing import audio
 
 log = logging.getLogger(__name__)
@@ -171,44 +172,6 @@ def load_library(root: str | os.PathLike[str], *, segment_s: float = SEGMENT_S, 
 
 
 # -- evaluation -------------------------------------------------------------------------
-def _roc_auc(y_true: NDArray[Any], proba: NDArray[np.float64], classes: Sequence[str]) -> float | None:
-    from sklearn.metrics import roc_auc_score
-
-    present = set(np.unique(y_true).tolist())
-    if present != set(classes) or not np.all(np.isfinite(proba)):
-        return None
-    if len(classes) == 2:
-        return float(roc_auc_score(y_true == classes[1], proba[:, 1]))
-    return float(roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=list(classes)))
-
-
-def _align_proba(proba: NDArray[np.float64], est_classes: Sequence[Any], classes: Sequence[str]) -> NDArray[np.float64]:
-    out = np.zeros((proba.shape[0], len(classes)))
-    index = {str(c): i for i, c in enumerate(classes)}
-    for j, c in enumerate(est_classes):
-        out[:, index[str(c)]] = proba[:, j]
-    return out
-
-
-def _fit_predict_proba(name: str, random_state: int, library: MusicLibrary, y: NDArray[Any],
-                       train: NDArray[np.intp], test: NDArray[np.intp], inner_groups: NDArray[Any] | None,
-                       lstm_params: dict[str, Any]) -> NDArray[np.float64]:
-    classes = sorted(np.unique(y).tolist())
-    if name == LSTM:
-        from models.lstm import LstmClassifier
-
-        if library.sequences is None:
-            raise DataError("classifier 'lstm' needs frame sequences: evaluate a library folder, not a feature table")
-        clf = LstmClassifier(random_state=random_state, **lstm_params).fit(library.sequences[train], y[train])
-        return _align_proba(clf.predict_proba(library.sequences[test]), clf.classes_, classes)
-    from models.registry import fit_classifier, make_classifier
-
-    X = library.dataset.X
-    est = make_classifier(name, random_state)
-    fit_classifier(est, X[train], y[train], None if inner_groups is None else inner_groups[train])
-    return _align_proba(np.asarray(est.predict_proba(X[test]), dtype=np.float64), est.classes_, classes)
-
-
 def parse_music_classifiers(text: str | Sequence[str] | None) -> list[str]:
     """Registry names plus ``lstm``, validated, in the given order."""
     from models.registry import parse_classifiers
@@ -222,97 +185,57 @@ def parse_music_classifiers(text: str | Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+class MusicLearner(Learner):
+    """The registry on clip summaries, and the LSTM on frame sequences."""
+
+    reports_roc_auc = True
+
+    def __init__(self, library: MusicLibrary, lstm_params: dict[str, Any] | None = None) -> None:
+        super().__init__(library.dataset.X)
+        self.sequences = library.sequences
+        self.lstm_params = dict(lstm_params or {})
+
+    def parse(self, classifiers: Sequence[str] | str | None) -> list[str]:
+        return parse_music_classifiers(classifiers)
+
+    def check(self, names: Sequence[str]) -> None:
+        if LSTM in names and self.sequences is None:
+            raise DataError("classifier 'lstm' needs frame sequences: evaluate a library folder, not a feature table")
+
+    def fit_predict_proba(self, name: str, random_state: int, y: NDArray[Any], train: NDArray[np.intp],
+                          test: NDArray[np.intp], inner_groups: NDArray[Any] | None,
+                          classes: Sequence[str]) -> tuple[NDArray[np.float64], dict[str, Any]]:
+        if name != LSTM:
+            return super().fit_predict_proba(name, random_state, y, train, test, inner_groups, classes)
+        from models.lstm import LstmClassifier
+
+        assert self.sequences is not None
+        clf = LstmClassifier(random_state=random_state, **self.lstm_params).fit(self.sequences[train], y[train])
+        return align_proba(clf.predict_proba(self.sequences[test]), clf.classes_, classes), {}
+
+
 def evaluate_library(library: MusicLibrary, protocol: str = "grouped",
                      classifiers: str | Sequence[str] | None = None, n_permutations: int = 0,
                      random_state: int = 0, lstm_params: dict[str, Any] | None = None,
-                     progress: ProgressCallback | None = None) -> dict[str, Any]:
-    """Evaluate music classifiers under a ``duygu evaluate`` protocol.
+                     progress: ProgressCallback | None = None, n_jobs: int = 1,
+                     scheduler: str | None = None) -> dict[str, Any]:
+    """Evaluate music classifiers with the shared engine (:func:`models.evaluation.run_evaluation`).
 
     Returns
     -------
     dict
-        ``{"protocol", "chance", "results": [{"classifier", "split", "accuracy",
-        "balanced_accuracy", "precision", "recall", "f1", "mcc", "confusion",
-        "roc_auc"}], "leakage_gap"}`` -- the ``duygu evaluate`` shape plus ``roc_auc``
-        (one-vs-rest macro ROC AUC of the pooled out-of-fold probabilities; null when a
-        split's test rows miss a class). The chance level is the majority-class rate,
-        or, with ``n_permutations``, the mean accuracy of the first classifier on the
-        main split with permuted file labels.
+        The ``duygu evaluate`` JSON shape: ``{"protocol", "chance", "results":
+        [{"classifier", "split", "accuracy", "balanced_accuracy", "precision", "recall",
+        "f1", "mcc", "confusion", "roc_auc"}], "leakage_gap"}``. The chance level is the
+        majority-class rate, or, with ``n_permutations``, the mean accuracy of the first
+        classifier on the main split with permuted file labels.
     """
-    from models.evaluation import (
-        check_protocol,
-        compute_metrics,
-        get_protocol,
-        make_folds,
-        permute_labels,
-    )
-
-    spec = get_protocol(protocol)
     names = parse_music_classifiers(classifiers)
-    if n_permutations < 0:
-        raise DataError(f"permutations must be >= 0, got {n_permutations}")
-    dataset = library.dataset
-    check_protocol(dataset, spec)
-    if LSTM in names and library.sequences is None:
-        raise DataError("classifier 'lstm' needs frame sequences: evaluate a library folder, not a feature table")
-    lstm_params = dict(lstm_params or {})
-    classes = dataset.classes
-    y = dataset.y
-    inner = dataset.groups if spec.inner_grouped else None
-    folds = {s.name: make_folds(s, dataset, y, random_state) for s in spec.splits}
-    total = len(names) * sum(len(f) for f in folds.values()) + n_permutations
-    done = 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
-
-    results: list[dict[str, Any]] = []
-    for name in names:
-        for s in spec.splits:
-            proba = np.full((len(y), len(classes)), np.nan)
-            tested = np.zeros(len(y), dtype=bool)
-            for train, test in folds[s.name]:
-                proba[test] = _fit_predict_proba(name, random_state, library, y, train, test, inner, lstm_params)
-                tested[test] = True
-                tick()
-            pred = np.asarray(classes)[np.argmax(proba[tested], axis=1)]
-            row: dict[str, Any] = {"classifier": name, "split": s.name}
-            row.update(compute_metrics(y[tested], pred, classes))
-            row["roc_auc"] = _roc_auc(y[tested], proba[tested], classes)
-            results.append(row)
-
-    main = next(s for s in spec.splits if s.name == spec.main)
-    if n_permutations:
-        rng = np.random.default_rng(random_state)
-        null = []
-        for _ in range(n_permutations):
-            y_perm = permute_labels(y, dataset.groups, rng)
-            pred = np.empty(len(y), dtype=object)
-            tested = np.zeros(len(y), dtype=bool)
-            perm_classes = sorted(np.unique(y_perm).tolist())
-            for train, test in make_folds(main, dataset, y_perm, random_state):
-                p = _fit_predict_proba(names[0], random_state, library, y_perm, train, test, inner, lstm_params)
-                pred[test] = np.asarray(perm_classes)[np.argmax(p, axis=1)]
-                tested[test] = True
-            null.append(float(np.mean(pred[tested] == y_perm[tested])))
-            tick()
-        chance = float(np.mean(null))
-    else:
-        _, counts = np.unique(y, return_counts=True)
-        chance = float(counts.max() / counts.sum())
-
-    gap = None
-    if spec.leakage is not None:
-        random_name, grouped_name = spec.leakage
-        gaps = []
-        for name in names:
-            acc = {r["split"]: r["accuracy"] for r in results if r["classifier"] == name}
-            gaps.append(acc[random_name] - acc[grouped_name])
-        gap = float(np.mean(gaps))
-    return {"protocol": spec.name, "chance": chance, "results": results, "leakage_gap": gap}
+    learner = MusicLearner(library, lstm_params)
+    report = run_evaluation(library.dataset, protocol, names, n_permutations=n_permutations, n_jobs=n_jobs,
+                            scheduler=scheduler, random_state=random_state, progress=progress,
+                            learner=learner)
+    return report.as_json()
 
 
 def library_from_table(dataset: Dataset) -> MusicLibrary:
@@ -359,7 +282,7 @@ class MusicModel:
             X = np.stack([audio.summarise(ff.frames[a:b], ff.onset_envelope[a:b], ff.sfreq_hz) for a, b in bounds])
             proba = np.asarray(self.estimator.predict_proba(X), dtype=np.float64)
             est_classes = [str(c) for c in self.estimator.classes_]
-        mean = _align_proba(proba, est_classes, self.classes).mean(axis=0)
+        mean = align_proba(proba, est_classes, self.classes).mean(axis=0)
         return {c: float(p) for c, p in zip(self.classes, mean, strict=True)}
 
     def predict_file(self, path: str | os.PathLike[str], *, max_duration_s: float | None = None) -> dict[str, float]:

@@ -303,7 +303,7 @@ def build_session_report(store: Any, session_id: int, *, eeg_model: Any = None, 
 
     Parameters
     ----------
-    store : acquisition.store.SessionStore
+    store : acquisition.store.sqlite.SessionStore
     session_id : int
     eeg_model : path or models.bundle.Bundle, optional
         EEG bundle; without it the decoded source is absent.

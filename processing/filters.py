@@ -1,4 +1,4 @@
-"""Band-pass and notch filters: causal and stateful for live data, zero-phase offline.
+"""Band-pass and notch filters: causal and stateful, the same for live data and training.
 
 The filter is one cascade of second-order sections (SOS):
 
@@ -10,8 +10,7 @@ The filter is one cascade of second-order sections (SOS):
 Either band edge may be ``None`` to leave that side open. The live path
 (:class:`CausalFilter`) and the training path (:func:`processing.pipeline.segment_features`)
 use the same causal cascade, so features computed live match features computed on a
-recording. :func:`filter_offline` runs the cascade forwards and backwards (zero phase,
-squared magnitude response) for review and export, never for live data.
+recording. No zero-phase variant exists: nothing in Duygu would use one.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.signal import butter, iirnotch, sosfilt, sosfilt_zi, sosfiltfilt, tf2sos
+from scipy.signal import butter, iirnotch, sosfilt, sosfilt_zi, tf2sos
 
 from acquisition.errors import DataError
 
@@ -180,38 +179,3 @@ class CausalFilter:
         y, self._zi = sosfilt(self.sos, x, axis=0, zi=zi)
         return np.asarray(y)
 
-
-def filter_offline(
-    data: ArrayLike,
-    sfreq_hz: float,
-    band_hz: tuple[float | None, float | None] = (1.0, 50.0),
-    notch_hz: float | None = None,
-) -> NDArray[np.float64]:
-    """Zero-phase band-pass (+ notch) of a whole recording, for offline use only.
-
-    The per-channel median is removed first (DC removal), then the cascade runs
-    forwards and backwards with an odd extension of up to 2 s at each end. The
-    magnitude response is the square of :class:`CausalFilter`'s.
-
-    Parameters
-    ----------
-    data : array, shape (n_samples, n_channels)
-        Signal in µV.
-    sfreq_hz, band_hz, notch_hz
-        As for :class:`CausalFilter`.
-
-    Returns
-    -------
-    ndarray, shape (n_samples, n_channels)
-    """
-    x = _check_data(data)
-    sos = design_sos(sfreq_hz, band_hz, notch_hz)
-    if len(x) == 0:
-        return x.copy()
-    x = x - np.median(x, axis=0)
-    if len(sos) == 0:
-        return x
-    if len(x) < 2:
-        raise DataError(f"data must hold at least 2 samples to filter offline, got {len(x)}")
-    padlen = min(len(x) - 1, round(2 * float(sfreq_hz)))
-    return np.asarray(sosfiltfilt(sos, x, axis=0, padtype="odd", padlen=padlen))

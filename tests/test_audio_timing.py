@@ -73,10 +73,10 @@ def _write_protocol(folder: Path, n: int = 5, music_s: float = 0.5, silence_s: f
 
 
 def test_marked_onsets_match_the_played_audio(pulse: PulseServer, tmp_path: Path) -> None:
-    from acquisition.protocol import load_protocol, preflight
-    from acquisition.runner import SessionRunner
-    from acquisition.simulated import SimulatedEpocSource
-    from acquisition.store import SessionStore
+    from acquisition.session.protocol import load_protocol, preflight
+    from acquisition.session.runner import SessionRunner
+    from acquisition.sources.simulated import SimulatedEpocSource
+    from acquisition.store.sqlite import SessionStore
     from app.player import StimulusPlayer, check_output
 
     protocol = load_protocol(_write_protocol(tmp_path))

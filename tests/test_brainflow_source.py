@@ -7,11 +7,11 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from acquisition.base import SourceStatus, local_clock
-from acquisition.brainflow_source import MAX_SLEW, BrainFlowSource, board_ids, map_eeg_rows
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
 from acquisition.errors import SourceError
-from acquisition.spec import open_source
+from acquisition.sources.base import SourceStatus, local_clock
+from acquisition.sources.brainflow import MAX_SLEW, BrainFlowSource, board_ids, map_eeg_rows
+from acquisition.sources.spec import open_source
 from tests.support.sources import drift_samples
 
 SYNTHETIC_BOARD = -1

@@ -1,6 +1,6 @@
 """Must hold: a session killed with SIGKILL mid-trial keeps everything it committed.
 
-How the child writes (tests/support/store_data.py, acquisition/store.py): markers, trial
+How the child writes (tests/support/store_data.py, acquisition/store/sqlite.py): markers, trial
 rows and labels are committed at once, each in its own transaction, from the child's main
 thread, each carrying ``source.buffer.total`` read just before its time ``t``; the EEG is
 committed in batches by the StoreRecorder thread every 0.25 s. So a marker or trial may
@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from acquisition.base import local_clock
 from acquisition.channels import SFREQ_HZ
-from acquisition.export import export_bids
-from acquisition.simulated import EpocSimulator
-from acquisition.store import SessionStore
+from acquisition.sources.base import local_clock
+from acquisition.sources.simulated import EpocSimulator
+from acquisition.store.export import export_bids
+from acquisition.store.sqlite import SessionStore
 from tests.support.store_data import child, query_readonly, run_bids_validator, wait_until
 
 

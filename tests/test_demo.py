@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from acquisition.store import SessionStore
+from acquisition.store.sqlite import SessionStore
 from processing.synth import PARAMS, synthesize
 
 ROOT = Path(__file__).resolve().parents[1]

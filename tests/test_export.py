@@ -13,8 +13,8 @@ from edfio import read_edf
 
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
 from acquisition.errors import StoreError
-from acquisition.export import MAX_SPAN_UV, continuous, export_bids, export_csv
-from acquisition.store import SessionStore
+from acquisition.store.export import MAX_SPAN_UV, continuous, export_bids, export_csv
+from acquisition.store.sqlite import SessionStore
 from tests.support.store_data import fill_session, run_bids_validator
 
 GAP = (500, 40)  # 40 samples missing from index 500 on

@@ -7,7 +7,7 @@ import pytest
 from scipy.signal import sosfreqz
 
 from acquisition.errors import DataError
-from processing.filters import CausalFilter, design_sos, filter_offline
+from processing.filters import CausalFilter, design_sos
 from tests.support.processing import chunk_sizes
 
 FS = 128.0
@@ -84,18 +84,6 @@ def test_reset_restarts_from_next_sample() -> None:
     assert np.allclose(f.process(b), CausalFilter(FS, 2).process(b), atol=1e-12)
 
 
-def test_offline_is_zero_phase() -> None:
-    t = np.arange(int(20 * FS)) / FS
-    mid = slice(int(5 * FS), int(15 * FS))
-    for f_hz in (3.0, 40.0):
-        s = 30.0 * np.sin(2 * np.pi * f_hz * t)
-        x = (4200.0 + s)[:, None]
-        y = filter_offline(x, FS)[:, 0]
-        assert np.max(np.abs(y[mid] - s[mid])) < 0.5, f_hz  # no lag, unit gain
-    causal = CausalFilter(FS, 1).process(x)[:, 0]
-    assert np.max(np.abs(causal[mid] - s[mid])) > 10.0  # the causal one lags at 40 Hz
-
-
 def test_bad_input_is_one_line_data_error() -> None:
     f = CausalFilter(FS, 14)
     good = 4200 + np.random.default_rng(0).normal(0, 5, (64, 14))
@@ -122,5 +110,3 @@ def test_bad_input_is_one_line_data_error() -> None:
         CausalFilter(FS, 14, notch_hz=80.0)
     with pytest.raises(DataError, match="sfreq_hz"):
         CausalFilter(0, 14)
-    with pytest.raises(DataError, match="NaN or inf"):
-        filter_offline(bad, FS)

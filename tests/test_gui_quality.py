@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from acquisition.channels import EPOC_CHANNELS
-from acquisition.simulated import EpocSimulator
+from acquisition.sources.simulated import EpocSimulator
 from processing.quality import channel_quality
 
 FS = 128.0

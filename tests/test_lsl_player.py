@@ -10,7 +10,7 @@ import pytest
 from support.lsl_outlets import PREROLL_UV, start_outlet, stop_outlet
 
 from acquisition.channels import EPOC_CHANNELS, canonical_label
-from acquisition.lsl import LslSource
+from acquisition.sources.lsl import LslSource
 
 
 def _read_csv(path: Path) -> np.ndarray:

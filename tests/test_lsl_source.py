@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from support.lsl_outlets import EMOTIV_19, channel_constant, start_outlet, stop_outlet
 
-from acquisition.base import SourceStatus
-from acquisition.channels import EPOC_CHANNELS
+from acquisition.channels import EPOC_CHANNELS, unit_scale_to_uv
 from acquisition.errors import SourceError
-from acquisition.lsl import LslSource, analyse_layout, parse_target, unit_scale_to_uv
+from acquisition.sources.base import SourceStatus
+from acquisition.sources.lsl import LslSource, analyse_layout, parse_target
 
 CONSTS = np.array([channel_constant(i) for i in range(1, 14)])
 # an outlet is a new Python process (numpy, pylsl): on a busy machine it can take tens of
@@ -213,7 +213,7 @@ def test_generic_stream_any_label_order_volts_500hz_resampled(lsl_name: str) -> 
 
 @pytest.mark.timeout(120)
 def test_type_target_finds_stream(lsl_name: str) -> None:
-    from acquisition.spec import open_source
+    from acquisition.sources.spec import open_source
 
     src = open_source(f"lsl:type=t{lsl_name}")  # the type matches whatever its case
     assert isinstance(src, LslSource)

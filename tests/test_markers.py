@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from acquisition.markers import MARKER_STREAM_TYPE, MarkerOutlet
+from acquisition.session.markers import MARKER_STREAM_TYPE, MarkerOutlet
 
 INLET = r"""
 import json, sys, pylsl
@@ -58,7 +58,7 @@ def test_outlet_markers_arrive_in_another_process(lsl_name: str) -> None:
         head = _ready(proc)
         assert head["type"] == MARKER_STREAM_TYPE and head["channels"] == 1
         assert outlet.wait_for_consumers(10.0)
-        from acquisition.base import local_clock
+        from acquisition.sources.base import local_clock
 
         t0 = local_clock()
         for k, text in enumerate(["session_start", "stim_on:x", "label:happy"]):
@@ -74,10 +74,10 @@ def test_outlet_markers_arrive_in_another_process(lsl_name: str) -> None:
 
 @pytest.mark.timeout(60)
 def test_session_markers_are_published_and_stored(lsl_name: str, tmp_path: Path) -> None:
-    from acquisition.protocol import parse_protocol
-    from acquisition.runner import SessionRunner
-    from acquisition.simulated import SimulatedEpocSource
-    from acquisition.store import SessionStore
+    from acquisition.session.protocol import parse_protocol
+    from acquisition.session.runner import SessionRunner
+    from acquisition.sources.simulated import SimulatedEpocSource
+    from acquisition.store.sqlite import SessionStore
 
     sfreq = 8000
     sf.write(str(tmp_path / "a.wav"), np.zeros(sfreq * 2, np.float32), sfreq)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from acquisition.errors import DataError
-from acquisition.store import LabelledTrial
+from acquisition.store.sqlite import LabelledTrial
 from models.datasets import (
     DEAP_CHANNELS,
     deap_quadrant,

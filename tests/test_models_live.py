@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from acquisition.errors import DataError, ModelFormatError
-from acquisition.simulated import EpocSimulator, SimulatedEpocSource
+from acquisition.sources.simulated import EpocSimulator, SimulatedEpocSource
 from models.bundle import Bundle, train_bundle
 from models.datasets import from_trials
 from models.live import LivePredictor, Prediction

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from acquisition.store import LabelledTrial
+from acquisition.store.sqlite import LabelledTrial
 from models.datasets import Dataset, from_trials
 from models.evaluation import run_evaluation
 from tests.support.models_data import shuffled_trial_labels, simulated_trials

@@ -75,6 +75,34 @@ def test_permutation_chance_level(music_library: Any) -> None:
     assert grouped["accuracy"] > result["chance"] + 0.3
 
 
+def test_music_evaluation_runs_on_the_shared_engine(music_library: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One engine: the music models' permutations, folds and leakage gap are those of
+    models.evaluation (no copy of the protocol loop in models.music)."""
+    import models.evaluation as engine
+
+    calls = {"permute": 0, "units": 0}
+    permute, unit = engine.permute_labels, engine._fit_predict
+
+    def counting_permute(*args: Any, **kwargs: Any) -> Any:
+        calls["permute"] += 1
+        return permute(*args, **kwargs)
+
+    def counting_unit(*args: Any, **kwargs: Any) -> Any:
+        calls["units"] += 1
+        return unit(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "permute_labels", counting_permute)
+    monkeypatch.setattr(engine, "_fit_predict", counting_unit)
+    result = music.evaluate_library(music_library, "grouped", ["lda"], n_permutations=3, random_state=2)
+    n_folds = engine._n_group_folds(music_library.dataset)
+    assert calls == {"permute": 3, "units": 2 * n_folds}  # grouped and random folds of lda
+    assert result["leakage_gap"] == pytest.approx(
+        next(r["accuracy"] for r in result["results"] if r["split"] == "random")
+        - next(r["accuracy"] for r in result["results"] if r["split"] == "grouped"))
+    for name in ("permute_labels", "make_folds", "compute_metrics"):
+        assert not hasattr(music, name), f"models.music has its own {name}"
+
+
 def test_lstm_trains_on_cpu_in_under_a_minute_and_round_trips(music_library: Any, music_library_dir: Path,
                                                                 tmp_path: Path) -> None:
     t0 = time.perf_counter()

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from acquisition.errors import ProtocolError
-from acquisition.protocol import (
+from acquisition.session.protocol import (
     DEFAULT_LABELS,
     balanced_order,
     load_protocol,

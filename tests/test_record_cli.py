@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
-from acquisition.simulated import EpocSimulator
-from acquisition.store import SessionStore
+from acquisition.sources.simulated import EpocSimulator
+from acquisition.store.sqlite import SessionStore
 from app.cli import main
 from tests.support.store_data import fill_session
 

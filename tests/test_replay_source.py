@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from acquisition.base import SourceStatus
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
 from acquisition.errors import DataError, SourceError
-from acquisition.replay import RecordingError, ReplaySource, load_recording, read_recording
-from acquisition.spec import open_source
+from acquisition.sources.base import SourceStatus
+from acquisition.sources.replay import RecordingError, ReplaySource, load_recording, read_recording
+from acquisition.sources.spec import open_source
 from tests.support.sources import ramp_recording, write_csv, write_epoc_edf
 
 HEADER = ["time", *EPOC_CHANNELS]
@@ -143,7 +143,7 @@ def test_bdf_in_millivolts_is_converted_to_microvolts(tmp_path: Path) -> None:
 
 
 def test_store_session_replays(tmp_path: Path) -> None:
-    from acquisition.store import SessionStore
+    from acquisition.store.sqlite import SessionStore
 
     data = ramp_recording(200) + 4000.5
     times = 100.0 + np.arange(200) / SFREQ_HZ

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from acquisition.base import SourceStatus
 from acquisition.errors import ProtocolError
-from acquisition.protocol import Protocol, parse_protocol
-from acquisition.runner import RunnerEvent, RunnerState, SessionRunner
-from acquisition.simulated import SimulatedEpocSource
-from acquisition.store import SessionStore
+from acquisition.session.protocol import Protocol, parse_protocol
+from acquisition.session.runner import RunnerEvent, RunnerState, SessionRunner
+from acquisition.sources.base import SourceStatus
+from acquisition.sources.simulated import SimulatedEpocSource
+from acquisition.store.sqlite import SessionStore
 
 EMOTIONS = ("happy", "sad", "relaxing", "tense")
 

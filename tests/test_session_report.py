@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from acquisition.errors import ModelFormatError, StoreError
-from acquisition.store import SessionStore
+from acquisition.store.sqlite import SessionStore
 from app.cli import main
 from models.session_report import SOURCES, build_session_report
 from tests.support.session_report import (

@@ -14,9 +14,9 @@ import pytest
 
 from acquisition.channels import SFREQ_HZ
 from acquisition.errors import StoreError
-from acquisition.recorder import StoreRecorder
-from acquisition.simulated import EpocSimulator, SimulatedEpocSource
-from acquisition.store import LabelledTrial, SessionStore
+from acquisition.sources.simulated import EpocSimulator, SimulatedEpocSource
+from acquisition.store.recorder import StoreRecorder
+from acquisition.store.sqlite import LabelledTrial, SessionStore
 from tests.support.store_data import child, fill_session
 
 
@@ -93,6 +93,23 @@ def test_participant_age_sex_and_bad_values(store: SessionStore) -> None:
     with pytest.raises(StoreError, match="sex must be F, M or O, got 'x'"):
         store.add_participant("S-02", sex="x")
     assert [p.id for p in store.participants()] == ["S-01"]
+
+
+@pytest.mark.parametrize("value", [0, 10, 2.5, True, "5"])
+def test_one_label_validation_for_the_session_and_the_store(value: object) -> None:
+    """The runner and the store refuse a bad SAM rating or label with the same check
+    (a LabelError is both a ProtocolError and a StoreError)."""
+    from acquisition.errors import LabelError, ProtocolError
+    from acquisition.store.sqlite import check_label, check_sam
+
+    with pytest.raises(LabelError, match=rf"SAM arousal must be a whole number 1-9, got {value!r}") as exc:
+        check_sam("arousal", value)
+    assert isinstance(exc.value, ProtocolError) and isinstance(exc.value, StoreError)
+    assert check_sam("arousal", np.int64(9)) == 9 and check_sam("arousal", None) is None
+    with pytest.raises(LabelError, match="label must be one of happy, sad, got 'angry'"):
+        check_label("angry", ("happy", "sad"))
+    with pytest.raises(LabelError, match="non-empty string"):
+        check_label("  ")
 
 
 def test_bad_writes_are_refused_with_the_rule(store: SessionStore) -> None:
@@ -365,7 +382,7 @@ def test_recorder_pauses_on_a_full_disk_and_resumes_when_space_returns(tmp_path:
 
 def test_reused_pid_or_reboot_counts_as_gone(tmp_path: Path) -> None:
     # after a power cut the boot id changes; a recycled pid has another start time
-    from acquisition.store import process_alive, process_marker
+    from acquisition.store.sqlite import process_alive, process_marker
 
     me = os.getpid()
     assert process_alive(me, process_marker(me))

@@ -47,11 +47,11 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from acquisition.errors import DuyguError
-    from acquisition.protocol import load_protocol, preflight
-    from acquisition.runner import SessionRunner
+    from acquisition.session.protocol import load_protocol, preflight
+    from acquisition.session.runner import SessionRunner
     from acquisition.settings import load_settings
-    from acquisition.simulated import SimulatedEpocSource
-    from acquisition.store import SessionStore
+    from acquisition.sources.simulated import SimulatedEpocSource
+    from acquisition.store.sqlite import SessionStore
     from models.bundle import train_bundle
     from models.datasets import from_trials
     from models.evaluation import evaluate

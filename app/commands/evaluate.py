@@ -58,7 +58,7 @@ def load_dataset(args: argparse.Namespace) -> Any:
     if args.deap:
         return datasets.load_deap(args.deap, args.preset, labels=args.deap_labels, baseline=args.deap_baseline,
                                   subjects=_csv_list(args.deap_subjects))
-    from acquisition.store import SessionStore
+    from acquisition.store.sqlite import SessionStore
 
     if getattr(args, "fuse_music", False):
         from models.fusion import from_store

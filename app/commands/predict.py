@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from acquisition.errors import SourceError
-    from acquisition.spec import open_source
+    from acquisition.sources.spec import open_source
     from models.bundle import load_bundle
     from models.live import LivePredictor
 

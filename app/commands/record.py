@@ -27,12 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from acquisition.base import SourceStatus
     from acquisition.channels import SFREQ_HZ
     from acquisition.errors import StoreError
-    from acquisition.recorder import CsvRecorder, StoreRecorder
-    from acquisition.spec import open_source, parse_source_spec
-    from acquisition.store import SessionStore, validate_participant
+    from acquisition.sources.base import SourceStatus
+    from acquisition.sources.spec import open_source, parse_source_spec
+    from acquisition.store.recorder import CsvRecorder, StoreRecorder
+    from acquisition.store.sqlite import SessionStore, validate_participant
 
     spec = parse_source_spec(args.source)
     n_target = round(args.seconds * SFREQ_HZ)

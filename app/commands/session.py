@@ -48,11 +48,11 @@ def build_session(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
 
     Returns ``(protocol, source, store, player, markers)``; nothing is started.
     """
-    from acquisition.markers import MarkerOutlet
-    from acquisition.protocol import load_protocol, preflight
+    from acquisition.session.markers import MarkerOutlet
+    from acquisition.session.protocol import load_protocol, preflight
     from acquisition.settings import load_settings
-    from acquisition.spec import open_source, parse_source_spec
-    from acquisition.store import SessionStore, validate_participant
+    from acquisition.sources.spec import open_source, parse_source_spec
+    from acquisition.store.sqlite import SessionStore, validate_participant
 
     protocol = load_protocol(args.protocol)
     validate_participant(args.participant)
@@ -82,7 +82,7 @@ def build_session(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from acquisition.errors import ProtocolError
-    from acquisition.runner import RunnerEvent, SessionRunner
+    from acquisition.session.runner import RunnerEvent, SessionRunner
 
     protocol, source, store, player, markers = build_session(args)
     prompts: queue.Queue[RunnerEvent | None] = queue.Queue()

@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from acquisition.store import SessionStore
+    from acquisition.store.sqlite import SessionStore
 
 HELP = "list the sessions in the store, or export one (BIDS-EEG or CSV)"
 
@@ -70,7 +70,7 @@ def store_path(args: argparse.Namespace) -> Path:
 
 def _open_readonly(args: argparse.Namespace) -> SessionStore:
     from acquisition.errors import StoreError
-    from acquisition.store import SessionStore
+    from acquisition.store.sqlite import SessionStore
 
     path = store_path(args)
     if not path.exists():
@@ -107,7 +107,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from acquisition.export import export_bids, export_csv
+    from acquisition.store.export import export_bids, export_csv
     from app.commands._common import write_json
 
     with _open_readonly(args) as store:

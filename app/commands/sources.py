@@ -23,7 +23,7 @@ def brainflow_boards() -> list[dict[str, object]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from acquisition.lsl import list_streams
+    from acquisition.sources.lsl import list_streams
 
     streams = list_streams(timeout_s=args.timeout)
     boards = brainflow_boards()

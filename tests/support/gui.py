@@ -44,8 +44,8 @@ def fill_labelled_store(path: Path, n_per_class: int = 3, trial_s: float = 8.0, 
     API directly (no threads), so training on it is quick and meaningful.
     """
     from acquisition.channels import SFREQ_HZ
-    from acquisition.simulated import EpocSimulator
-    from acquisition.store import SessionStore
+    from acquisition.sources.simulated import EpocSimulator
+    from acquisition.store.sqlite import SessionStore
 
     sim = EpocSimulator(seed)
     store = SessionStore(path)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from acquisition.channels import SFREQ_HZ
-from acquisition.simulated import EpocSimulator
-from acquisition.store import LabelledTrial
+from acquisition.sources.simulated import EpocSimulator
+from acquisition.store.sqlite import LabelledTrial
 from models.datasets import Dataset
 
 STATES = ("happy", "sad", "relaxing", "tense")
@@ -113,7 +113,7 @@ def write_malicious_pickle(path: Path) -> Path:
 def write_store(path: Path, participant: str = "P01", n_per_state: int = 2, trial_s: float = 12.0,
                 rest_s: float = 4.0, seed: int = 0) -> Path:
     """A session store holding one session of simulated, labelled listening trials."""
-    from acquisition.store import SessionStore
+    from acquisition.store.sqlite import SessionStore
 
     sim = EpocSimulator(seed=seed)
     n_trial, n_rest = int(trial_s * SFREQ_HZ), int(rest_s * SFREQ_HZ)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from acquisition.simulated import EpocSimulator
+from acquisition.sources.simulated import EpocSimulator
 
 #: Rows of the UCI eye-state CSV that hold glitch values (0-based data rows).
 EYE_STATE_GLITCH_ROWS = (898, 10386, 11509, 13179)

@@ -155,7 +155,7 @@ class MonitorRecorder:
         """Start recording; return whether the ADC timing settled within the timeout."""
         import sounddevice as sd
 
-        from acquisition.base import local_clock
+        from acquisition.sources.base import local_clock
 
         self._stream = sd.InputStream(device=self.device, channels=1, samplerate=self.samplerate_hz,
                                       dtype="float32", latency=self.latency_s, callback=self._callback)

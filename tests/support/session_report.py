@@ -30,7 +30,7 @@ class ReportSession:
 
 def demo_protocol(style: str = "bells", music_s: float = 8.0) -> dict:
     """The real demo protocol (paths resolved) cut to one style's 4 stimuli and ``music_s``."""
-    from acquisition.protocol import load_protocol
+    from acquisition.session.protocol import load_protocol
 
     proto = load_protocol(DEMO / "protocol.toml").as_dict()
     proto["stimuli"] = [s for s in proto["stimuli"] if s["genre"] == style]
@@ -42,8 +42,8 @@ def write_session(store_path: Path, reported: list[str | None], participant: str
                   trial_s: float = 8.0, rest_s: float = 2.0, protocol: dict | None = None) -> ReportSession:
     """One finished session: trial k plays stimulus k % 4; the simulated headset is set to
     the reported label (neutral when None) during the trial, neutral in between."""
-    from acquisition.simulated import EpocSimulator
-    from acquisition.store import SessionStore
+    from acquisition.sources.simulated import EpocSimulator
+    from acquisition.store.sqlite import SessionStore
 
     proto = protocol or demo_protocol()
     sim = EpocSimulator(seed=seed)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from acquisition.base import BaseSource, DeviceInfo, ReadResult, local_clock
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
+from acquisition.sources.base import BaseSource, DeviceInfo, ReadResult, local_clock
 
 
 def _smallest_delay(source: BaseSource, since: float, until: float, deadline: float) -> float:

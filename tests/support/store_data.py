@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
 from acquisition.channels import SFREQ_HZ  # noqa: E402
 
 if TYPE_CHECKING:
-    from acquisition.store import SessionStore
+    from acquisition.store.sqlite import SessionStore
 
 BIDS_VALIDATOR = ROOT / ".tools" / "node_modules" / ".bin" / "bids-validator"
 
@@ -62,7 +62,7 @@ def fill_session(
     loss); ``glitch_at`` sets one sample of AF3 to 5e5 µV; ``trials`` are
     (onset_s, offset_s, label) relative to the first sample.
     """
-    from acquisition.simulated import EpocSimulator
+    from acquisition.sources.simulated import EpocSimulator
 
     n = int(seconds * SFREQ_HZ)
     data = EpocSimulator(seed).generate(n).astype(np.float32).astype(np.float64)
@@ -135,10 +135,10 @@ def child(args: list[str]) -> list[str]:
 
 # -- child processes -----------------------------------------------------------------------
 def _crash_child(path: str, seed: int) -> None:
-    from acquisition.base import local_clock
-    from acquisition.recorder import StoreRecorder
-    from acquisition.simulated import SimulatedEpocSource
-    from acquisition.store import SessionStore
+    from acquisition.sources.base import local_clock
+    from acquisition.sources.simulated import SimulatedEpocSource
+    from acquisition.store.recorder import StoreRecorder
+    from acquisition.store.sqlite import SessionStore
 
     store = SessionStore(path)
     source = SimulatedEpocSource(seed=seed, speed=1.0, chunk_samples=4)
@@ -169,7 +169,7 @@ def _hold_lock(path: str) -> None:
 
 
 def _leave_running(path: str) -> None:
-    from acquisition.store import SessionStore
+    from acquisition.store.sqlite import SessionStore
 
     store = SessionStore(path)
     sid = store.start_session("gone01", {"name": "left-running"}, "simulated:1", {})

@@ -4,7 +4,8 @@ A source owns a reader thread that pulls chunks from its device (``_read``), pus
 into a fixed-size :class:`~acquisition.ringbuffer.RingBuffer` in EPOC order, µV, at
 128 Hz, and watches the stream: no data for ``loss_timeout_s`` marks the source ``lost``,
 closes the device and reconnects with back-off; the missing interval is kept as a
-:class:`Gap`, never filled with invented samples.
+:class:`~acquisition.ringbuffer.Gap` in the ring buffer, never filled with invented
+samples.
 
 Subclasses implement three hooks: :meth:`BaseSource._open` (connect, return a
 :class:`DeviceInfo`), :meth:`BaseSource._read` (return a :class:`ReadResult` or ``None``
@@ -27,7 +28,7 @@ from numpy.typing import NDArray
 
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
 from acquisition.errors import SourceError
-from acquisition.ringbuffer import RingBuffer
+from acquisition.ringbuffer import Gap, RingBuffer
 
 log = logging.getLogger(__name__)
 
@@ -85,17 +86,6 @@ class ReadResult:
     interpolated: int = 0  # samples in this chunk the device filled in
 
 
-@dataclass(frozen=True)
-class Gap:
-    """An interval with no data: after sample ``after_index`` and before the next one."""
-
-    after_index: int
-    start_time: float
-    end_time: float
-    n_missing: int
-    reason: str
-
-
 @dataclass
 class SourceCounters:
     """Running counts of a source."""
@@ -134,7 +124,6 @@ class BaseSource(ABC):
         self.loss_timeout_s = loss_timeout_s
         self.reconnect = reconnect
         self.counters = SourceCounters()
-        self.gaps: list[Gap] = []
         self.info: DeviceInfo | None = None
         self.last_error: str | None = None
         self._status = SourceStatus.IDLE
@@ -145,6 +134,11 @@ class BaseSource(ABC):
         self._status_cond = threading.Condition()
 
     # -- public API -----------------------------------------------------------------
+    @property
+    def gaps(self) -> list[Gap]:
+        """The gaps of this stream so far (held by its ring buffer)."""
+        return self.buffer.gaps
+
     @property
     def status(self) -> SourceStatus:
         return self._status
@@ -257,7 +251,7 @@ class BaseSource(ABC):
         n = len(res.timestamps)
         if res.lost:
             start = last_time if last_time is not None else float(res.timestamps[0])
-            self.gaps.append(
+            self.buffer.add_gap(
                 Gap(self.buffer.total - 1, start, float(res.timestamps[0]), int(res.lost), "device dropped samples")
             )
             self.counters.lost += int(res.lost)
@@ -287,7 +281,7 @@ class BaseSource(ABC):
                     if last_time is not None:  # a loss before the first sample leaves no gap
                         t0 = float(res.timestamps[0])
                         missing = max(0, round((t0 - last_time) * self.sfreq_hz) - 1)
-                        self.gaps.append(Gap(lost_at, last_time, t0, missing, "device lost"))
+                        self.buffer.add_gap(Gap(lost_at, last_time, t0, missing, "device lost"))
                     lost_at = None
                 self._push(res, last_time)
                 last_time = float(res.timestamps[-1])

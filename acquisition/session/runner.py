@@ -2,8 +2,8 @@
 
 A session is ``baseline -> (stimulus -> silence -> label) x N``. The runner
 
-* opens the session in the :class:`~acquisition.store.SessionStore` and records the
-  source's EEG with a :class:`~acquisition.recorder.StoreRecorder` (committed at least
+* opens the session in the :class:`~acquisition.store.sqlite.SessionStore` and records the
+  source's EEG with a :class:`~acquisition.store.recorder.StoreRecorder` (committed at least
   every 0.5 s);
 * plays each stimulus through a :class:`Player` (the app's ``StimulusPlayer``, or the
   silent :class:`ClockPlayer`) that returns onset/offset times on the EEG clock;
@@ -38,9 +38,11 @@ from typing import Protocol as TypingProtocol
 
 import numpy as np
 
-from acquisition.base import BaseSource, SourceStatus, local_clock
 from acquisition.errors import DuyguError, ProtocolError, SourceError, StoreError
-from acquisition.protocol import SAM_MAX, SAM_MIN, Protocol, Stimulus
+from acquisition.session.protocol import Protocol, Stimulus
+from acquisition.sources.base import BaseSource, SourceStatus, local_clock
+from acquisition.store.recorder import StoreRecorder
+from acquisition.store.sqlite import check_label, check_sam
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +227,7 @@ class SessionRunner:
     Parameters
     ----------
     protocol : Protocol
-        A validated protocol (run :func:`~acquisition.protocol.preflight` first).
+        A validated protocol (run :func:`~acquisition.session.protocol.preflight` first).
     source : BaseSource
         The EEG source (connected here if it is not yet).
     store : SessionStore
@@ -382,19 +384,15 @@ class SessionRunner:
 
         Raises
         ------
-        ProtocolError
-            The label is not in the protocol's label set, or a SAM rating is not 1-9.
+        LabelError
+            (a ProtocolError) The label is not in the protocol's label set, or a SAM
+            rating is not 1-9.
         """
-        if label not in self.protocol.labels:
-            raise ProtocolError(f"label must be one of {', '.join(self.protocol.labels)}, got {label!r}")
-        for name, value in (("valence", valence), ("arousal", arousal)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
-                                      or not SAM_MIN <= int(value) <= SAM_MAX):
-                raise ProtocolError(f"SAM {name} must be a whole number {SAM_MIN}-{SAM_MAX}, got {value!r}")
+        check_label(label, self.protocol.labels)
+        valence, arousal = check_sam("valence", valence), check_sam("arousal", arousal)
         if self.protocol.sam and (valence is None or arousal is None):
             raise ProtocolError("this protocol asks for SAM ratings: give valence and arousal (1-9)")
-        self._labels.put(LabelResponse(label, None if valence is None else int(valence),
-                                       None if arousal is None else int(arousal)))
+        self._labels.put(LabelResponse(label, valence, arousal))
 
     # -- the session ----------------------------------------------------------------------
     def run(self) -> SessionResult:
@@ -407,8 +405,6 @@ class SessionRunner:
         StoreError
             The session cannot be created in the store.
         """
-        from acquisition.recorder import StoreRecorder
-
         self._set_state(RunnerState.STARTING)
         if self.source.status != SourceStatus.STREAMING:
             self.source.connect(self.connect_timeout_s)

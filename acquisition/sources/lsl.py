@@ -34,10 +34,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from acquisition.base import BaseSource, DeviceInfo, ReadResult
-from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ, match_channels, missing_channels
+from acquisition.channels import (
+    EPOC_CHANNELS,
+    SFREQ_HZ,
+    match_channels,
+    missing_channels,
+    unit_scale_to_uv,
+)
 from acquisition.errors import SourceError
-from acquisition.resample import StreamResampler
+from acquisition.sources.base import BaseSource, DeviceInfo, ReadResult
+from acquisition.sources.resample import StreamResampler
 
 log = logging.getLogger(__name__)
 
@@ -50,35 +56,6 @@ _FORMAT_NAMES = {1: "float32", 2: "double64", 3: "string", 4: "int32", 5: "int16
 
 #: Rates EmotivPRO streams at.
 EMOTIV_RATES_HZ = (128.0, 256.0)
-
-_UNIT_SCALES_TO_UV: dict[str, float] = {
-    "": 1.0,
-    "microvolts": 1.0, "microvolt": 1.0, "uv": 1.0, "µv": 1.0, "μv": 1.0,
-    "volts": 1e6, "volt": 1e6, "v": 1e6,
-    "millivolts": 1e3, "millivolt": 1e3, "mv": 1e3,
-    "nanovolts": 1e-3, "nanovolt": 1e-3, "nv": 1e-3,
-}  # fmt: skip
-
-
-def unit_scale_to_uv(unit: str | None) -> float | None:
-    """Factor turning values in ``unit`` into µV, or ``None`` for an unknown unit.
-
-    Accepts names and symbols (``volts``, ``V``, ``millivolts``, ``mV``,
-    ``microvolts``, ``uV``, ``µV``, ``nanovolts``) and MNE's integer exponents of volts
-    (``"0"`` = V, ``"-6"`` = µV), which mne-lsl's ``PlayerLSL`` writes. A missing or
-    empty unit means µV, as EmotivPRO streams.
-    """
-    key = (unit or "").strip().lower()
-    if key in _UNIT_SCALES_TO_UV:
-        return _UNIT_SCALES_TO_UV[key]
-    try:
-        exponent = int(key)
-    except ValueError:
-        return None
-    if not -12 <= exponent <= 3:
-        return None
-    return float(10.0 ** (exponent + 6))
-
 
 @dataclass(frozen=True)
 class StreamTarget:
@@ -289,8 +266,6 @@ class _Resampling:
         self.skip = 0
         self.flags = np.zeros(0, dtype=bool)  # interpolated flags of inputs since origin
         self.flags_start = 0
-        self.last_value: NDArray[np.float64] | None = None
-        self.last_time = 0.0
 
     def _interp_count(self, j0: int, j1: int) -> int:
         if self.up != 1 or j1 <= j0:
@@ -313,15 +288,8 @@ class _Resampling:
     def flush(self) -> ReadResult | None:
         """Outputs still held for the last real inputs (then the resampler is reset)."""
         result = None
-        if self.n_in > 0 and self.last_value is not None:
-            n_real = (self.n_in - 1) * self.up // self.down + 1
-            pad = self.rs.latency_samples_in + self.down + 1
-            pad_data = np.repeat(self.last_value[None, :], pad, axis=0)
-            pad_times = self.last_time + np.arange(1, pad + 1) / self.in_hz
-            self.flags = np.concatenate([self.flags, np.zeros(pad, dtype=bool)])
-            out, times = self.rs.process(pad_data, pad_times)
-            take = max(0, n_real - self.n_out)
-            out, times = out[:take], times[:take]
+        if self.n_in > 0:
+            out, times = self.rs.flush()
             if len(times):
                 result = self._emit(out, times)
         self._new_segment()
@@ -358,8 +326,6 @@ class _Resampling:
             )
         self.flags = np.concatenate([self.flags, flags])
         self.n_in += len(times)
-        self.last_value = data[-1].copy()
-        self.last_time = float(times[-1])
         out, out_times = self.rs.process(data, times)
         if len(out_times):
             results.append(self._emit(out, out_times))
@@ -381,7 +347,7 @@ class LslSource(BaseSource):
         timestamps against the count of samples received, so after dropped samples it
         would misplace the ones that follow.
     **kwargs
-        :class:`~acquisition.base.BaseSource` options (``buffer_seconds``,
+        :class:`~acquisition.sources.base.BaseSource` options (``buffer_seconds``,
         ``loss_timeout_s``, ``reconnect``).
 
     Notes

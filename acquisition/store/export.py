@@ -41,7 +41,7 @@ from numpy.typing import NDArray
 
 from acquisition import __version__
 from acquisition.errors import StoreError
-from acquisition.store import SessionInfo, SessionStore
+from acquisition.store.sqlite import SessionInfo, SessionStore
 
 TASK = "listening"
 BIDS_VERSION = "1.8.0"

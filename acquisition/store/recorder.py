@@ -2,7 +2,7 @@
 
 :class:`StoreRecorder` runs its own thread: every ``commit_interval_s`` (<= 0.5 s) it
 takes ``source.buffer.since(cursor)`` and commits it with
-:meth:`~acquisition.store.SessionStore.append_eeg`. If a write fails (disk full,
+:meth:`~acquisition.store.sqlite.SessionStore.append_eeg`. If a write fails (disk full,
 read-only, locked) the cursor stays where it was, the error is kept in ``last_error``
 and passed to the ``on_error`` callbacks, and the recorder retries with back-off: what
 was committed stays committed, and what was not yet written waits in the ring buffer
@@ -16,18 +16,24 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 import numpy as np
 
-from acquisition.base import BaseSource
 from acquisition.channels import EPOC_CHANNELS
 from acquisition.errors import StoreError
-from acquisition.store import SessionStore
+from acquisition.ringbuffer import RingBuffer
+from acquisition.store.sqlite import SessionStore
 
 log = logging.getLogger(__name__)
 
 MAX_COMMIT_INTERVAL_S = 0.5
+
+
+class Buffered(Protocol):
+    """What a recorder reads: a ring buffer with its gaps (every source has one)."""
+
+    buffer: RingBuffer
 
 
 class StoreRecorder:
@@ -35,8 +41,8 @@ class StoreRecorder:
 
     Parameters
     ----------
-    source : BaseSource
-        The (connected or soon connected) source.
+    source : Buffered
+        The (connected or soon connected) source; only its ``buffer`` is read.
     store : SessionStore
         An open, writable store.
     session_id : int
@@ -56,7 +62,7 @@ class StoreRecorder:
 
     def __init__(
         self,
-        source: BaseSource,
+        source: Buffered,
         store: SessionStore,
         session_id: int,
         start_index: int | None = None,
@@ -82,7 +88,7 @@ class StoreRecorder:
         self.last_error: str | None = None
         self.paused = False
         self._callbacks: list[Callable[[StoreError], None]] = [on_error] if on_error else []
-        self._gaps_seen = len(source.gaps)
+        self._gaps_seen = len(source.buffer.gaps)
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -164,9 +170,7 @@ class StoreRecorder:
         return True
 
     def _record_gaps(self) -> None:
-        gaps = self.source.gaps
-        while self._gaps_seen < len(gaps):
-            gap = gaps[self._gaps_seen]
+        for gap in self.source.buffer.gaps_since(self._gaps_seen):
             self.store.add_marker(
                 self.session_id, gap.start_time,
                 f"gap:{gap.n_missing} samples missing ({gap.reason})", gap.after_index,
@@ -200,7 +204,7 @@ class CsvRecorder:
     :meth:`record`), then :meth:`close`.
     """
 
-    def __init__(self, source: BaseSource, path: str | Path, start_index: int | None = None) -> None:
+    def __init__(self, source: Buffered, path: str | Path, start_index: int | None = None) -> None:
         self.source = source
         self.path = Path(path)
         self.cursor = start_index

@@ -38,8 +38,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.signal import butter, lfilter, lfilter_zi, sosfilt, sosfilt_zi
 
-from acquisition.base import BaseSource, DeviceInfo, ReadResult, local_clock
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
+from acquisition.sources.base import BaseSource, DeviceInfo, ReadResult, local_clock
 
 EMOTIONS: dict[str, tuple[int, int]] = {
     "neutral": (0, 0),

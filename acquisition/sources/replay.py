@@ -23,23 +23,27 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from acquisition.base import BaseSource, DeviceInfo, EndOfStream, ReadResult, local_clock
-from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ, canonical_label, missing_channels
+from acquisition.channels import (
+    EPOC_CHANNELS,
+    SFREQ_HZ,
+    canonical_label,
+    missing_channels,
+    unit_scale_to_uv,
+)
 from acquisition.errors import DataError, SourceError
+from acquisition.sources.base import BaseSource, DeviceInfo, EndOfStream, ReadResult, local_clock
+from acquisition.sources.resample import resample_offline
 
 log = logging.getLogger(__name__)
 
 #: Rates a ``time`` column is snapped to when it is within 1 % of one of them.
 COMMON_RATES_HZ = (128.0, 256.0, 250.0, 500.0, 512.0, 1000.0, 1024.0, 2048.0, 200.0, 160.0, 125.0)
-
-_UNIT_TO_UV = {"uv": 1.0, "µv": 1.0, "μv": 1.0, "mv": 1e3, "v": 1e6, "nv": 1e-3, "": 1.0}
 
 
 class RecordingError(DataError, SourceError):
@@ -231,7 +235,7 @@ def _read_edf(path: Path) -> Recording:
     for name in EPOC_CHANNELS:
         sig = chosen[name]
         unit = sig.physical_dimension.strip()
-        scale = _UNIT_TO_UV.get(unit.lower())
+        scale = unit_scale_to_uv(unit)
         if scale is None:
             raise RecordingError(
                 f"{path.name}: signal {sig.label} has unit {unit!r}; expected µV, mV, V or nV"
@@ -240,7 +244,7 @@ def _read_edf(path: Path) -> Recording:
         rate = float(sig.sampling_frequency)
         rates.add(rate)
         if rate != SFREQ_HZ:
-            x = _resample(x[:, None], rate)[:, 0]
+            x = resample_offline(x[:, None], rate, SFREQ_HZ)[:, 0]
         columns.append(x)
     n = min(len(c) for c in columns)
     data = np.stack([c[:n] for c in columns], axis=1)
@@ -269,7 +273,7 @@ def _read_store(path: Path, session_id: int) -> Recording:
     if not path.is_file():
         raise RecordingError(f"session store not found: {path}")
     from acquisition.errors import StoreError
-    from acquisition.store import SessionStore
+    from acquisition.store.sqlite import SessionStore
 
     try:
         store = SessionStore(path, readonly=True)
@@ -291,20 +295,12 @@ def _read_store(path: Path, session_id: int) -> Recording:
 
 
 # -- shared ------------------------------------------------------------------------------
-def _resample(data: NDArray[np.float64], sfreq_hz: float) -> NDArray[np.float64]:
-    """Zero-phase polyphase resampling of a whole recording to 128 Hz."""
-    from scipy.signal import resample_poly
-
-    ratio = Fraction(SFREQ_HZ / sfreq_hz).limit_denominator(1000)
-    return np.asarray(resample_poly(data, ratio.numerator, ratio.denominator, axis=0, padtype="line"))
-
-
 def _to_analysis_rate(
     data: NDArray[np.float64], sfreq_hz: float, labels: tuple[str, ...], notes: list[str]
 ) -> Recording:
     if sfreq_hz != SFREQ_HZ:
         notes = [*notes, f"resampled from {sfreq_hz:g} Hz to {SFREQ_HZ:g} Hz"]
-        data = _resample(data, sfreq_hz)
+        data = resample_offline(data, sfreq_hz, SFREQ_HZ)
     return Recording(np.ascontiguousarray(data, dtype=np.float64), SFREQ_HZ, sfreq_hz, labels, notes)
 
 
@@ -323,7 +319,7 @@ class ReplaySource(BaseSource):
     chunk_samples : int
         Samples per read at 1x (reads never wait for more than this).
     **kwargs
-        :class:`~acquisition.base.BaseSource` options.
+        :class:`~acquisition.sources.base.BaseSource` options.
     """
 
     kind = "replay"

@@ -3,7 +3,7 @@
 Tables: ``participants`` (pseudonymous ids only), ``sessions``, ``trials``, ``markers``,
 ``eeg_chunks`` (float32 samples and float64 timestamps as blobs) and ``schema_version``.
 Every write is its own short transaction, so whatever was committed survives a crash of
-the writing process; :class:`~acquisition.recorder.StoreRecorder` commits the EEG at least
+the writing process; :class:`~acquisition.store.recorder.StoreRecorder` commits the EEG at least
 every 0.5 s. A session left ``running`` by a process that no longer exists becomes
 ``interrupted`` the next time the store is opened.
 
@@ -35,12 +35,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
-from acquisition.errors import StoreError
+from acquisition.errors import LabelError, StoreError
 
 SCHEMA_VERSION = 1
 STATUSES = ("running", "completed", "aborted", "interrupted")
 PARTICIPANT_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 SEXES = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "O"}
+#: Self-Assessment Manikin scale of valence and arousal ratings
+SAM_MIN, SAM_MAX = 1, 9
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -276,6 +278,36 @@ def validate_participant(pid: str) -> str:
             f"(no names, no spaces), got {pid!r}"
         )
     return pid
+
+
+def check_label(label: object, allowed: Sequence[str] | None = None) -> str:
+    """Check a reported label (one of ``allowed`` when given); return it.
+
+    Raises
+    ------
+    LabelError
+        An empty label, or one outside ``allowed``.
+    """
+    if not isinstance(label, str) or not label.strip():
+        raise LabelError(f"trial label must be a non-empty string, got {label!r}")
+    if allowed is not None and label not in allowed:
+        raise LabelError(f"label must be one of {', '.join(allowed)}, got {label!r}")
+    return label
+
+
+def check_sam(name: str, value: object) -> int | None:
+    """Check a SAM rating (``None`` = not given); return it as an int.
+
+    Raises
+    ------
+    LabelError
+        A value that is not a whole number from :data:`SAM_MIN` to :data:`SAM_MAX`.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not SAM_MIN <= int(value) <= SAM_MAX:
+        raise LabelError(f"SAM {name} must be a whole number {SAM_MIN}-{SAM_MAX}, got {value!r}")
+    return int(value)
 
 
 def _check_status(status: str) -> str:
@@ -802,19 +834,14 @@ class SessionStore:
         self, trial_id: int, label: str, valence: int | None = None, arousal: int | None = None
     ) -> None:
         """Store the participant's label (and SAM valence/arousal 1-9) for a trial."""
-        if not isinstance(label, str) or not label.strip():
-            raise StoreError(f"trial label must be a non-empty string, got {label!r}")
-        for name, value in (("valence", valence), ("arousal", arousal)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
-                                      or not 1 <= int(value) <= 9):
-                raise StoreError(f"SAM {name} must be a whole number 1-9, got {value!r}")
+        check_label(label)
+        valence, arousal = check_sam("valence", valence), check_sam("arousal", arousal)
         if not self._read("SELECT 1 FROM trials WHERE id=?", (int(trial_id),)):
             raise StoreError(f"unknown trial id {trial_id} in store {self.path}")
         with self._write("writing a label to") as conn:
             conn.execute(
                 "UPDATE trials SET label=?, valence=?, arousal=? WHERE id=?",
-                (label, None if valence is None else int(valence), None if arousal is None else int(arousal),
-                 int(trial_id)),
+                (label, valence, arousal, int(trial_id)),
             )
 
     def trials(self, session_id: int) -> list[Trial]:
@@ -885,11 +912,3 @@ def open_store(path: str | Path | None = None, readonly: bool = False) -> Sessio
         path = load_settings().store_path
     return SessionStore(path, readonly=readonly)
 
-
-def __getattr__(name: str) -> Any:
-    # StoreRecorder lives in acquisition.recorder; importable from here as the contract says
-    if name == "StoreRecorder":
-        from acquisition.recorder import StoreRecorder
-
-        return StoreRecorder
-    raise AttributeError(name)

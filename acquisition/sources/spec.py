@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from acquisition.base import BaseSource
 from acquisition.errors import SourceError
+from acquisition.sources.base import BaseSource
 
 KINDS = ("simulated", "lsl", "brainflow", "replay")
 
@@ -74,17 +74,17 @@ def open_source(spec: str | SourceSpec, **kwargs: Any) -> BaseSource:
     """Build (but do not connect) the source a specification names."""
     parsed = parse_source_spec(spec) if isinstance(spec, str) else spec
     if parsed.kind == "simulated":
-        from acquisition.simulated import SimulatedEpocSource
+        from acquisition.sources.simulated import SimulatedEpocSource
 
         return SimulatedEpocSource(seed=int(parsed.target), **kwargs)
     if parsed.kind == "lsl":
-        from acquisition.lsl import LslSource
+        from acquisition.sources.lsl import LslSource
 
         return LslSource(parsed.target, **kwargs)
     if parsed.kind == "brainflow":
-        from acquisition.brainflow_source import BrainFlowSource
+        from acquisition.sources.brainflow import BrainFlowSource
 
         return BrainFlowSource(int(parsed.target), **kwargs)
-    from acquisition.replay import ReplaySource
+    from acquisition.sources.replay import ReplaySource
 
     return ReplaySource(parsed.target, speed=parsed.speed, **kwargs)

@@ -6,7 +6,11 @@ chunks, so resampling a stream in chunks of any size gives the same samples as r
 it at once. Each output sample is centred on its input position, so its timestamp is the
 input clock interpolated there: no group delay in the timestamps (the cost is
 ``half_len / up`` input samples of latency). Every polyphase branch has unit DC gain, so
-the EPOC's ~4200 µV offset passes without ripple.
+the EPOC's ~4200 µV offset passes without ripple. Before the first sample the first value
+is held, and :meth:`StreamResampler.flush` holds the last one to finish a stream.
+
+:func:`resample_offline` is the same filter run over a whole recording (replay of files
+and stored sessions), so a live stream and its recording give the same samples.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class StreamResampler:
         self._n_in = 0  # input samples seen
         self._n_out = 0  # output samples produced
         self._first: NDArray[np.float64] | None = None
+        self._last = np.zeros(self.n_channels)
+        self._last_time = 0.0
 
     @property
     def latency_samples_in(self) -> int:
@@ -81,6 +87,8 @@ class StreamResampler:
             return np.zeros((0, self.n_channels)), np.zeros(0)
         if self._first is None:
             self._first = data[0].copy()
+        self._last = data[-1].copy()
+        self._last_time = float(timestamps[-1])
         self._hist = np.concatenate([self._hist, data])
         self._hist_times = np.concatenate([self._hist_times, timestamps])
         self._n_in += len(data)
@@ -121,3 +129,42 @@ class StreamResampler:
             self._hist_times = self._hist_times[drop:]
             self._hist_start += drop
         return out, times
+
+    def flush(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The outputs still held back for the last inputs, then :meth:`reset`.
+
+        Each output whose centre lies on a real input is completed as if the last value
+        were held (as the first one is held before the start); outputs beyond the last
+        input are not invented.
+        """
+        n_in, n_out = self._n_in, self._n_out
+        out = np.zeros((0, self.n_channels))
+        times = np.zeros(0)
+        if n_in > 0:
+            n_real = (n_in - 1) * self.up // self.down + 1
+            pad = self.latency_samples_in + self.down + 1
+            pad_data = np.repeat(self._last[None, :], pad, axis=0)
+            pad_times = self._last_time + np.arange(1, pad + 1) / self.in_hz
+            out, times = self.process(pad_data, pad_times)
+            take = max(0, n_real - n_out)
+            out, times = out[:take], times[:take]
+        self.reset()
+        return out, times
+
+
+def resample_offline(data: NDArray[np.floating], in_hz: float, out_hz: float) -> NDArray[np.float64]:
+    """Resample a whole recording ``(n_samples, n_channels)`` with the streaming filter.
+
+    Gives exactly the samples a :class:`StreamResampler` gives for the same input fed in
+    chunks of any size and flushed at the end.
+    """
+    x = np.asarray(data, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"data must have shape (n_samples, n_channels), got {x.shape}")
+    rs = StreamResampler(in_hz, out_hz, x.shape[1])
+    if rs.up == rs.down or len(x) == 0:
+        return x.copy()
+    times = np.arange(len(x)) / float(in_hz)
+    head, _ = rs.process(x, times)
+    tail, _ = rs.flush()
+    return np.concatenate([head, tail])

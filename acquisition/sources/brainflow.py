@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.base import BaseSource, DeviceInfo, ReadResult, local_clock
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ, match_channels
 from acquisition.errors import SourceError
-from acquisition.resample import StreamResampler
+from acquisition.sources.base import BaseSource, DeviceInfo, ReadResult, local_clock
+from acquisition.sources.resample import StreamResampler
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class BrainFlowSource(BaseSource):
     serial_port : str
         Serial port for boards that need one (``/dev/ttyUSB0``).
     **kwargs
-        :class:`~acquisition.base.BaseSource` options (``buffer_seconds``, ...).
+        :class:`~acquisition.sources.base.BaseSource` options (``buffer_seconds``, ...).
     """
 
     kind = "brainflow"

@@ -30,7 +30,6 @@ from acquisition.errors import DuyguError, ProtocolError
 
 DEFAULT_LABELS: tuple[str, ...] = ("happy", "sad", "relaxing", "tense")
 ORDERS = ("fixed", "random")
-SAM_MIN, SAM_MAX = 1, 9
 
 _PROTOCOL_KEYS = {
     "name": str,
