@@ -1,4 +1,8 @@
-"""Duygu's main window: source panel (dock), one tab per view, notifications, shortcuts."""
+"""Duygu's main window: builds the app state and the views and wires them, nothing more.
+
+Source panel (dock), one tab per view, notifications, menus and shortcuts. The views
+talk to each other only through the :class:`~app.state.AppState` built here.
+"""
 
 from __future__ import annotations
 
@@ -20,12 +24,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from acquisition.base import BaseSource
 from acquisition.settings import Settings, load_settings
+from acquisition.sources.base import BaseSource
 from app import qt_compat  # noqa: F401  (PySide6 6.12 refcount work-around)
 from app.contact_quality import ContactQualityReader
 from app.controller import SourceController
 from app.notifications import NotificationArea, NotificationCenter
+from app.state import AppState
 from app.views.common import LiveView, warm_up
 from app.views.headmap import HeadMapView
 from app.views.signals import SignalsView
@@ -78,8 +83,8 @@ class MainWindow(QMainWindow):
         self.settings = settings or load_settings()
         self.qsettings = qsettings or QSettings(str(self.settings.config_dir / "gui-layout.ini"),
                                                 QSettings.Format.IniFormat)
-        self.store_path = Path(store_path) if store_path else self.settings.store_path
-        self.protocol_path = Path(protocol_path) if protocol_path else DEFAULT_PROTOCOL
+        store_path = Path(store_path) if store_path else self.settings.store_path
+        protocol_path = Path(protocol_path) if protocol_path else DEFAULT_PROTOCOL
         self.setWindowTitle("Duygu — EEG emotion lab")
         self.setObjectName("duygu-main")
         self.setStyleSheet(APP_STYLE)
@@ -88,6 +93,7 @@ class MainWindow(QMainWindow):
         self.notes = NotificationCenter(self)
         self.pool = WorkerPool(notify=self.notes.notify, parent=self)
         self.controller = SourceController(self.pool, self.notes, self)
+        self.state = AppState(self.settings, store_path, protocol_path, self.pool, self.notes, self)
         self.contact = ContactQualityReader() if contact_quality else None
 
         self.source_panel = SourcePanel(self.controller)
@@ -106,9 +112,9 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.signals_view = SignalsView(window_s=self.settings.display_seconds,
-                                        interval_ms=self.settings.gui_refresh_ms)
-        self.spectrum_view = SpectrumView()
-        self.headmap_view = HeadMapView(contact=self.contact)
+                                        interval_ms=self.settings.gui_refresh_ms, state=self.state)
+        self.spectrum_view = SpectrumView(state=self.state)
+        self.headmap_view = HeadMapView(contact=self.contact, state=self.state)
         self.tabs.addTab(self.signals_view, "Signals")
         self.tabs.addTab(self.spectrum_view, "Spectrum")
         self.tabs.addTab(self.headmap_view, "Signal quality")
@@ -151,16 +157,18 @@ class MainWindow(QMainWindow):
         from app.views.stimuli import StimulusView
         from app.views.training import TrainingView
 
-        self.session_view = SessionView(self)
+        self.session_view = SessionView(self.state)
         self.tabs.addTab(self.session_view, "Session")
-        self.training_view = TrainingView(self)
+        self.training_view = TrainingView(self.state)
         self.tabs.addTab(self.training_view, "Training")
-        self.prediction_view = PredictionView(self)
+        self.prediction_view = PredictionView(self.state)
         self.tabs.addTab(self.prediction_view, "Live prediction")
-        self.replay_view = ReplayView(self)
+        self.replay_view = ReplayView(self.state, self.controller)
         self.tabs.addTab(self.replay_view, "Replay")
-        self.stimulus_view = StimulusView(self)
+        self.stimulus_view = StimulusView(self.state)
         self.tabs.addTab(self.stimulus_view, "Stimuli")
+        # a bundle chosen for live prediction brings its tab to the front
+        self.state.bundle_chosen.connect(lambda *_: self.tabs.setCurrentWidget(self.prediction_view))
 
     def _make_actions(self) -> None:
         menu = self.menuBar()
@@ -220,16 +228,11 @@ class MainWindow(QMainWindow):
 
     def _on_engine_ready(self, classifier_names: list[str]) -> None:
         self.engine_ready = True
-        if self.training_view is not None:
-            self.training_view.set_classifier_names(classifier_names)
+        self.state.set_classifier_names(classifier_names)
 
     # -- source ------------------------------------------------------------------------
     def _on_source(self, source: BaseSource | None) -> None:
-        for view in self.live_views:
-            view.set_source(source)
-        for view in (self.session_view, self.prediction_view):
-            if view is not None and hasattr(view, "set_source"):
-                view.set_source(source)
+        self.state.set_source(source, self.controller.spec)
         self.status_text.setText(f"source: {self.controller.spec}" if source is not None else "no source")
 
     def connect_default(self, spec: str, **kwargs: Any) -> None:

@@ -126,7 +126,7 @@ def run(out_dir: Path, protocol: Path | None = None) -> list[Path]:
                     shot(win, "04-session")
                     # the label window's content as on a 1280 x 720 monitor (the offscreen
                     # "screen" is 800 x 800, too narrow for the four large buttons)
-                    from app.views.label_screen import LabelScreen
+                    from app.widgets.label_screen import LabelScreen
 
                     screen = LabelScreen(sv.prompt, large=True)
                     screen.resize(1280, 720)
@@ -160,9 +160,6 @@ def run(out_dir: Path, protocol: Path | None = None) -> list[Path]:
         win.controller.source.set_state("happy")  # type: ignore[attr-defined]
         tv._use()
         _wait(app, lambda: pv.n_predictions > 120, 90, "live predictions")
-        if sv.reports:
-            stim, intended, reported = sv.reports[-1]
-            pv.set_session_context(playing=stim, intended=intended or "—", reported=reported)
         shot(win, "08-live-prediction")
 
         rv = win.replay_view

@@ -83,6 +83,46 @@ def make_window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
         win.close()
 
 
+def test_views_follow_the_app_state_without_a_main_window(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Views know only the AppState: a protocol chosen in the session view reaches the
+    stimulus view, a bundle chosen anywhere reaches live prediction, the session's live
+    context reaches live prediction, and a finished session refreshes the session lists."""
+    from acquisition.settings import load_settings
+    from app.notifications import NotificationCenter
+    from app.state import AppState, SessionContext
+    from app.views.prediction import PredictionView
+    from app.views.session import SessionView
+    from app.views.stimuli import StimulusView
+    from app.views.training import TrainingView
+    from app.workers import WorkerPool
+
+    notes = NotificationCenter()
+    pool = WorkerPool(notify=notes.notify)
+    state = AppState(load_settings(), tmp_path / "store.sqlite", tmp_path / "a.toml", pool, notes)
+    session, stimuli, prediction, training = (SessionView(state), StimulusView(state), PredictionView(state),
+                                              TrainingView(state))
+    for w in (session, stimuli, prediction, training):
+        qtbot.addWidget(w)
+    seen: list[object] = []
+    state.protocol_changed.connect(seen.append)
+    session.protocol_path.setText(str(tmp_path / "b.toml"))
+    assert seen == [tmp_path / "b.toml"] and stimuli.selected_protocol() == tmp_path / "b.toml"
+
+    from types import SimpleNamespace
+
+    state.choose_bundle(SimpleNamespace(classes=["happy", "sad"], meta={"classifier": "lda"}), "chosen in a test")
+    assert prediction.classes == ["happy", "sad"] and "chosen in a test" in prediction.bundle_label.text()
+
+    state.update_session_context(running=True, playing="bells", intended="sad", reported="happy")
+    assert [prediction.ctx_labels[k].text() for k in ("playing", "intended", "reported")] == ["bells", "sad", "happy"]
+    assert state.session_context == SessionContext(running=True, playing="bells", intended="sad", reported="happy")
+
+    fill_labelled_store(tmp_path / "store.sqlite", n_per_class=1, trial_s=2.0)
+    state.publish_session_finished("done")  # a session ended: the lists refresh themselves
+    qtbot.waitUntil(lambda: training.sessions.count() == 1, timeout=20000)
+    pool.shutdown(timeout_ms=10000)
+
+
 def _connect_sim(qtbot, win, speed: float = 1.0) -> None:  # type: ignore[no-untyped-def]
     win.source_panel.set_kind("simulated")
     win.source_panel.sim_speed.setValue(speed)
@@ -258,7 +298,7 @@ def test_layout_file_follows_the_config_dir(qtbot, tmp_path: Path) -> None:  # t
 
 # -- label screen ------------------------------------------------------------------------
 def test_label_screen_ignores_double_input_and_hints_nothing(qtbot) -> None:  # type: ignore[no-untyped-def]
-    from app.views.label_screen import LabelPrompt, LabelScreen, LabelWindow
+    from app.widgets.label_screen import LabelPrompt, LabelScreen, LabelWindow
 
     prompt = LabelPrompt(min_delay_s=0.0)
     screen = LabelScreen(prompt)
@@ -291,7 +331,7 @@ def test_label_screen_ignores_double_input_and_hints_nothing(qtbot) -> None:  # 
 
 
 def test_answer_before_min_delay_is_ignored(qtbot) -> None:  # type: ignore[no-untyped-def]
-    from app.views.label_screen import LabelPrompt
+    from app.widgets.label_screen import LabelPrompt
 
     prompt = LabelPrompt(min_delay_s=10.0)
     prompt.ask()
@@ -459,7 +499,7 @@ def test_bundle_for_other_channels_is_refused(qtbot, make_window, tmp_path: Path
 
 @pytest.mark.timeout(120)
 def test_closing_mid_session_saves_it_interrupted(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from acquisition.store import SessionStore
+    from acquisition.store.sqlite import SessionStore
 
     protocol = write_protocol(tmp_path / "protocol", n_per_class=1)
     store = tmp_path / "store.sqlite"

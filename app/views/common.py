@@ -12,7 +12,8 @@ from numpy.typing import NDArray
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QWidget
 
-from acquisition.base import BaseSource
+from acquisition.sources.base import BaseSource
+from app.state import AppState
 
 #: One colour per EPOC channel (left hemisphere warm, right cool), readable on white.
 CHANNEL_COLOURS: tuple[str, ...] = (
@@ -38,7 +39,8 @@ def class_colour(label: str, index: int = 0) -> str:
 
 
 ENGINE_MODULES = ("processing.filters", "processing.pipeline", "models.registry", "models.evaluation",
-                  "models.bundle", "models.live", "acquisition.runner", "acquisition.store", "acquisition.protocol", "skops.io")
+                  "models.bundle", "models.live", "acquisition.session.runner", "acquisition.store.sqlite",
+                  "acquisition.session.protocol", "skops.io")
 
 
 def filters_available() -> bool:
@@ -83,12 +85,14 @@ class LiveView(QWidget):
     existing plot items) and may override :meth:`on_source`.
     """
 
-    def __init__(self, interval_ms: int, parent: QWidget | None = None) -> None:
+    def __init__(self, interval_ms: int, parent: QWidget | None = None, state: AppState | None = None) -> None:
         super().__init__(parent)
         self.source: BaseSource | None = None
         self.timer = QTimer(self)
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.refresh)
+        if state is not None:  # in the app; benchmarks and tests may drive set_source directly
+            state.source_changed.connect(self.set_source)
 
     def set_source(self, source: BaseSource | None) -> None:
         self.source = source

@@ -21,9 +21,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from acquisition.base import BaseSource
 from acquisition.channels import EPOC_CHANNELS, MONTAGE, SFREQ_HZ
+from acquisition.sources.base import BaseSource
 from app.contact_quality import ContactQualityReader
+from app.state import AppState
 from app.views.common import QUALITY_COLOURS, LiveView
 from processing.quality import LEVELS, ChannelQuality, QualityReport, channel_quality
 
@@ -42,8 +43,9 @@ class HeadMapView(LiveView):
     """Electrodes on a head outline, coloured good/fair/poor/bad, with a table of reasons."""
 
     def __init__(self, window_s: float = 4.0, interval_ms: int = 500,
-                 contact: ContactQualityReader | None = None, parent: QWidget | None = None) -> None:
-        super().__init__(interval_ms, parent)
+                 contact: ContactQualityReader | None = None, parent: QWidget | None = None,
+                 state: AppState | None = None) -> None:
+        super().__init__(interval_ms, parent, state)
         self.window_s = window_s
         self.sfreq_hz = SFREQ_HZ
         self.channels = EPOC_CHANNELS

@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -28,20 +28,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from acquisition.base import BaseSource
+from acquisition.sources.base import BaseSource
+from app.state import AppState, SessionContext
 from app.views.common import class_colour
 from app.workers import Task
-
-if TYPE_CHECKING:
-    from app.main_window import MainWindow
 
 
 class PredictionView(QWidget):
     """Shows the predictions of a loaded bundle on the current source."""
 
-    def __init__(self, window: MainWindow, timeline_s: float = 60.0, parent: QWidget | None = None) -> None:
+    def __init__(self, state: AppState, timeline_s: float = 60.0, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.window = window
+        self.state = state
         self.timeline_s = timeline_s
         self.bundle: Any = None
         self.bundle_name = ""
@@ -148,10 +146,13 @@ class PredictionView(QWidget):
         self.timer.setInterval(100)
         self.timer.timeout.connect(self.drain)
         self.timer.start()
+        state.source_changed.connect(self.set_source)
+        state.bundle_chosen.connect(self.use_bundle)
+        state.session_context_changed.connect(self.show_session_context)
 
     # -- bundle ------------------------------------------------------------------------
     def _load_dialog(self) -> None:
-        start = str(self.window.settings.models_dir)
+        start = str(self.state.settings.models_dir)
         path, _ = QFileDialog.getOpenFileName(self, "Load model bundle", start, "skops bundle (*.skops);;All (*)")
         if path:
             self.load_bundle(Path(path))
@@ -167,7 +168,7 @@ class PredictionView(QWidget):
                 return load_bundle(path)
             return load_bundle(path, expect_channels=tuple(src.channels), expect_sfreq_hz=float(src.sfreq_hz))
 
-        return self.window.pool.submit(f"load bundle {Path(path).name}", job,
+        return self.state.pool.submit(f"load bundle {Path(path).name}", job,
                                        on_result=lambda b: self.use_bundle(b, name=Path(path).name))
 
     def use_bundle(self, bundle: Any, name: str = "") -> None:
@@ -220,10 +221,10 @@ class PredictionView(QWidget):
 
     def start(self) -> bool:
         if self.bundle is None:
-            self.window.notes.warning("load or train a model bundle first")
+            self.state.notes.warning("load or train a model bundle first")
             return False
         if self.source is None:
-            self.window.notes.warning("connect a source before starting live prediction")
+            self.state.notes.warning("connect a source before starting live prediction")
             return False
         self._want_running = True
         self.stop()
@@ -231,16 +232,16 @@ class PredictionView(QWidget):
         from models.live import LivePredictor
 
         try:
-            predictor = LivePredictor(self.bundle, self.source, hop_s=self.window.settings.hop_s)
+            predictor = LivePredictor(self.bundle, self.source, hop_s=self.state.settings.hop_s)
         except DuyguError as exc:
             self._want_running = False
-            self.window.notes.error(f"live prediction: {exc}")
+            self.state.notes.error(f"live prediction: {exc}")
             return False
         predictor.add_listener(self._on_prediction)
         try:
             predictor.start()
         except DuyguError as exc:
-            self.window.notes.error(f"live prediction: {exc}")
+            self.state.notes.error(f"live prediction: {exc}")
             return False
         self.predictor = predictor
         self.start_button.setEnabled(False)
@@ -253,7 +254,7 @@ class PredictionView(QWidget):
             try:
                 predictor.stop()
             except Exception as exc:  # the error that ended the predictor thread
-                self.window.notes.error(f"live prediction stopped: {exc}")
+                self.state.notes.error(f"live prediction stopped: {exc}")
         self.start_button.setEnabled(self.bundle is not None)
         self.stop_button.setEnabled(False)
 
@@ -316,15 +317,14 @@ class PredictionView(QWidget):
         self.timeline.getPlotItem().setXRange(-self.timeline_s, 0, padding=0)
 
     # -- session context ---------------------------------------------------------------
-    def set_session_context(self, playing: str | None = None, intended: str | None = None,
-                            reported: str | None = None) -> None:
+    def show_session_context(self, context: SessionContext) -> None:
         """Show the session's current stimulus, its intended emotion and the last report."""
-        for key, value in (("playing", playing), ("intended", intended), ("reported", reported)):
-            if value is not None:
-                lab = self.ctx_labels[key]
-                lab.setText(value or "—")
-                if key != "playing":
-                    lab.setStyleSheet(f"font-size: 14pt; font-weight: bold; color: {class_colour(value)};")
+        for key in ("playing", "intended", "reported"):
+            value = getattr(context, key)
+            lab = self.ctx_labels[key]
+            lab.setText(value or "—")
+            if key != "playing":
+                lab.setStyleSheet(f"font-size: 14pt; font-weight: bold; color: {class_colour(value or '—')};")
 
     def shutdown(self) -> None:
         self.timer.stop()

@@ -7,7 +7,7 @@ spectrum, quality and live-prediction views all show it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
@@ -24,36 +24,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.views.training import list_sessions
+from app.controller import SourceController
+from app.state import AppState
+from app.store_queries import list_sessions, session_trials
 from app.workers import Task
-
-if TYPE_CHECKING:
-    from app.main_window import MainWindow
 
 SPEEDS = (1.0, 2.0, 5.0, 10.0, 20.0)
 COLUMNS = ("id", "participant", "protocol", "status", "trials", "labelled", "eeg_seconds", "start")
 
 
-def session_trials(store_path: Path, session_id: int) -> list[dict[str, Any]]:
-    """The trials of one session as rows (runs in a worker)."""
-    from acquisition.store import SessionStore
-
-    store = SessionStore(store_path, readonly=True)
-    try:
-        rows = []
-        for t in store.trials(session_id):
-            rows.append({k: getattr(t, k, None) for k in ("stimulus_id", "intended", "label", "onset_t", "offset_t")})
-        return rows
-    finally:
-        store.close()
-
-
 class ReplayView(QWidget):
     """Recorded sessions, speed, play/stop, and the replay's position."""
 
-    def __init__(self, window: MainWindow, parent: QWidget | None = None) -> None:
+    def __init__(self, state: AppState, controller: SourceController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.window = window
+        self.state = state
+        self.controller = controller
         self.rows: list[dict[str, Any]] = []
         self.replay_spec: str | None = None
 
@@ -118,10 +104,11 @@ class ReplayView(QWidget):
         self.timer.setInterval(250)
         self.timer.timeout.connect(self._update_position)
         self.timer.start()
+        state.sessions_changed.connect(self.refresh_sessions)
         self.refresh_sessions()
 
     def refresh_sessions(self) -> Task:
-        path = self.window.store_path
+        path = self.state.store_path
 
         def done(rows: list[dict[str, Any]]) -> None:
             self.rows = rows
@@ -137,7 +124,7 @@ class ReplayView(QWidget):
             if rows and not self.table.selectionModel().hasSelection():
                 self.table.selectRow(len(rows) - 1)
 
-        return self.window.pool.submit("list sessions", lambda _t: list_sessions(path), on_result=done)
+        return self.state.pool.submit("list sessions", lambda _t: list_sessions(path), on_result=done)
 
     def selected_session(self) -> int | None:
         rows = self.table.selectionModel().selectedRows()
@@ -149,7 +136,7 @@ class ReplayView(QWidget):
         sid = self.selected_session()
         if sid is None:
             return
-        path = self.window.store_path
+        path = self.state.store_path
 
         def done(rows: list[dict[str, Any]]) -> None:
             self.trials.setRowCount(len(rows))
@@ -160,26 +147,26 @@ class ReplayView(QWidget):
                 for j, v in enumerate((r["stimulus_id"], r["intended"] or "—", r["label"] or "—", dur)):
                     self.trials.setItem(i, j, QTableWidgetItem(str(v)))
 
-        self.window.pool.submit(f"trials of session {sid}", lambda _t: session_trials(path, sid), on_result=done)
+        self.state.pool.submit(f"trials of session {sid}", lambda _t: session_trials(path, sid), on_result=done)
 
     def play_selected(self) -> Task | None:
         sid = self.selected_session()
         if sid is None:
-            self.window.notes.warning("choose a recorded session to replay (or open a file)")
+            self.state.notes.warning("choose a recorded session to replay (or open a file)")
             return None
-        return self.play(f"{self.window.store_path}#{sid}")
+        return self.play(f"{self.state.store_path}#{sid}")
 
     def play(self, target: str | Path) -> Task | None:
         """Replay a file or ``STORE#SESSION`` as the app's source."""
         speed = float(self.speed.currentData())
         self.replay_spec = f"replay:{target}@{speed:g}"
         self.position.setFormat("opening…")
-        return self.window.controller.connect_spec(self.replay_spec)
+        return self.controller.connect_spec(self.replay_spec)
 
     def stop(self) -> None:
-        src = self.window.controller.source
+        src = self.controller.source
         if src is not None and src.kind == "replay":
-            self.window.controller.disconnect()
+            self.controller.disconnect()
         self.replay_spec = None
 
     def _export_dialog(self, fmt: str) -> None:
@@ -191,9 +178,9 @@ class ReplayView(QWidget):
         """Export the chosen session (``bids`` or ``csv``) into ``out_dir`` in a worker."""
         sid = self.selected_session()
         if sid is None:
-            self.window.notes.warning("choose a recorded session to export")
+            self.state.notes.warning("choose a recorded session to export")
             return None
-        store_path = self.window.store_path
+        store_path = self.state.store_path
 
         def job(task: Task) -> Path:
             from app.procs import call_in_process
@@ -202,9 +189,9 @@ class ReplayView(QWidget):
             return Path(call_in_process("app.jobs:export_session", str(store_path), sid, fmt, str(out_dir),
                                         cancelled=lambda: task.cancelled))
 
-        return self.window.pool.submit(
+        return self.state.pool.submit(
             f"export session {sid} as {fmt}", job,
-            on_result=lambda p: self.window.notes.notify(f"session {sid} exported to {p}", "success"))
+            on_result=lambda p: self.state.notes.notify(f"session {sid} exported to {p}", "success"))
 
     def _open_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Replay a recording", str(Path.home()),
@@ -213,7 +200,7 @@ class ReplayView(QWidget):
             self.play(path)
 
     def _update_position(self) -> None:
-        src = self.window.controller.source
+        src = self.controller.source
         if src is None or src.kind != "replay":
             if self.replay_spec is None:
                 self.position.setFormat("not playing")

@@ -1,16 +1,18 @@
 """The operator's session view: participant, protocol + preflight, progress, controls, log.
 
-The session runner (:mod:`acquisition.runner`, no Qt) runs in its own thread; it reports
+The session runner (:mod:`acquisition.session.runner`, no Qt) runs in its own thread; it reports
 events through a listener (re-emitted here as a Qt signal, so the view only changes on
 the GUI thread) and asks for labels through a prompt callback that opens the question
-on the :class:`~app.views.label_screen.LabelPrompt` and waits for the participant.
+on the :class:`~app.widgets.label_screen.LabelPrompt` and waits for the participant.
+The view publishes the session's events and live context on the
+:class:`~app.state.AppState`, which the other views follow.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
@@ -31,13 +33,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from acquisition.base import BaseSource
+from acquisition.sources.base import BaseSource
+from app.state import AppState
 from app.views.common import class_colour
-from app.views.label_screen import LabelPrompt, LabelScreen, LabelWindow
+from app.widgets.label_screen import LabelPrompt, LabelScreen, LabelWindow
 from app.workers import Task
-
-if TYPE_CHECKING:
-    from app.main_window import MainWindow
 
 PHASE_COLOURS = {"baseline": "#6b7280", "music": "#2563eb", "silence": "#0d9488", "label": "#7c3aed",
                  "paused": "#b45309", "done": "#15803d", "aborted": "#b91c1c", "interrupted": "#b91c1c",
@@ -50,9 +50,9 @@ class SessionView(QWidget):
     event_received = Signal(object)  # runner events, delivered on the GUI thread
     session_finished = Signal(object)  # result or error text
 
-    def __init__(self, window: MainWindow, parent: QWidget | None = None) -> None:
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.window = window
+        self.state = state
         self.source: BaseSource | None = None
         self.runner: Any = None
         self.run_task: Task | None = None
@@ -78,7 +78,7 @@ class SessionView(QWidget):
         self.participant.setPlaceholderText("pseudonymous id, e.g. P01 (no names)")
         form.addRow("Participant", self.participant)
         prow = QHBoxLayout()
-        self.protocol_path = QLineEdit(str(window.protocol_path))
+        self.protocol_path = QLineEdit(str(state.protocol_path))
         browse = QPushButton("Browse")
         browse.clicked.connect(self._browse)
         self.check_button = QPushButton("Preflight")
@@ -181,12 +181,18 @@ class SessionView(QWidget):
         self.timer.setInterval(100)
         self.timer.timeout.connect(self._tick)
         self.timer.start()
+        self.protocol_path.textChanged.connect(self._protocol_edited)
+        state.source_changed.connect(self.set_source)
         self._update_buttons()
 
     # -- set-up ------------------------------------------------------------------------
     def set_source(self, source: BaseSource | None) -> None:
         self.source = source
         self._update_buttons()
+
+    def _protocol_edited(self, text: str) -> None:
+        if text.strip():
+            self.state.set_protocol_path(Path(text.strip()))
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Protocol", str(Path(self.protocol_path.text()).parent),
@@ -196,7 +202,7 @@ class SessionView(QWidget):
 
     def open_label_window(self) -> LabelWindow:
         if self.label_window is None:
-            self.label_window = LabelWindow(self.prompt, parent=self.window)
+            self.label_window = LabelWindow(self.prompt, parent=self.window())
         self.label_window.open(full_screen=True)
         return self.label_window
 
@@ -211,10 +217,10 @@ class SessionView(QWidget):
         """Load the protocol and run the preflight check in a worker."""
         path = Path(self.protocol_path.text().strip())
         audio = self.audio.isChecked()
-        store_dir = self.window.store_path.parent
+        store_dir = self.state.store_path.parent
 
         def job(_task: Task) -> tuple[Any, Any]:
-            from acquisition.protocol import load_protocol, preflight
+            from acquisition.session.protocol import load_protocol, preflight
 
             protocol = load_protocol(path)
             from app.session_driver import audio_check
@@ -239,14 +245,14 @@ class SessionView(QWidget):
                                              + "<br>".join(report.problems[:6]))
                 for p in report.problems:
                     self.log_event(f"preflight: {p}", "#b91c1c")
-                self.window.notes.warning(f"preflight found {len(report.problems)} problem(s): {report.problems[0]}")
+                self.state.notes.warning(f"preflight found {len(report.problems)} problem(s): {report.problems[0]}")
 
         def failed(msg: str) -> None:
             self.protocol = None
             self.preflight_label.setText(f"<span style='color:#b91c1c'><b>error</b></span> {msg}")
 
         self.preflight_label.setText("checking…")
-        return self.window.pool.submit("preflight", job, on_result=done, on_error=failed)
+        return self.state.pool.submit("preflight", job, on_result=done, on_error=failed)
 
     # -- running -----------------------------------------------------------------------
     @property
@@ -267,7 +273,7 @@ class SessionView(QWidget):
 
     def start(self) -> Task | None:
         """Start a session on the current source (the runner runs in a worker thread)."""
-        notes = self.window.notes
+        notes = self.state.notes
         if self.running:
             notes.warning("a session is already running")
             return None
@@ -282,7 +288,7 @@ class SessionView(QWidget):
         options = {
             "participant": participant, "protocol_path": path, "time_scale": float(self.time_scale.value()),
             "labels": str(self.labels_mode.currentData()), "audio": self.audio.isChecked(),
-            "store_path": self.window.store_path, "source": self.source, "spec": self.window.controller.spec,
+            "store_path": self.state.store_path, "source": self.source, "spec": self.state.source_spec,
             "markers": self.markers_enabled,
         }
         self._interrupting = False
@@ -292,7 +298,7 @@ class SessionView(QWidget):
         self.session_id = None
         self._set_phase("starting", None)
         self.log_event(f"starting session for {participant} with {path.name}")
-        self.run_task = self.window.pool.submit(
+        self.run_task = self.state.pool.submit(
             f"session {participant}", lambda task: self._run_session(task, options),
             on_result=self._on_finished, on_error=self._on_failed, on_done=self._update_buttons)
         self._update_buttons()
@@ -317,7 +323,7 @@ class SessionView(QWidget):
         try:
             runner.submit_label(label, valence, arousal)
         except DuyguError as exc:
-            self.window.notes.error(f"label not accepted: {exc}")
+            self.state.notes.error(f"label not accepted: {exc}")
 
     def pause(self) -> None:
         if self.runner is not None:
@@ -354,7 +360,7 @@ class SessionView(QWidget):
         return None if seconds is None else float(runner.scaled(seconds))
 
     def _on_event(self, event: Any) -> None:
-        """Show one :class:`~acquisition.runner.RunnerEvent` (GUI thread)."""
+        """Show one :class:`~acquisition.session.runner.RunnerEvent` (GUI thread)."""
         self.events.append(event)
         runner = self.runner
         if runner is not None:
@@ -365,7 +371,6 @@ class SessionView(QWidget):
         self.trial_n = int(event.n_trials or self.trial_n)
         if event.trial is not None:
             self.trial_k = int(event.trial) + 1
-        pv = self.window.prediction_view
         stim = None
         if event.stimulus_id and self.protocol is not None:
             try:
@@ -376,8 +381,9 @@ class SessionView(QWidget):
             state = str(event.state)
             phase = {"stimulus": "music", "completed": "done"}.get(state, state)
             self._set_phase(phase, self._phase_duration(state))
-            if state == "silence" and pv is not None:
-                pv.set_session_context(playing="(silence)")
+            if state == "silence":
+                self.state.update_session_context(playing="(silence)")
+            self.state.publish_session_event(event)
             return
         colour: str | None = None
         text = event.message or kind.replace("_", " ")
@@ -387,8 +393,8 @@ class SessionView(QWidget):
             self.playing.setText(detail)
             self._current_stimulus = event.stimulus_id
             self._current_intended = stim.emotion if stim is not None else None
-            if pv is not None:
-                pv.set_session_context(playing=title, intended=self._current_intended or "—", reported="—")
+            self.state.update_session_context(session_id=self.session_id, running=True, playing=title,
+                                              intended=self._current_intended, reported=None)
             text = f"trial {self.trial_k}/{self.trial_n}: {detail}"
         elif kind == "stim_on":
             text = f"stimulus on: {event.stimulus_id}"
@@ -406,11 +412,11 @@ class SessionView(QWidget):
             intended = stim.emotion if stim is not None else None
             self.reports.append((str(event.stimulus_id), intended, label))
             self.prompt.close()
-            if pv is not None:
-                pv.set_session_context(reported=label)
+            self.state.update_session_context(reported=label)
             text = f"label: {label}" + (f" (intended {intended})" if intended else "")
             colour = class_colour(label)
         elif kind == "trial_end":
+            self.state.publish_session_event(event)
             return
         elif kind == "paused":
             colour = PHASE_COLOURS["paused"]
@@ -419,12 +425,13 @@ class SessionView(QWidget):
             colour = PHASE_COLOURS["music"]
         elif kind in ("store_error", "source_lost"):
             colour = PHASE_COLOURS["aborted"]
-            self.window.notes.warning(f"session: {event.message or kind}")
+            self.state.notes.warning(f"session: {event.message or kind}")
         elif kind == "session_start":
             colour = PHASE_COLOURS["done"]
         self.log_event(text, colour)
         self.progress.setValue(int(1000 * float(event.progress)))
         self._update_progress()
+        self.state.publish_session_event(event)
 
     def _update_progress(self) -> None:
         if self.trial_n:
@@ -449,14 +456,12 @@ class SessionView(QWidget):
         self.log_event(text, PHASE_COLOURS.get({"completed": "done"}.get(status, status)))
         for msg in result.messages:
             self.log_event(msg, PHASE_COLOURS["aborted"])
-        self.window.notes.notify(text, "success" if status == "completed" else "warning")
+        self.state.notes.notify(text, "success" if status == "completed" else "warning")
         self.prompt.close()
         self.runner = None
         self._update_progress()
-        if self.window.training_view is not None:
-            self.window.training_view.refresh_sessions()
-        if self.window.replay_view is not None:
-            self.window.replay_view.refresh_sessions()
+        self.state.update_session_context(running=False)
+        self.state.publish_session_finished(result)
         self.session_finished.emit(result)
 
     def _on_failed(self, message: str) -> None:
@@ -464,6 +469,8 @@ class SessionView(QWidget):
         self.log_event(message, PHASE_COLOURS["aborted"])
         self.prompt.close()
         self.runner = None
+        self.state.update_session_context(running=False)
+        self.state.publish_session_finished(message)
         self.session_finished.emit(message)
 
     def shutdown(self) -> None:

@@ -19,8 +19,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from acquisition.base import BaseSource
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
+from acquisition.sources.base import BaseSource
+from app.state import AppState
 from app.views.common import CHANNEL_COLOURS, LiveView, filters_available, make_causal_filter
 
 
@@ -35,8 +36,9 @@ class SignalsView(LiveView):
         Redraw period (20-50 ms).
     """
 
-    def __init__(self, window_s: float = 10.0, interval_ms: int = 33, parent: QWidget | None = None) -> None:
-        super().__init__(interval_ms, parent)
+    def __init__(self, window_s: float = 10.0, interval_ms: int = 33, parent: QWidget | None = None,
+                 state: AppState | None = None) -> None:
+        super().__init__(interval_ms, parent, state)
         self.channels = EPOC_CHANNELS
         self.sfreq_hz = SFREQ_HZ
         self.gains = np.ones(len(self.channels))

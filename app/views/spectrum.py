@@ -7,8 +7,9 @@ import pyqtgraph as pg
 from numpy.typing import NDArray
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from acquisition.base import BaseSource
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
+from acquisition.sources.base import BaseSource
+from app.state import AppState
 from app.views.common import CHANNEL_COLOURS, LiveView, despike
 
 #: EEG bands in Hz (lower edge inclusive, upper exclusive).
@@ -53,8 +54,9 @@ def band_powers(freqs: NDArray[np.float64], psd: NDArray[np.float64]) -> NDArray
 class SpectrumView(LiveView):
     """Log PSD curves and band-power bars, recomputed every ``interval_ms``."""
 
-    def __init__(self, interval_ms: int = 250, parent: QWidget | None = None) -> None:
-        super().__init__(interval_ms, parent)
+    def __init__(self, interval_ms: int = 250, parent: QWidget | None = None,
+                 state: AppState | None = None) -> None:
+        super().__init__(interval_ms, parent, state)
         self.channels = EPOC_CHANNELS
         self.sfreq_hz = SFREQ_HZ
         self.last_band_power: NDArray[np.float64] | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -27,10 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.state import AppState
 from app.workers import Task
-
-if TYPE_CHECKING:
-    from app.main_window import MainWindow
 
 COLUMNS = ("id", "intended", "genre", "duration (s)", "tempo (BPM)", "energy (RMS)", "brightness (Hz)",
            "key / mode", "perceived", "file")
@@ -49,7 +47,7 @@ def file_key(path: str | Path) -> FileKey:
 
 def load_stimuli(protocol_path: Path) -> tuple[str, list[dict[str, Any]]]:
     """The protocol's name and its stimuli as rows (id, emotion, genre, path); runs in a worker."""
-    from acquisition.protocol import load_protocol
+    from acquisition.session.protocol import load_protocol
 
     protocol = load_protocol(protocol_path)
     return protocol.name, [{"id": s.id, "emotion": s.emotion, "genre": s.genre, "path": str(s.path)}
@@ -87,9 +85,9 @@ def _number(value: Any, digits: int) -> str:
 class StimulusView(QWidget):
     """The protocol selected in the session view, one row per stimulus."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, state: AppState) -> None:
         super().__init__()
-        self.main_window = window
+        self.state = state
         self.protocol_path: Path | None = None  # the protocol shown
         self.protocol_name = ""
         self.stimuli: list[dict[str, Any]] = []
@@ -148,13 +146,8 @@ class StimulusView(QWidget):
 
     # -- protocol and analysis ---------------------------------------------------------
     def selected_protocol(self) -> Path:
-        """The protocol chosen in the session view."""
-        session_view = getattr(self.main_window, "session_view", None)
-        if session_view is not None:
-            text = session_view.protocol_path.text().strip()
-            if text:
-                return Path(text)
-        return Path(self.main_window.protocol_path)
+        """The protocol chosen for the next session (the Session tab sets it)."""
+        return self.state.protocol_path
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
@@ -185,8 +178,8 @@ class StimulusView(QWidget):
                 self.status.setText("")
                 self.task = None
 
-        self.task = self.main_window.pool.submit(f"stimuli of {path.name}", lambda task: load_stimuli(path),
-                                            on_result=loaded, on_error=failed)
+        self.task = self.state.pool.submit(f"stimuli of {path.name}", lambda task: load_stimuli(path),
+                                           on_result=loaded, on_error=failed)
         return self.task
 
     def _model_key(self) -> FileKey | None:
@@ -234,13 +227,13 @@ class StimulusView(QWidget):
                 self.progress.setValue(int(1000 * fraction))
                 self.status.setText(text)
 
-        self.task = self.main_window.pool.submit(
+        self.task = self.state.pool.submit(
             "stimulus analysis", lambda task: analyse(task, missing, unpredicted, model_path),
             on_result=done, on_progress=progress, on_done=finished)
 
     # -- music model -------------------------------------------------------------------
     def _choose_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Music model", str(self.main_window.settings.data_dir),
+        path, _ = QFileDialog.getOpenFileName(self, "Music model", str(self.state.settings.data_dir),
                                               "Music models (*.skops *.lstm *.pt);;All files (*)")
         if path:
             self.load_model(Path(path))
@@ -275,7 +268,7 @@ class StimulusView(QWidget):
 
             return dict(call_in_process("app.jobs:music_model_info", str(path), cancelled=lambda: task.cancelled))
 
-        return self.main_window.pool.submit(f"music model {path.name}", check, on_result=loaded, on_error=failed)
+        return self.state.pool.submit(f"music model {path.name}", check, on_result=loaded, on_error=failed)
 
     # -- table -------------------------------------------------------------------------
     def _fill(self) -> None:

@@ -8,7 +8,7 @@ and the confusion matrix fill in when it is done.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -33,28 +33,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.state import AppState
+from app.store_queries import list_sessions
 from app.workers import Task
-
-if TYPE_CHECKING:
-    from app.main_window import MainWindow
 
 METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "mcc")
 PROTOCOLS = (("grouped", "grouped by trial (honest)"), ("paper", "paper (5-fold CV + 70/30 + 80/20)"),
              ("loso", "leave one subject out"))
 DEFAULT_CLASSIFIERS = ("logreg", "svm-rbf")
-
-
-def list_sessions(store_path: Path) -> list[dict[str, Any]]:
-    """Sessions in the store as plain rows (runs in a worker)."""
-    from acquisition.store import SessionStore
-
-    if not Path(store_path).exists():
-        return []
-    store = SessionStore(store_path, readonly=True)
-    try:
-        return [s.as_dict() for s in store.sessions()]
-    finally:
-        store.close()
 
 
 def run_training(task: Task, store_path: Path, session_ids: list[int], protocol: str, preset: str,
@@ -83,9 +69,9 @@ class TrainingView(QWidget):
 
     trained = Signal(object)  # Bundle
 
-    def __init__(self, window: MainWindow, parent: QWidget | None = None) -> None:
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.window = window
+        self.state = state
         self.task: Task | None = None
         self.result: dict[str, Any] | None = None
         self.bundle: Any = None
@@ -207,6 +193,8 @@ class TrainingView(QWidget):
         self.save_button.clicked.connect(self._save_dialog)
         self.use_button.clicked.connect(self._use)
         self.table.itemSelectionChanged.connect(self._show_selected_confusion)
+        state.classifiers_ready.connect(self.set_classifier_names)
+        state.sessions_changed.connect(self.refresh_sessions)
         self.refresh_sessions()
 
     # -- inputs ------------------------------------------------------------------------
@@ -225,7 +213,7 @@ class TrainingView(QWidget):
             self.sessions.item(i).setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
 
     def refresh_sessions(self) -> Task:
-        path = self.window.store_path
+        path = self.state.store_path
         self.store_label.setText(f"store: {path}")
 
         def done(rows: list[dict[str, Any]]) -> None:
@@ -242,7 +230,7 @@ class TrainingView(QWidget):
                     item.setForeground(pg.mkColor("#9ca3af"))
                 self.sessions.addItem(item)
 
-        return self.window.pool.submit("list sessions", lambda _t: list_sessions(path), on_result=done)
+        return self.state.pool.submit("list sessions", lambda _t: list_sessions(path), on_result=done)
 
     def selected_sessions(self) -> list[int]:
         out = []
@@ -263,7 +251,7 @@ class TrainingView(QWidget):
 
     # -- run ---------------------------------------------------------------------------
     def start(self) -> Task | None:
-        notes = self.window.notes
+        notes = self.state.notes
         sessions = self.selected_sessions()
         classifiers = self.selected_classifiers()
         if not sessions:
@@ -275,13 +263,13 @@ class TrainingView(QWidget):
         if self.task is not None and not self.task.is_done:
             notes.warning("training is already running")
             return None
-        args = (self.window.store_path, sessions, str(self.protocol.currentData()),
+        args = (self.state.store_path, sessions, str(self.protocol.currentData()),
                 str(self.preset.currentData()), classifiers, int(self.permutations.value()), None)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setValue(0)
         self.progress.setFormat("starting…")
-        self.task = self.window.pool.submit(
+        self.task = self.state.pool.submit(
             "training", lambda task: run_training(task, *args), on_result=self._done,
             on_progress=self._progress, on_done=self._finished)
         self.task.signals.cancelled.connect(lambda: notes.notify("training cancelled", "warning"))
@@ -316,7 +304,7 @@ class TrainingView(QWidget):
                                   + (f" ({classes})" if classes else "") + " — not saved yet")
         self.save_button.setEnabled(True)
         self.use_button.setEnabled(True)
-        self.window.notes.notify(f"training done: {out['classifier']} on {out['n_trials']} trials", "success")
+        self.state.notes.notify(f"training done: {out['classifier']} on {out['n_trials']} trials", "success")
         self.trained.emit(self.bundle)
 
     # -- results -----------------------------------------------------------------------
@@ -384,7 +372,7 @@ class TrainingView(QWidget):
     def default_bundle_path(self) -> Path:
         meta = getattr(self.bundle, "meta", None) or {}
         name = meta.get("classifier", "model")
-        return self.window.settings.models_dir / f"duygu-{name}.skops"
+        return self.state.settings.models_dir / f"duygu-{name}.skops"
 
     def _save_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save model bundle", str(self.default_bundle_path()),
@@ -395,7 +383,7 @@ class TrainingView(QWidget):
     def save_bundle(self, path: Path) -> Task | None:
         """Save the trained bundle to ``path`` in a worker."""
         if self.bundle is None:
-            self.window.notes.warning("train a model before saving it")
+            self.state.notes.warning("train a model before saving it")
             return None
         bundle = self.bundle
 
@@ -409,15 +397,13 @@ class TrainingView(QWidget):
         def done(p: Path) -> None:
             self.bundle_path = p
             self.bundle_label.setText(f"saved: {p}")
-            self.window.notes.notify(f"model bundle saved to {p}", "success")
+            self.state.notes.notify(f"model bundle saved to {p}", "success")
 
-        return self.window.pool.submit("save bundle", job, on_result=done)
+        return self.state.pool.submit("save bundle", job, on_result=done)
 
     def _use(self) -> None:
-        view = self.window.prediction_view
-        if view is not None and self.bundle is not None:
-            view.use_bundle(self.bundle, name="trained just now")
-            self.window.tabs.setCurrentWidget(view)
+        if self.bundle is not None:
+            self.state.choose_bundle(self.bundle, "trained just now")
 
     def shutdown(self) -> None:
         if self.task is not None:

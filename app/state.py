@@ -1,0 +1,137 @@
+"""The app's one state object: what the views share, as Qt signals.
+
+Views never know the main window or each other (napari's ``components`` vs ``_qt``
+split): each takes the :class:`AppState` (and the source controller when it connects
+sources) in its constructor, subscribes to the signals it shows, and changes shared state
+only through the methods here. :class:`~app.main_window.MainWindow` builds the state and
+the views and wires them, nothing more.
+
+Every signal is emitted on the GUI thread: engine threads (the session runner, the source
+reader) reach the state through the views' queued signals, never directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from acquisition.settings import Settings
+from acquisition.sources.base import BaseSource
+from app import qt_compat  # noqa: F401  (PySide6 6.12 refcount work-around)
+from app.notifications import NotificationCenter
+from app.workers import WorkerPool
+
+
+@dataclass(frozen=True)
+class SessionContext:
+    """What the running session is doing, as the live views show it.
+
+    ``playing`` is the stimulus title (``"(silence)"`` between pieces), ``intended`` its
+    intended emotion and ``reported`` the participant's last answer; ``None`` means
+    nothing to show.
+    """
+
+    session_id: int | None = None
+    running: bool = False
+    playing: str | None = None
+    intended: str | None = None
+    reported: str | None = None
+
+
+class AppState(QObject):
+    """Shared state of the desktop app.
+
+    Parameters
+    ----------
+    settings : Settings
+        Duygu settings.
+    store_path : Path
+        The session store the views read and write.
+    protocol_path : Path
+        The protocol chosen for the next session.
+    pool : WorkerPool
+        Where views run slow work (never on the GUI thread).
+    notes : NotificationCenter
+        Where views tell the operator what happened.
+    """
+
+    #: the current source changed (``BaseSource`` or ``None``)
+    source_changed = Signal(object)
+    #: a runner event of the running session (:class:`~acquisition.session.runner.RunnerEvent`)
+    session_event = Signal(object)
+    #: the running session ended (its ``SessionResult``, or the error text)
+    session_finished = Signal(object)
+    #: :attr:`session_context` changed
+    session_context_changed = Signal(object)
+    #: sessions were added to (or changed in) the store
+    sessions_changed = Signal()
+    #: a model bundle was chosen for live prediction: ``(bundle, name)``
+    bundle_chosen = Signal(object, str)
+    #: :attr:`protocol_path` changed
+    protocol_changed = Signal(object)
+    #: the engine is loaded: the registry's classifier names
+    classifiers_ready = Signal(list)
+
+    def __init__(self, settings: Settings, store_path: Path, protocol_path: Path, pool: WorkerPool,
+                 notes: NotificationCenter, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.store_path = Path(store_path)
+        self.pool = pool
+        self.notes = notes
+        self._protocol_path = Path(protocol_path)
+        self.source: BaseSource | None = None
+        self.source_spec = ""
+        self.session_context = SessionContext()
+        self.classifier_names: list[str] | None = None
+
+    # -- source ------------------------------------------------------------------------
+    def set_source(self, source: BaseSource | None, spec: str = "") -> None:
+        """The controller connected ``source`` (or disconnected: ``None``)."""
+        self.source = source
+        self.source_spec = spec if source is not None else ""
+        self.source_changed.emit(source)
+
+    # -- protocol ----------------------------------------------------------------------
+    @property
+    def protocol_path(self) -> Path:
+        return self._protocol_path
+
+    def set_protocol_path(self, path: Path | str) -> None:
+        path = Path(path)
+        if path != self._protocol_path:
+            self._protocol_path = path
+            self.protocol_changed.emit(path)
+
+    # -- session -----------------------------------------------------------------------
+    def publish_session_event(self, event: Any, context: SessionContext | None = None) -> None:
+        """The session view received ``event`` from the runner; ``context`` is the live
+        context after it (``None``: unchanged)."""
+        if context is not None and context != self.session_context:
+            self.session_context = context
+            self.session_context_changed.emit(context)
+        self.session_event.emit(event)
+
+    def update_session_context(self, **changes: Any) -> None:
+        """Change fields of :attr:`session_context` (see :class:`SessionContext`)."""
+        context = replace(self.session_context, **changes)
+        if context != self.session_context:
+            self.session_context = context
+            self.session_context_changed.emit(context)
+
+    def publish_session_finished(self, result: Any) -> None:
+        """The running session ended with ``result`` (or an error text)."""
+        self.session_finished.emit(result)
+        self.sessions_changed.emit()
+
+    # -- models ------------------------------------------------------------------------
+    def choose_bundle(self, bundle: Any, name: str) -> None:
+        """Use ``bundle`` for live prediction."""
+        self.bundle_chosen.emit(bundle, name)
+
+    def set_classifier_names(self, names: list[str]) -> None:
+        self.classifier_names = list(names)
+        self.classifiers_ready.emit(list(names))
