@@ -1,7 +1,7 @@
 """Acquisition benchmarks: LSL push -> ring buffer latency, ingest capacity, reader CPU.
 
 An outlet imitating EmotivPRO (19 channels, Counter, float64) runs in another process
-(this module run as a script). The reader is :class:`acquisition.lsl.LslSource` with its
+(this module run as a script). The reader is :class:`acquisition.sources.lsl.LslSource` with its
 own thread; a second thread waits on the ring buffer (``buffer.wait_for``).
 
 - **latency**: at 1x the outlet pushes chunks of 4 samples (EmotivPRO's rhythm) and
@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from acquisition.base import ReadResult
-    from acquisition.lsl import LslSource
+    from acquisition.sources.base import ReadResult
+    from acquisition.sources.lsl import LslSource
 
 EMOTIV_19 = ("Timestamp", "Counter", "Interpolate", "AF3", "F7", "F3", "FC5", "T7", "P7", "O1",
              "O2", "P8", "T8", "FC6", "F4", "F8", "AF4", "HardwareMarker", "Markers")
@@ -39,7 +39,7 @@ RATE_HZ = 128.0
 
 
 def _start_outlet(mode: str, name: str, *args: str) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "benchmarks.bench_acquisition", mode, "--name", name,
+    cmd = [sys.executable, os.path.abspath(__file__), mode, "--name", name,
            "--parent", str(os.getpid()), *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
@@ -60,8 +60,8 @@ def _thread_cpu_s(native_id: int) -> float:
 
 def _measure_paced(seconds: float) -> tuple[np.ndarray, float]:
     """Latencies (ms) of every sample and the reader thread's CPU share at 1x."""
-    from acquisition.base import local_clock
-    from acquisition.lsl import LslSource
+    from acquisition.sources.base import local_clock
+    from acquisition.sources.lsl import LslSource
 
     name = f"duygu-bench-{uuid.uuid4().hex[:8]}"
     outlet = _start_outlet("paced", name, "--seconds", f"{seconds + 30:g}")
@@ -91,7 +91,7 @@ def _measure_paced(seconds: float) -> tuple[np.ndarray, float]:
 
 def _gated_source(name: str, buffer_seconds: float) -> tuple[LslSource, threading.Event]:
     """An LslSource whose reader waits at a gate before each pull until the gate opens."""
-    from acquisition.lsl import LslSource
+    from acquisition.sources.lsl import LslSource
 
     gate = threading.Event()
 

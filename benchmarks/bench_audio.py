@@ -78,10 +78,8 @@ def _run_worker(path: Path, mode: str, warm: Path) -> dict[str, Any]:
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[var] = "1"
-    root = Path(__file__).resolve().parents[1]
-    env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_audio", str(path), mode, str(warm)],
-                          capture_output=True, text=True, env=env, cwd=root, timeout=900, check=False)
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), str(path), mode, str(warm)],
+                          capture_output=True, text=True, env=env, timeout=900, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark worker failed: {proc.stderr.strip().splitlines()[-1:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

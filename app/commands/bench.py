@@ -1,16 +1,23 @@
-"""``duygu bench``: run every benchmark in ``benchmarks/``."""
+"""``duygu bench``: run every benchmark in ``benchmarks/``.
+
+The benchmark files are found by path (``bench_*.py`` in the checkout's ``benchmarks/``
+folder, or ``--dir``) and each runs in its own process: the app never imports them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import pkgutil
 import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from acquisition.errors import DuyguError
+
+#: ``benchmarks/`` beside the ``app`` package in a source checkout
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
 _MARK = "DUYGU-BENCH-JSON:"
 
@@ -21,20 +28,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="OUT", help="write the results as JSON ('-' for stdout)")
     p.add_argument("--markdown", metavar="OUT", help="write the results as a Markdown table")
     p.add_argument("--only", metavar="NAME", help="run only benchmark modules whose name contains NAME")
+    p.add_argument("--dir", metavar="DIR", type=Path, default=DEFAULT_DIR,
+                   help="folder of the bench_*.py files (default: benchmarks/ of this checkout)")
     p.add_argument("--quick", action="store_true", help="smaller inputs (a smoke run, not a measurement)")
 
 
 def run(args: argparse.Namespace) -> int:
-    import benchmarks
     from app.commands._common import write_json
 
     results: list[dict[str, object]] = []
-    names = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
+    files = discover(args.dir)
+    names = sorted(files)
     if args.only:
         names = [n for n in names if args.only in n]
+        if not names:
+            raise DuyguError(f"--only {args.only!r} matches no benchmark; the benchmarks are: "
+                             f"{', '.join(sorted(files))}")
     for name in names:
         t0 = time.perf_counter()
-        rows = _run_isolated(name, args.quick)
+        rows = _run_isolated(name, files[name], args.quick)
         for row in rows:
             row.setdefault("module", name)
             results.append(row)
@@ -53,11 +65,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_isolated(name: str, quick: bool) -> list[dict[str, object]]:
-    """Run one benchmark module in a child process (no state shared between benchmarks)."""
+def discover(folder: Path) -> dict[str, Path]:
+    """The benchmark files of ``folder``, by module name (``bench_store`` -> its path)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DuyguError(f"benchmark folder {str(folder)!r} not found (run from a source checkout or pass --dir)")
+    files = {p.stem: p for p in sorted(folder.glob("bench_*.py"))}
+    if not files:
+        raise DuyguError(f"benchmark folder {str(folder)!r} has no bench_*.py files")
+    return files
+
+
+def _run_isolated(name: str, path: Path, quick: bool) -> list[dict[str, object]]:
+    """Run one benchmark file in a child process (no state shared between benchmarks)."""
     code = (
-        "import json, sys\n"
-        f"from benchmarks import {name} as m\n"
+        "import importlib, json, sys\n"
+        f"sys.path.insert(0, {str(path.parent)!r})\n"
+        f"m = importlib.import_module({name!r})\n"
         f"rows = m.run(quick={quick!r})\n"
         f"sys.stdout.write({_MARK!r} + json.dumps(rows) + '\\n')\n"
         "sys.stdout.flush()\n"
@@ -72,8 +96,6 @@ def _run_isolated(name: str, quick: bool) -> list[dict[str, object]]:
 
 
 def _write_markdown(report: dict, out: str) -> None:  # type: ignore[type-arg]
-    from pathlib import Path
-
     lines = [
         "| benchmark | value | unit | target | met |",
         "|---|---:|---|---|---|",
