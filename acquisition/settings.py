@@ -1,15 +1,21 @@
-"""Duygu's one typed settings object.
+"""Duygu's one typed settings object, and how Duygu writes the files it makes.
 
 Defaults live here; a TOML file (``$DUYGU_CONFIG`` or ``<user config dir>/settings.toml``)
 overrides them; ``DUYGU_*`` environment variables override both. Tests point
 ``DUYGU_CONFIG_DIR`` and ``DUYGU_DATA_DIR`` at a temporary directory.
+
+:func:`atomic_output` is the one way a finished file is written: to a temporary name in
+the same folder, renamed over the final name only when complete, so a killed process
+never leaves a half-written report, bundle or export behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +38,12 @@ class Settings:
     notch_hz: float | None = 50.0
     display_seconds: float = 10.0
     gui_refresh_ms: int = 33
+    #: the rule pseudonymous participant ids must follow (a regular expression)
+    participant_pattern: str = r"[A-Za-z]+[0-9]+"
+    #: a session paused by a fault longer than this ends as ``failed``
+    max_outage_s: float = 120.0
+    #: authors written into exported BIDS datasets (dataset_description.json)
+    authors: tuple[str, ...] = ()
 
     @property
     def store_path(self) -> Path:
@@ -72,6 +84,9 @@ def load_settings(path: Path | None = None) -> Settings:
     for name in fields:
         env = os.environ.get(f"DUYGU_{name.upper()}")
         if env is not None and name not in ("data_dir", "config_dir"):
+            if str(fields[name].type) == "str":
+                values[name] = env
+                continue
             try:
                 values[name] = tomllib.loads(f"v = {env}")["v"] if env[:1] in "[0123456789-" else env
             except tomllib.TOMLDecodeError:
@@ -81,8 +96,32 @@ def load_settings(path: Path | None = None) -> Settings:
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise DuyguError(f"settings file {path} has unknown setting(s): {', '.join(unknown)}")
-    if "bandpass_hz" in values:
-        values["bandpass_hz"] = tuple(values["bandpass_hz"])  # type: ignore[arg-type]
+    for name in ("bandpass_hz", "authors"):
+        if name in values:
+            values[name] = tuple(values[name])  # type: ignore[arg-type]
     data_dir = Path(str(values.pop("data_dir", data_dir))).expanduser()
     config_dir = Path(str(values.pop("config_dir", config_dir))).expanduser()
     return Settings(data_dir=data_dir, config_dir=config_dir, **values)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block ends
+    normally, delete it if the block raises (or the process dies before the rename)."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_output`."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)

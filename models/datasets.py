@@ -44,13 +44,21 @@ DEAP_QUADRANT_EMOTION: dict[str, str] = {
 
 
 class TrialLike(Protocol):
-    """What :func:`from_trials` needs of a trial (``acquisition.store.sqlite.LabelledTrial``)."""
+    """What :func:`from_trials` needs of a trial (``acquisition.store.sqlite.LabelledTrial``).
+
+    A trial may also have ``contiguous_pieces()``: the row ranges between its gaps (the
+    store's trials do); without it the whole trial is one piece.
+    """
 
     data: NDArray[np.float64]
     label: str
     trial_id: str
     subject: str
     sfreq_hz: float
+
+
+def _window_count(n_samples: int, win: int, step: int) -> int:
+    return 0 if n_samples < win else (n_samples - win) // step + 1
 
 
 @dataclass
@@ -146,6 +154,10 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
     -------
     Dataset
         One row per accepted window; ``groups`` are trial ids, ``subjects`` participant ids.
+        Windows are cut inside the gap-free pieces of each trial, never across a gap
+        (each piece is filtered from its own start, as the live path restarts after a
+        gap); ``meta["windows_lost_to_gaps"]`` counts the windows the trials would have
+        had without their gaps, ``meta["trials_with_gaps"]`` the trials that had one.
         Trials too short for one window, or whose windows were all rejected as
         artefacts, are skipped and listed in ``meta["skipped_trials"]``.
 
@@ -156,7 +168,7 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
         usable window in any trial.
     """
     from processing.features import feature_names
-    from processing.pipeline import segment_features
+    from processing.pipeline import segment_features, window_samples
     from processing.presets import get_preset
 
     preset_obj = get_preset(preset)
@@ -168,6 +180,9 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
     subjects: list[str] = []
     skipped: list[dict[str, Any]] = []
     n_rejected = 0
+    lost_to_gaps = 0
+    with_gaps = 0
+    win, step = window_samples(preset_obj, SFREQ_HZ)
     for trial in trials:
         data = np.asarray(trial.data, dtype=np.float64)
         tid = str(trial.trial_id)
@@ -177,19 +192,35 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
             raise DataError(f"trial {tid!r}: data must have shape (n, {len(EPOC_CHANNELS)}), got {data.shape}")
         if not np.isfinite(data).all():
             raise DataError(f"trial {tid!r}: data must be finite, found {int((~np.isfinite(data)).sum())} NaN/inf samples")
-        duration_s = len(data) / SFREQ_HZ
-        if duration_s < preset_obj.window_s:
-            skipped.append({"trial_id": tid, "reason": f"{duration_s:.2f} s is shorter than the {preset_obj.window_s:g} s window"})
+        pieces_of = getattr(trial, "contiguous_pieces", None)
+        pieces = list(pieces_of()) if callable(pieces_of) else [(0, len(data))]
+        n_missing = int(getattr(trial, "n_missing", 0) or 0)
+        if len(pieces) > 1 or n_missing:
+            with_gaps += 1
+            lost_to_gaps += max(0, _window_count(len(data) + n_missing, win, step)
+                                - sum(_window_count(b - a, win, step) for a, b in pieces))
+        usable = [(a, b) for a, b in pieces if b - a >= win]
+        if not usable:
+            longest = max(b - a for a, b in pieces) / SFREQ_HZ
+            where = "" if len(pieces) == 1 else f" between its {len(pieces) - 1} gap(s)"
+            skipped.append({"trial_id": tid, "reason": f"{longest:.2f} s{where} is shorter than the "
+                            f"{preset_obj.window_s:g} s window"})
             continue
-        seg = segment_features(data, SFREQ_HZ, preset_obj, EPOC_CHANNELS)
-        n_rejected += int(seg.n_rejected)
-        if len(seg.X) == 0:
-            skipped.append({"trial_id": tid, "reason": f"all {seg.n_rejected} windows rejected as artefacts"})
+        rows_before = sum(len(x) for x in parts)
+        trial_rejected = 0
+        for a, b in usable:
+            seg = segment_features(data[a:b], SFREQ_HZ, preset_obj, EPOC_CHANNELS)
+            trial_rejected += int(seg.n_rejected)
+            if len(seg.X):
+                parts.append(np.asarray(seg.X, dtype=np.float64))
+        n_rejected += trial_rejected
+        n_rows = sum(len(x) for x in parts) - rows_before
+        if n_rows == 0:
+            skipped.append({"trial_id": tid, "reason": f"all {trial_rejected} windows rejected as artefacts"})
             continue
-        parts.append(np.asarray(seg.X, dtype=np.float64))
-        labels += [str(trial.label)] * len(seg.X)
-        groups += [tid] * len(seg.X)
-        subjects += [str(trial.subject)] * len(seg.X)
+        labels += [str(trial.label)] * n_rows
+        groups += [tid] * n_rows
+        subjects += [str(trial.subject)] * n_rows
     for s in skipped:
         log.warning("trial %s skipped: %s", s["trial_id"], s["reason"])
     if not parts:
@@ -208,6 +239,8 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
             "sfreq_hz": SFREQ_HZ,
             "n_trials": len(trials) - len(skipped),
             "n_rejected_windows": n_rejected,
+            "windows_lost_to_gaps": lost_to_gaps,
+            "trials_with_gaps": with_gaps,
             "skipped_trials": skipped,
         },
     ).validate()

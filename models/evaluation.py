@@ -354,12 +354,14 @@ class EvaluationReport:
     random_state: int = 0
 
     def as_json(self) -> dict[str, Any]:
-        """``{"protocol", "chance", "results", "leakage_gap"}`` exactly."""
+        """``{"protocol", "chance", "results", "leakage_gap", "dataset"}``; ``dataset`` is
+        :func:`describe_dataset` (rows, classes, groups, windows lost to gaps, ...)."""
         return {
             "protocol": self.protocol,
             "chance": float(self.chance),
             "results": [dict(r) for r in self.results],
             "leakage_gap": None if self.leakage_gap is None else float(self.leakage_gap),
+            "dataset": dict(self.dataset),
         }
 
     def row(self, classifier: str, split: str) -> dict[str, Any]:
@@ -560,6 +562,8 @@ def describe_dataset(dataset: Dataset) -> dict[str, Any]:
         "source": dataset.meta.get("source"),
         "preset": dataset.meta.get("preset"),
         "hash": dataset.data_hash(),
+        "windows_lost_to_gaps": int(dataset.meta.get("windows_lost_to_gaps", 0) or 0),
+        "trials_with_gaps": int(dataset.meta.get("trials_with_gaps", 0) or 0),
     }
 
 

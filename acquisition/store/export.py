@@ -41,7 +41,7 @@ from numpy.typing import NDArray
 
 from acquisition import __version__
 from acquisition.errors import StoreError
-from acquisition.store.sqlite import SessionInfo, SessionStore
+from acquisition.store.sqlite import SessionInfo, SessionStore, bids_label
 
 TASK = "listening"
 BIDS_VERSION = "1.8.0"
@@ -165,12 +165,6 @@ def _load(store: SessionStore, session_id: int) -> tuple[SessionInfo, Continuous
     if len(data) == 0:
         raise StoreError(f"session {session_id} has no EEG samples to export")
     return info, continuous(data, times, idx, info.sfreq_hz)
-
-
-def bids_label(participant: str) -> str:
-    """A BIDS subject label (letters and digits only) from a participant id."""
-    label = re.sub(r"[^A-Za-z0-9]", "", participant)
-    return label or "0"
 
 
 def _tsv(path: Path, header: list[str], rows: list[list[Any]]) -> None:

@@ -6,13 +6,16 @@ takes ``source.buffer.since(cursor)`` and commits it with
 read-only, locked) the cursor stays where it was, the error is kept in ``last_error``
 and passed to the ``on_error`` callbacks, and the recorder retries with back-off: what
 was committed stays committed, and what was not yet written waits in the ring buffer
-(600 s by default) until the write succeeds or the session is stopped.
+(600 s by default) until the write succeeds or the session is stopped. Any other error
+(a bug, a broken disk) is handled the same way and never ends the recorder thread
+silently; ``on_recovered`` callbacks hear when writing works again.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -88,6 +91,7 @@ class StoreRecorder:
         self.last_error: str | None = None
         self.paused = False
         self._callbacks: list[Callable[[StoreError], None]] = [on_error] if on_error else []
+        self._recovered: list[Callable[[], None]] = []
         self._gaps_seen = len(source.buffer.gaps)
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()
@@ -96,6 +100,10 @@ class StoreRecorder:
     def add_error_listener(self, callback: Callable[[StoreError], None]) -> None:
         """Call ``callback(exc)`` when writing starts failing."""
         self._callbacks.append(callback)
+
+    def add_recovery_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when writing works again after a failure."""
+        self._recovered.append(callback)
 
     def start(self) -> StoreRecorder:
         """Start the recorder thread."""
@@ -164,17 +172,24 @@ class StoreRecorder:
             except StoreError as exc:
                 self._failed(exc)
                 return False
+            except Exception as exc:  # not a store condition we know: keep retrying, say so
+                log.exception("store recorder: unexpected error")
+                self._failed(StoreError(f"writing EEG failed: {type(exc).__name__}: {exc}"))
+                return False
         if self.paused:
             log.info("store recorder: writing works again")
             self.paused = False
+            for callback in list(self._recovered):
+                try:
+                    callback()
+                except Exception:
+                    log.exception("store recorder recovery listener failed")
         return True
 
     def _record_gaps(self) -> None:
         for gap in self.source.buffer.gaps_since(self._gaps_seen):
-            self.store.add_marker(
-                self.session_id, gap.start_time,
-                f"gap:{gap.n_missing} samples missing ({gap.reason})", gap.after_index,
-            )
+            self.store.add_gap(self.session_id, gap.after_index, gap.start_time, gap.end_time, gap.n_missing,
+                               gap.reason)
             self._gaps_seen += 1
 
     def _failed(self, exc: StoreError) -> None:
@@ -200,19 +215,22 @@ class StoreRecorder:
 class CsvRecorder:
     """Write a source's samples to a CSV file: ``time,AF3,...,AF4`` in µV.
 
-    Used by ``duygu record --out FILE.csv``. Call :meth:`flush` regularly (or use
-    :meth:`record`), then :meth:`close`.
+    Used by ``duygu record --out FILE.csv``. The rows go to ``FILE.csv.partial`` as they
+    arrive (flushed at every :meth:`flush`); :meth:`close` renames it to ``FILE.csv``. A
+    process killed before that leaves the ``.partial`` file: what was recorded is kept,
+    and it is plainly not a finished recording.
     """
 
     def __init__(self, source: Buffered, path: str | Path, start_index: int | None = None) -> None:
         self.source = source
         self.path = Path(path)
+        self.partial_path = self.path.with_name(self.path.name + ".partial")
         self.cursor = start_index
         self.samples_written = 0
         self.missed_samples = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: TextIO = self.path.open("w", newline="", encoding="utf-8")
+            self._file: TextIO = self.partial_path.open("w", newline="", encoding="utf-8")
         except OSError as exc:
             raise StoreError(f"cannot write CSV file {self.path}: {exc.strerror}") from exc
         self._writer = csv.writer(self._file)
@@ -237,4 +255,12 @@ class CsvRecorder:
         return len(chunk)
 
     def close(self) -> None:
+        """Close the file and give it its final name."""
+        if self._file.closed:
+            return
         self._file.close()
+        try:
+            os.replace(self.partial_path, self.path)
+        except OSError as exc:
+            raise StoreError(f"cannot finish CSV file {self.path} (rows are in {self.partial_path}): "
+                             f"{exc.strerror}") from exc

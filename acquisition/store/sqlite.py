@@ -1,7 +1,9 @@
 """The crash-safe session store: one SQLite file (WAL) per lab.
 
-Tables: ``participants`` (pseudonymous ids only), ``sessions``, ``trials``, ``markers``,
-``eeg_chunks`` (float32 samples and float64 timestamps as blobs) and ``schema_version``.
+Tables: ``participants`` (pseudonymous ids only), ``sessions``, ``trials`` (complete or
+interrupted), ``markers``, ``gaps`` (where samples are missing), ``eeg_chunks`` (float32
+samples and float64 timestamps as blobs) and ``schema_version``. Schema version 2 (a
+version-1 store is migrated in place when it is first opened for writing).
 Every write is its own short transaction, so whatever was committed survives a crash of
 the writing process; :class:`~acquisition.store.recorder.StoreRecorder` commits the EEG at least
 every 0.5 s. A session left ``running`` by a process that no longer exists becomes
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import itertools
 import json
 import os
 import re
@@ -37,9 +40,15 @@ from numpy.typing import NDArray
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
 from acquisition.errors import LabelError, StoreError
 
-SCHEMA_VERSION = 1
-STATUSES = ("running", "completed", "aborted", "interrupted")
-PARTICIPANT_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+SCHEMA_VERSION = 2
+#: session statuses: ``failed`` = a fault (source, store, audio) outlasted its limit
+STATUSES = ("running", "completed", "aborted", "interrupted", "failed")
+#: trial statuses: an ``interrupted`` trial (stopped by a pause or a fault, or holding a
+#: long gap) is kept with its EEG but never labelled or used for training
+TRIAL_STATUSES = ("complete", "interrupted")
+#: default rule for pseudonymous participant ids: letters, then digits (P01, S12)
+DEFAULT_PARTICIPANT_PATTERN = r"[A-Za-z]+[0-9]+"
+MAX_PARTICIPANT_ID = 32
 SEXES = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "O"}
 #: Self-Assessment Manikin scale of valence and arousal ratings
 SAM_MIN, SAM_MAX = 1, 9
@@ -64,7 +73,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     start TEXT NOT NULL,
     end TEXT,
     updated TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'aborted', 'interrupted')),
+    status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'aborted', 'interrupted', 'failed')),
     owner_pid INTEGER NOT NULL,
     owner_host TEXT NOT NULL,
     owner_marker TEXT NOT NULL
@@ -80,7 +89,8 @@ CREATE TABLE IF NOT EXISTS trials (
     offset_index INTEGER,
     label TEXT,
     valence INTEGER,
-    arousal INTEGER
+    arousal INTEGER,
+    status TEXT NOT NULL DEFAULT 'complete' CHECK (status IN ('complete', 'interrupted'))
 );
 CREATE INDEX IF NOT EXISTS trials_session ON trials(session_id);
 CREATE TABLE IF NOT EXISTS markers (
@@ -91,6 +101,16 @@ CREATE TABLE IF NOT EXISTS markers (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS markers_session ON markers(session_id);
+CREATE TABLE IF NOT EXISTS gaps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    after_index INTEGER NOT NULL,
+    start_t REAL NOT NULL,
+    end_t REAL NOT NULL,
+    n_missing INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gaps_session ON gaps(session_id);
 CREATE TABLE IF NOT EXISTS eeg_chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     session_id INTEGER NOT NULL REFERENCES sessions(id),
@@ -126,6 +146,9 @@ class LabelledTrial:
         Pseudonymous participant id.
     sfreq_hz : float
         Sampling rate of ``data``.
+    pieces : tuple of (int, int)
+        Row ranges of ``data`` between gaps (samples missing from the recording, a lost
+        connection, a time jump); see :meth:`contiguous_pieces`.
     """
 
     data: NDArray[np.float64]
@@ -137,6 +160,12 @@ class LabelledTrial:
     stimulus_id: str = ""
     intended: str | None = None
     n_missing: int = 0
+    pieces: tuple[tuple[int, int], ...] = ()
+
+    def contiguous_pieces(self) -> tuple[tuple[int, int], ...]:
+        """Row ranges ``(start, stop)`` of ``data`` with no sample missing inside; windows
+        must never cross from one to the next (the whole trial when none are recorded)."""
+        return self.pieces or ((0, len(self.data)),)
 
 
 @dataclass(frozen=True)
@@ -197,6 +226,7 @@ class Trial:
     label: str | None
     valence: int | None
     arousal: int | None
+    status: str = "complete"
 
 
 @dataclass(frozen=True)
@@ -208,6 +238,18 @@ class Marker:
     t: float
     sample_index: int | None
     text: str
+
+
+@dataclass(frozen=True)
+class StoredGap:
+    """One row of the gaps table: samples missing after source index ``after_index``."""
+
+    session_id: int
+    after_index: int
+    start_t: float
+    end_t: float
+    n_missing: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -264,20 +306,47 @@ def process_alive(pid: int, marker: str) -> bool:
     return not marker or process_marker(pid) == marker
 
 
-def validate_participant(pid: str) -> str:
+def validate_participant(pid: object, pattern: str | None = None) -> str:
     """Check a pseudonymous participant id; return it.
+
+    Parameters
+    ----------
+    pid : str
+        The id; at most 32 characters.
+    pattern : str, optional
+        The lab's rule (a regular expression the whole id must match); default
+        :data:`DEFAULT_PARTICIPANT_PATTERN`, letters then digits (``P01``, ``S12``).
 
     Raises
     ------
     StoreError
-        If the id does not match ``[A-Za-z0-9_-]{1,32}`` (no spaces: names are refused).
+        If the id breaks the rule. The message never repeats the refused id: it may be a
+        name, and a name must not reach any log.
     """
-    if not isinstance(pid, str) or not PARTICIPANT_PATTERN.fullmatch(pid):
-        raise StoreError(
-            f"participant id must be a pseudonymous code of 1-32 letters, digits, '_' or '-' "
-            f"(no names, no spaces), got {pid!r}"
-        )
-    return pid
+    rule = pattern or DEFAULT_PARTICIPANT_PATTERN
+    if isinstance(pid, str) and len(pid) <= MAX_PARTICIPANT_ID:
+        try:
+            if re.fullmatch(rule, pid):
+                return pid
+        except re.error as exc:
+            raise StoreError(f"participant id pattern {rule!r} is not a regular expression: {exc}") from None
+    if rule == DEFAULT_PARTICIPANT_PATTERN:
+        raise StoreError("participant id must be a pseudonymous code, letters then digits such as P01 or S12 "
+                         "(ids are codes, not names; the id given was not stored)")
+    raise StoreError(f"participant id must be a pseudonymous code matching {rule!r}, at most "
+                     f"{MAX_PARTICIPANT_ID} characters (ids are codes, not names; the id given was not stored)")
+
+
+def bids_label(pid: str) -> str:
+    """The BIDS ``sub-`` label of a participant id: the id when it is alphanumeric, else
+    its letters and digits plus a short hash of the whole id, so ``P-01`` and ``P01`` never
+    become the same subject."""
+    if pid.isalnum() and pid.isascii():
+        return pid
+    import hashlib
+
+    kept = "".join(c for c in pid if c.isascii() and c.isalnum()) or "x"
+    return f"{kept}x{hashlib.sha1(pid.encode('utf-8')).hexdigest()[:6]}"
 
 
 def check_label(label: object, allowed: Sequence[str] | None = None) -> str:
@@ -328,6 +397,8 @@ class SessionStore:
         are *reported* as ``interrupted`` but not rewritten.
     busy_timeout_s : float
         How long a write waits for another process's lock before :class:`StoreError`.
+    participant_pattern : str, optional
+        The rule new participant ids must follow (see :func:`validate_participant`).
 
     Raises
     ------
@@ -341,10 +412,12 @@ class SessionStore:
     write method commits before it returns.
     """
 
-    def __init__(self, path: str | Path, readonly: bool = False, busy_timeout_s: float = 5.0) -> None:
+    def __init__(self, path: str | Path, readonly: bool = False, busy_timeout_s: float = 5.0,
+                 participant_pattern: str | None = None) -> None:
         self.path = Path(path)
         self.readonly = readonly
         self.busy_timeout_s = busy_timeout_s
+        self.participant_pattern = participant_pattern
         self._lock = threading.RLock()
         self._owner = _Owner(os.getpid(), socket.gethostname(), process_marker(os.getpid()))
         self._conn = self._open()
@@ -379,6 +452,7 @@ class SessionStore:
         except sqlite3.Error as exc:
             raise self._error(exc, "opening") from exc
         self._conn = conn
+        self.schema_version = int(conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
         if not self.readonly:
             self.recover_stale()
         return conn
@@ -424,6 +498,11 @@ class SessionStore:
             )
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "schema_version" in tables:
+            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            if row[0] == 1:
+                self._upgrade_from_v1(conn)
         conn.execute("BEGIN IMMEDIATE")
         try:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -446,6 +525,34 @@ class SessionStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def _upgrade_from_v1(self, conn: sqlite3.Connection) -> None:
+        """Schema 1 -> 2 in one transaction: sessions may be ``failed`` (the table is rebuilt,
+        SQLite cannot change a CHECK constraint), trials get a ``status``, gaps a table."""
+        sessions_sql = next(st for st in _SCHEMA.split(";") if "TABLE IF NOT EXISTS sessions" in st)
+        conn.execute("PRAGMA foreign_keys=OFF")  # only outside a transaction
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] != 1:
+                    conn.execute("ROLLBACK")  # another process upgraded it meanwhile
+                    return
+                conn.execute("ALTER TABLE trials ADD COLUMN status TEXT NOT NULL DEFAULT 'complete'"
+                             " CHECK (status IN ('complete', 'interrupted'))")
+                conn.execute(sessions_sql.replace("TABLE IF NOT EXISTS sessions", "TABLE sessions_v2"))
+                conn.execute("INSERT INTO sessions_v2 SELECT * FROM sessions")
+                conn.execute("DROP TABLE sessions")
+                conn.execute("ALTER TABLE sessions_v2 RENAME TO sessions")
+                if conn.execute("PRAGMA foreign_key_check").fetchall():
+                    raise StoreError(f"store {self.path}: upgrading to schema 2 broke a reference; nothing was changed")
+                conn.execute("INSERT INTO schema_version(version) VALUES (2)")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.execute("PRAGMA foreign_keys=ON")
 
     def _error(self, exc: sqlite3.Error, doing: str) -> StoreError:
         code = getattr(exc, "sqlite_errorcode", -1) & 0xFF
@@ -549,7 +656,7 @@ class SessionStore:
         sex : str, optional
             ``F``, ``M`` or ``O`` (``female``, ``male``, ``other`` are accepted).
         """
-        validate_participant(pid)
+        validate_participant(pid, self.participant_pattern)
         if age is not None:
             if isinstance(age, bool) or not isinstance(age, (int, np.integer)) or not 0 <= int(age) <= 120:
                 raise StoreError(f"participant age must be a whole number of years 0-120, got {age!r}")
@@ -592,7 +699,7 @@ class SessionStore:
         The participant is added if new. ``protocol`` is stored as JSON; its ``name``
         key (if any) is the protocol name shown in listings.
         """
-        validate_participant(participant)
+        validate_participant(participant, self.participant_pattern)
         try:
             protocol_json = json.dumps(protocol, default=str)
             device_json = json.dumps(device or {}, default=str)
@@ -618,14 +725,58 @@ class SessionStore:
         return session_id
 
     def finish_session(self, session_id: int, status: str = "completed") -> None:
-        """Close a session with ``completed``, ``aborted`` or ``interrupted``."""
+        """Close a session with ``completed``, ``aborted``, ``interrupted`` or ``failed``, and
+        checkpoint the WAL into the main file (so a plain copy of the ``.sqlite`` file made
+        between sessions holds everything)."""
         _check_status(status)
         if status == "running":
-            raise StoreError("finish_session status must be completed, aborted or interrupted, got 'running'")
+            raise StoreError("finish_session status must be completed, aborted, interrupted or failed, got 'running'")
         self._require_session(session_id)
         now = _now_iso()
         with self._write("finishing a session") as conn:
             conn.execute("UPDATE sessions SET status=?, end=?, updated=? WHERE id=?", (status, now, now, session_id))
+        self.checkpoint()
+
+    def checkpoint(self) -> bool:
+        """Move what the WAL holds into the main file (without waiting for readers);
+        ``True`` if every page was moved."""
+        if self.readonly:
+            return False
+        with self._lock:
+            try:
+                busy, _log, _moved = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error:
+                return False
+        return not busy
+
+    def backup(self, out: str | Path) -> Path:
+        """Write one self-contained copy of the store to ``out`` (SQLite's online backup:
+        consistent while sessions are written; no ``-wal`` file needed beside it).
+
+        The copy is written to a temporary name in the same folder and renamed when
+        complete. ``out`` must not exist.
+        """
+        out = Path(out)
+        if out.exists():
+            raise StoreError(f"backup path {out} exists; choose a new file")
+        tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            dst = sqlite3.connect(str(tmp))
+            try:
+                with self._lock:
+                    self._conn.backup(dst)
+                dst.execute("PRAGMA journal_mode=DELETE")
+            finally:
+                dst.close()
+            os.replace(tmp, out)
+        except sqlite3.Error as exc:
+            tmp.unlink(missing_ok=True)
+            raise self._error(exc, "backing up") from exc
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write backup {out}: {exc.strerror}") from exc
+        return out
 
     def _check_session_in(self, conn: sqlite3.Connection, session_id: int) -> None:
         if conn.execute("SELECT 1 FROM sessions WHERE id=?", (int(session_id),)).fetchone() is None:
@@ -789,6 +940,31 @@ class SessionStore:
             )
             return int(cur.lastrowid or 0)
 
+    def add_gap(self, session_id: int, after_index: int, start_t: float, end_t: float, n_missing: int,
+                reason: str) -> None:
+        """Record that samples are missing after source index ``after_index`` (a gaps row
+        and a ``gap:`` marker, in one transaction)."""
+        with self._write("writing a gap to") as conn:
+            self._check_session_in(conn, session_id)
+            conn.execute(
+                "INSERT INTO gaps(session_id, after_index, start_t, end_t, n_missing, reason) VALUES (?, ?, ?, ?, ?, ?)",
+                (int(session_id), int(after_index), float(start_t), float(end_t), int(n_missing), str(reason)),
+            )
+            conn.execute(
+                "INSERT INTO markers(session_id, t, sample_index, text) VALUES (?, ?, ?, ?)",
+                (int(session_id), float(start_t), int(after_index), f"gap:{int(n_missing)} samples missing ({reason})"),
+            )
+
+    def gaps(self, session_id: int) -> list[StoredGap]:
+        """The recorded gaps of a session, in index order (none in a schema-1 store)."""
+        self._require_session(session_id)
+        if self.schema_version < 2:
+            return []
+        rows = self._read(
+            "SELECT session_id, after_index, start_t, end_t, n_missing, reason FROM gaps WHERE session_id=?"
+            " ORDER BY after_index, id", (int(session_id),))
+        return [StoredGap(*r) for r in rows]
+
     def markers(self, session_id: int) -> list[Marker]:
         """The markers of a session in time order."""
         self._require_session(session_id)
@@ -807,12 +983,16 @@ class SessionStore:
         offset_t: float,
         onset_index: int | None,
         offset_index: int | None,
+        status: str = "complete",
     ) -> int:
         """Store a trial (stimulus presentation); return its id.
 
         Times are on the EEG clock; indices are source sample indices (as in
-        :meth:`append_eeg`).
+        :meth:`append_eeg`). An ``interrupted`` trial (cut short by a pause or a fault)
+        keeps its EEG for review but can never be labelled.
         """
+        if status not in TRIAL_STATUSES:
+            raise StoreError(f"trial status must be one of {', '.join(TRIAL_STATUSES)}, got {status!r}")
         if not offset_t >= onset_t:
             raise StoreError(f"trial offset_t must be >= onset_t, got onset {onset_t} and offset {offset_t}")
         if onset_index is not None and offset_index is not None and offset_index < onset_index:
@@ -822,11 +1002,11 @@ class SessionStore:
         with self._write("writing a trial to") as conn:
             self._check_session_in(conn, session_id)
             cur = conn.execute(
-                "INSERT INTO trials(session_id, stimulus_id, intended, onset_t, offset_t, onset_index, offset_index)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO trials(session_id, stimulus_id, intended, onset_t, offset_t, onset_index, offset_index,"
+                " status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (int(session_id), str(stimulus_id), intended, float(onset_t), float(offset_t),
                  None if onset_index is None else int(onset_index),
-                 None if offset_index is None else int(offset_index)),
+                 None if offset_index is None else int(offset_index), status),
             )
             return int(cur.lastrowid or 0)
 
@@ -836,8 +1016,11 @@ class SessionStore:
         """Store the participant's label (and SAM valence/arousal 1-9) for a trial."""
         check_label(label)
         valence, arousal = check_sam("valence", valence), check_sam("arousal", arousal)
-        if not self._read("SELECT 1 FROM trials WHERE id=?", (int(trial_id),)):
+        rows = self._read("SELECT status FROM trials WHERE id=?", (int(trial_id),))
+        if not rows:
             raise StoreError(f"unknown trial id {trial_id} in store {self.path}")
+        if rows[0][0] != "complete":
+            raise StoreError(f"trial {trial_id} was interrupted; an interrupted trial is never labelled")
         with self._write("writing a label to") as conn:
             conn.execute(
                 "UPDATE trials SET label=?, valence=?, arousal=? WHERE id=?",
@@ -847,9 +1030,10 @@ class SessionStore:
     def trials(self, session_id: int) -> list[Trial]:
         """The trials of a session in onset order."""
         self._require_session(session_id)
+        status = "status" if self.schema_version >= 2 else "'complete'"  # a v1 store opened read-only
         rows = self._read(
             "SELECT id, session_id, stimulus_id, intended, onset_t, offset_t, onset_index, offset_index, label,"
-            " valence, arousal FROM trials WHERE session_id=? ORDER BY onset_t, id",
+            f" valence, arousal, {status} FROM trials WHERE session_id=? ORDER BY onset_t, id",
             (int(session_id),),
         )
         return [Trial(*r) for r in rows]
@@ -872,18 +1056,25 @@ class SessionStore:
             infos = [i for i in infos if i.id in wanted]
         out: list[LabelledTrial] = []
         for info in infos:
+            gaps = self.gaps(info.id)
             for trial in self.trials(info.id):
-                if trial.label is None:
+                if trial.label is None or trial.status != "complete":
                     continue
-                data, times, _idx = self._trial_samples(info, trial)
+                data, _times, idx = self._trial_samples(info, trial)
                 if len(data) == 0:
                     continue
-                expected = self._expected_samples(info, trial, times)
+                inside = [g for g in gaps if idx[0] <= g.after_index < idx[-1]]
+                pieces = contiguous_pieces(idx, [g.after_index for g in inside])
+                if trial.onset_index is not None and trial.offset_index is not None:
+                    expected = trial.offset_index - trial.onset_index  # edges that never arrived count too
+                else:
+                    expected = int(idx[-1] - idx[0] + 1)
+                n_missing = max(0, expected - len(idx)) + sum(g.n_missing for g in inside)
                 out.append(
                     LabelledTrial(
                         data=data, label=trial.label, trial_id=f"{info.id}:{trial.id}", subject=info.participant,
                         sfreq_hz=info.sfreq_hz, session_id=info.id, stimulus_id=trial.stimulus_id,
-                        intended=trial.intended, n_missing=max(0, expected - len(data)),
+                        intended=trial.intended, n_missing=n_missing, pieces=pieces,
                     )
                 )
         return out
@@ -897,18 +1088,34 @@ class SessionStore:
         keep = (times >= trial.onset_t) & (times < trial.offset_t)
         return data[keep], times[keep], idx[keep]
 
-    @staticmethod
-    def _expected_samples(info: SessionInfo, trial: Trial, times: NDArray[np.float64]) -> int:
-        if trial.onset_index is not None and trial.offset_index is not None:
-            return trial.offset_index - trial.onset_index
-        return round((trial.offset_t - trial.onset_t) * info.sfreq_hz)
+
+
+def contiguous_pieces(indices: NDArray[np.int64], gaps_after: Sequence[int] = ()) -> tuple[tuple[int, int], ...]:
+    """Row ranges ``(start, stop)`` of stored samples with nothing missing inside.
+
+    A piece ends where the source indices jump (samples the recorder never got) or
+    after a sample that a recorded gap follows (``gaps_after`` holds the gaps'
+    ``after_index``: the device lost samples there, although the buffer's own indices
+    run on).
+    """
+    n = len(indices)
+    if n == 0:
+        return ()
+    idx = np.asarray(indices, dtype=np.int64)
+    cuts = np.flatnonzero(np.diff(idx) != 1) + 1
+    if len(gaps_after):
+        pos = np.searchsorted(idx, np.asarray(gaps_after, dtype=np.int64), side="right")
+        cuts = np.concatenate([cuts, pos[(pos > 0) & (pos < n)]])
+    bounds = [0, *sorted({int(c) for c in cuts}), n]
+    return tuple((a, b) for a, b in itertools.pairwise(bounds) if b > a)
 
 
 def open_store(path: str | Path | None = None, readonly: bool = False) -> SessionStore:
-    """Open the store at ``path`` or at the settings' default (``store_path``)."""
-    if path is None:
-        from acquisition.settings import load_settings
+    """Open the store at ``path`` or at the settings' default (``store_path``), with the
+    settings' participant-id rule."""
+    from acquisition.settings import load_settings
 
-        path = load_settings().store_path
-    return SessionStore(path, readonly=readonly)
+    settings = load_settings()
+    return SessionStore(path or settings.store_path, readonly=readonly,
+                        participant_pattern=settings.participant_pattern)
 
