@@ -54,6 +54,11 @@ class EndOfStream(Exception):  # a signal, not an error
     """Raised by ``_read`` when a finite recording has been played to its end."""
 
 
+class FatalSourceError(SourceError):
+    """Raised by ``_read`` for a fault reconnecting cannot cure (a stream stamped on
+    another clock, say): the source stops, with the reason in ``last_error``."""
+
+
 @dataclass
 class DeviceInfo:
     """What a source knows about the device behind it."""
@@ -84,6 +89,7 @@ class ReadResult:
     timestamps: NDArray[np.float64]
     lost: int = 0  # samples the device says it dropped just before this chunk
     interpolated: int = 0  # samples in this chunk the device filled in
+    lost_reason: str = "device dropped samples"  # why ``lost`` samples are missing
 
 
 @dataclass
@@ -252,7 +258,7 @@ class BaseSource(ABC):
         if res.lost:
             start = last_time if last_time is not None else float(res.timestamps[0])
             self.buffer.add_gap(
-                Gap(self.buffer.total - 1, start, float(res.timestamps[0]), int(res.lost), "device dropped samples")
+                Gap(self.buffer.total - 1, start, float(res.timestamps[0]), int(res.lost), res.lost_reason)
             )
             self.counters.lost += int(res.lost)
         self.buffer.push(res.data, res.timestamps)
@@ -271,6 +277,12 @@ class BaseSource(ABC):
                 self._set_status(SourceStatus.STOPPED)
                 self._safe_close()
                 return
+            except FatalSourceError as exc:
+                self.last_error = str(exc)
+                log.error(self.last_error)
+                self._safe_close()
+                self._set_status(SourceStatus.STOPPED)
+                return
             except Exception as exc:  # the device failed: treat like a loss
                 self.last_error = f"{self.kind} source read failed: {exc}"
                 log.warning(self.last_error)
@@ -283,7 +295,18 @@ class BaseSource(ABC):
                         missing = max(0, round((t0 - last_time) * self.sfreq_hz) - 1)
                         self.buffer.add_gap(Gap(lost_at, last_time, t0, missing, "device lost"))
                     lost_at = None
-                self._push(res, last_time)
+                try:
+                    self._push(res, last_time)
+                except Exception as exc:  # a malformed chunk: never end the reader silently
+                    self.last_error = f"{self.kind} source could not take a chunk: {type(exc).__name__}: {exc}"
+                    log.exception(self.last_error)
+                    lost_at = self.buffer.total - 1
+                    self._set_status(SourceStatus.LOST)
+                    self._safe_close()
+                    if not self.reconnect:
+                        self._set_status(SourceStatus.STOPPED)
+                        return
+                    continue
                 last_time = float(res.timestamps[-1])
                 last_data = time.monotonic()
                 backoff = 0.25

@@ -17,7 +17,15 @@ Units come from each channel's ``unit`` field: volts, millivolts, microvolts (al
 MNE integer exponents ``"0"``, ``"-3"``, ``"-6"`` that mne-lsl writes); a missing unit
 means µV (EmotivPRO). Timestamps are the sender's LSL timestamps with the clock offset
 removed (liblsl's ``clocksync`` and ``monotonize`` post-processing). Samples with NaN or
-infinite values are never passed on: they are counted as lost, with a gap.
+infinite values (or beyond float32's range) are never passed on: they are counted as
+lost, with a gap.
+
+Clock sanity: the first samples of a stream must be stamped within
+:data:`MAX_CLOCK_SKEW_S` of this machine's LSL clock once the offset is removed. A bridge
+that stamps with Unix time (or another clock) would put every trial window seconds off,
+silently, so such a stream is refused with the offset named -- or, with
+``restamp=True`` (``lsl:NAME?restamp=arrival``), re-stamped from the arrival time, and
+the device notes say so.
 """
 
 from __future__ import annotations
@@ -42,7 +50,13 @@ from acquisition.channels import (
     unit_scale_to_uv,
 )
 from acquisition.errors import SourceError
-from acquisition.sources.base import BaseSource, DeviceInfo, ReadResult
+from acquisition.sources.base import (
+    BaseSource,
+    DeviceInfo,
+    FatalSourceError,
+    ReadResult,
+    local_clock,
+)
 from acquisition.sources.resample import StreamResampler
 
 log = logging.getLogger(__name__)
@@ -56,6 +70,12 @@ _FORMAT_NAMES = {1: "float32", 2: "double64", 3: "string", 4: "int32", 5: "int16
 
 #: Rates EmotivPRO streams at.
 EMOTIV_RATES_HZ = (128.0, 256.0)
+
+#: Largest distance (s) between a stream's corrected stamps and this machine's clock.
+MAX_CLOCK_SKEW_S = 5.0
+
+#: Largest magnitude of a sample (the store keeps float32).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 @dataclass(frozen=True)
 class StreamTarget:
@@ -346,6 +366,10 @@ class LslSource(BaseSource):
         Also smooth timestamps with liblsl's dejitter. Off by default: liblsl fits
         timestamps against the count of samples received, so after dropped samples it
         would misplace the ones that follow.
+    restamp : bool
+        Stamp samples from their arrival time (spaced at the nominal rate) instead of
+        the sender's stamps: for bridges that stamp on another clock. Without it such a
+        stream is refused at connect time.
     **kwargs
         :class:`~acquisition.sources.base.BaseSource` options (``buffer_seconds``,
         ``loss_timeout_s``, ``reconnect``).
@@ -360,11 +384,15 @@ class LslSource(BaseSource):
     kind = "lsl"
 
     def __init__(self, target: str, *, max_chunk_samples: int = 1024, dejitter: bool = False,
-                 **kwargs: Any) -> None:
+                 restamp: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.target = parse_target(target)
         self.max_chunk_samples = int(max_chunk_samples)
         self.dejitter = dejitter
+        self.restamp = restamp
+        #: corrected stamp minus local clock of the first samples (s), once measured
+        self.clock_skew_s: float | None = None
+        self._last_restamp: float | None = None
         self.layout: StreamLayout | None = None
         self.source_id: str = ""
         #: dropped samples counted at the stream's own rate (exact, from Counter)
@@ -428,8 +456,17 @@ class LslSource(BaseSource):
         self.layout = layout
         self.source_id = full.source_id() or ""
         self._reset_stream_state()
+        try:
+            self._first_chunk(min(timeout_s, 2.0))
+        except SourceError:
+            self._close()
+            raise
         labels = tuple(label or "" for label in (full.get_channel_labels() or []))
         notes = [*layout.notes, f"type {full.type()!r}, clock offset {offset_s * 1e3:.3f} ms"]
+        if self.restamp:
+            notes.append("stamped from arrival time (restamp): the sender's stamps are not used")
+        elif self.clock_skew_s is not None:
+            notes.append(f"stamps within {abs(self.clock_skew_s):.3f} s of this machine's clock")
         if n_candidates > 1:
             notes.append(f"{n_candidates} streams matched {self.target.describe()}; using this one")
         return DeviceInfo(kind="lsl", name=name, native_sfreq_hz=layout.native_sfreq_hz,
@@ -438,15 +475,52 @@ class LslSource(BaseSource):
     def _read(self, timeout_s: float) -> ReadResult | None:
         if self._pending:
             return self._pending.popleft()
-        inlet, layout = self._inlet, self.layout
-        if inlet is None or layout is None:
+        if self._inlet is None or self.layout is None:
             return None
-        samples, stamps = inlet.pull_chunk(timeout=timeout_s, max_samples=self.max_chunk_samples,
-                                           min_samples=1, as_numpy=True)
-        if len(stamps) == 0:
-            return None
-        self._pending.extend(self._convert(np.asarray(samples), np.asarray(stamps, dtype=np.float64)))
+        self._pull(timeout_s)
         return self._pending.popleft() if self._pending else None
+
+    def _pull(self, timeout_s: float) -> None:
+        """Pull a chunk, check or replace its stamps, convert it into ``_pending``."""
+        assert self._inlet is not None and self.layout is not None
+        samples, stamps = self._inlet.pull_chunk(timeout=timeout_s, max_samples=self.max_chunk_samples,
+                                                 min_samples=1, as_numpy=True)
+        if len(stamps) == 0:
+            return
+        stamps = np.asarray(stamps, dtype=np.float64)
+        if self.restamp:
+            stamps = self._arrival_stamps(len(stamps))
+        elif self.clock_skew_s is None:
+            self._check_clock(stamps)
+        self._pending.extend(self._convert(np.asarray(samples), stamps))
+
+    def _first_chunk(self, timeout_s: float) -> None:
+        """Read the first samples at connect time, so a stream on another clock is refused
+        before anything is recorded (a silent stream is checked at its first chunk)."""
+        self._pull(timeout_s)
+
+    def _check_clock(self, stamps: NDArray[np.float64]) -> None:
+        skew = float(stamps[-1]) - local_clock()
+        if abs(skew) > MAX_CLOCK_SKEW_S:
+            assert self.layout is not None
+            raise FatalSourceError(
+                f"LSL stream {self.layout.stream!r} is stamped {skew:+.1f} s away from this machine's LSL "
+                f"clock (after the clock offset is removed): it uses another clock (Unix time?); fix the "
+                f"sender, or add ?restamp=arrival to the source to stamp samples on arrival"
+            )
+        self.clock_skew_s = skew
+
+    def _arrival_stamps(self, n: int) -> NDArray[np.float64]:
+        """Stamps for ``n`` samples that arrived now: the newest at the arrival time, the
+        others spaced at the nominal rate, never earlier than the previous chunk's."""
+        assert self.layout is not None
+        period = 1.0 / self.layout.native_sfreq_hz
+        stamps = np.asarray(local_clock() - period * np.arange(n - 1, -1, -1), dtype=np.float64)
+        last = self._last_restamp
+        if last is not None and stamps[0] <= last:
+            stamps = np.asarray(last + period * np.arange(1, n + 1), dtype=np.float64)
+        self._last_restamp = float(stamps[-1])
+        return stamps
 
     def _close(self) -> None:
         inlet, self._inlet = self._inlet, None
@@ -456,6 +530,8 @@ class LslSource(BaseSource):
 
     # -- conversion -------------------------------------------------------------------
     def _reset_stream_state(self) -> None:
+        self.clock_skew_s = None
+        self._last_restamp = None
         self._last_counter: int | None = None
         self._last_time: float | None = None
         self._bad_carry = 0
@@ -480,7 +556,8 @@ class LslSource(BaseSource):
         assert layout is not None
         n = len(stamps)
         eeg = raw[:, list(layout.eeg_index)].astype(np.float64) * np.asarray(layout.scale_to_uv)
-        good = np.isfinite(eeg).all(axis=1)
+        with np.errstate(invalid="ignore"):
+            good = np.isfinite(eeg).all(axis=1) & (np.abs(eeg) <= FLOAT32_MAX).all(axis=1)
         counter = flags = None
         if layout.emotiv:
             assert layout.counter_index is not None and layout.interpolate_index is not None
@@ -490,8 +567,8 @@ class LslSource(BaseSource):
         n_bad = n - int(good.sum())
         if n_bad:
             self.invalid_samples += n_bad
-            self.last_error = (f"lsl source dropped {n_bad} sample(s) with NaN or infinite values "
-                               f"from stream {layout.stream!r} ({self.invalid_samples} in all)")
+            self.last_error = (f"lsl source dropped {n_bad} sample(s) with NaN, infinite or out-of-range "
+                               f"values from stream {layout.stream!r} ({self.invalid_samples} in all)")
             log.warning(self.last_error)
         rows = np.flatnonzero(good)
         if len(rows) == 0:

@@ -14,11 +14,18 @@ Accepted files:
 * EDF/EDF+ and BDF/BDF+ (``.edf``, ``.bdf``): signals matched by label, physical units
   converted to µV, any rate resampled to 128 Hz.
 * ``STORE.sqlite#SESSION_ID`` (or ``.db``): the EEG of a session in Duygu's store.
+
+Gaps stay gaps: a jump in a CSV's ``time`` column, an EDF ``BAD_ACQ_SKIP`` annotation
+(how Duygu's exports mark missing samples) and the gaps of a stored session are replayed
+as a live source reports a loss -- the samples are not there, the next chunk says how
+many are missing (a :class:`~acquisition.ringbuffer.Gap`), and its timestamps jump by the
+missing time. Values that are NaN, infinite or beyond float32's range are refused.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 import time
 import warnings
@@ -41,6 +48,9 @@ from acquisition.sources.base import BaseSource, DeviceInfo, EndOfStream, ReadRe
 from acquisition.sources.resample import resample_offline
 
 log = logging.getLogger(__name__)
+
+#: Largest magnitude a sample may have (the store keeps float32).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 #: Rates a ``time`` column is snapped to when it is within 1 % of one of them.
 COMMON_RATES_HZ = (128.0, 256.0, 250.0, 500.0, 512.0, 1000.0, 1024.0, 2048.0, 200.0, 160.0, 125.0)
@@ -66,6 +76,9 @@ class Recording:
         The file's labels used for AF3 ... AF4, in EPOC order.
     notes : list of str
         What was done to the file (ignored columns, resampling, ...).
+    gaps : tuple of (int, int)
+        ``(after_row, n_missing)``: samples missing after row ``after_row`` of ``data``
+        (at 128 Hz), in row order.
     """
 
     data: NDArray[np.float64]
@@ -73,6 +86,7 @@ class Recording:
     native_sfreq_hz: float
     labels: tuple[str, ...]
     notes: list[str] = field(default_factory=list)
+    gaps: tuple[tuple[int, int], ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -151,11 +165,12 @@ def _read_csv(path: Path) -> Recording:
     if aliased:
         notes.append(f"labels read as: {', '.join(aliased)}")
     sfreq_hz = SFREQ_HZ
+    native_gaps: list[tuple[int, int]] = []
     if time_col is not None:
-        sfreq_hz, time_notes = _rate_from_times(path.name, table[:, -1])
+        sfreq_hz, native_gaps, time_notes = _rate_from_times(path.name, table[:, -1])
         notes += time_notes
     labels = tuple(header[i] for i in order)
-    return _to_analysis_rate(data, sfreq_hz, labels, notes)
+    return _to_analysis_rate(data, sfreq_hz, labels, notes, native_gaps)
 
 
 def _numeric(name: str, body: list[list[str]], cols: list[int], header: list[str]) -> NDArray[np.float64]:
@@ -180,12 +195,20 @@ def _numeric(name: str, body: list[list[str]], cols: list[int], header: list[str
             f"{name} line {r + 2}, column {header[cols[j]]}: sample is {body[r][cols[j]].strip()} "
             f"({int(bad.sum())} non-finite cell(s) in all); NaN/inf samples cannot be replayed"
         )
+    huge = np.abs(table[:, : len(EPOC_CHANNELS)]) > FLOAT32_MAX
+    if huge.any():
+        r, j = (int(v) for v in np.argwhere(huge)[0])
+        raise RecordingError(
+            f"{name} line {r + 2}, column {header[cols[j]]}: sample {body[r][cols[j]].strip()} is beyond "
+            f"float32's range ({int(huge.sum())} such cell(s) in all); it cannot be stored"
+        )
     return table
 
 
-def _rate_from_times(name: str, times: NDArray[np.float64]) -> tuple[float, list[str]]:
+def _rate_from_times(name: str, times: NDArray[np.float64]) -> tuple[float, list[tuple[int, int]], list[str]]:
+    """The rate of a ``time`` column, its gaps ``(after_row, n_missing)`` at that rate, notes."""
     if len(times) < 2:
-        return SFREQ_HZ, []
+        return SFREQ_HZ, [], []
     steps = np.diff(times)
     if np.any(steps <= 0):
         r = int(np.flatnonzero(steps <= 0)[0])
@@ -195,11 +218,13 @@ def _rate_from_times(name: str, times: NDArray[np.float64]) -> tuple[float, list
         )
     estimate = 1.0 / float(np.median(steps))
     sfreq_hz = next((f for f in COMMON_RATES_HZ if abs(estimate / f - 1) < 0.01), round(estimate, 3))
+    jumps = np.flatnonzero(steps > 1.5 / sfreq_hz)
+    gaps = [(int(r), max(1, round(float(steps[r]) * sfreq_hz) - 1)) for r in jumps]
     notes = []
-    n_gaps = int(np.sum(steps > 1.5 / sfreq_hz))
-    if n_gaps:
-        notes.append(f"time column has {n_gaps} gap(s); replay plays the samples back to back")
-    return sfreq_hz, notes
+    if gaps:
+        missing_s = sum(n for _, n in gaps) / sfreq_hz
+        notes.append(f"time column has {len(gaps)} gap(s), {missing_s:.2f} s missing: replayed as gaps")
+    return sfreq_hz, gaps, notes
 
 
 # -- EDF / BDF ---------------------------------------------------------------------------
@@ -230,7 +255,10 @@ def _read_edf(path: Path) -> Recording:
         name = canonical_label(s.label)
         if name is not None and name not in chosen:
             chosen[name] = s
-    columns = []
+    skips_s = sorted((float(a.onset), float(a.duration or 0.0)) for a in getattr(edf, "annotations", ())
+                     if str(a.text).strip().upper() == "BAD_ACQ_SKIP" and (a.duration or 0) > 0)
+    columns: list[NDArray[np.float64]] = []
+    channel_gaps: list[list[tuple[int, int]]] = []
     rates = set()
     for name in EPOC_CHANNELS:
         sig = chosen[name]
@@ -243,20 +271,51 @@ def _read_edf(path: Path) -> Recording:
         x = np.asarray(sig.data, dtype=np.float64) * scale
         rate = float(sig.sampling_frequency)
         rates.add(rate)
-        if rate != SFREQ_HZ:
-            x = resample_offline(x[:, None], rate, SFREQ_HZ)[:, 0]
-        columns.append(x)
+        # samples under a BAD_ACQ_SKIP annotation were never recorded (Duygu's exports
+        # fill them to keep EDF's grid): they become gaps again
+        keep = np.ones(len(x), dtype=bool)
+        for onset_s, duration_s in skips_s:
+            keep[max(0, round(onset_s * rate)):max(0, round((onset_s + duration_s) * rate))] = False
+        native_gaps = _gaps_of_mask(keep)
+        pieces, gaps = _resample_pieces(x[keep][:, None], rate, native_gaps)
+        columns.append(pieces[:, 0])
+        channel_gaps.append(gaps)
     n = min(len(c) for c in columns)
     data = np.stack([c[:n] for c in columns], axis=1)
     bad = ~np.isfinite(data)
     if bad.any():
         r, j = (int(v) for v in np.argwhere(bad)[0])
         raise RecordingError(f"{path.name}: signal {EPOC_CHANNELS[j]} sample {r} is not finite")
+    huge = np.abs(data) > FLOAT32_MAX
+    if huge.any():
+        r, j = (int(v) for v in np.argwhere(huge)[0])
+        raise RecordingError(f"{path.name}: signal {EPOC_CHANNELS[j]} sample {r} is beyond float32's range")
     native = max(rates)
     if rates != {SFREQ_HZ}:
         notes.append(f"resampled from {', '.join(f'{r:g}' for r in sorted(rates))} Hz to {SFREQ_HZ:g} Hz")
+    edf_gaps = tuple((a, m) for a, m in channel_gaps[0] if a < n - 1)
+    if edf_gaps:
+        notes.append(f"{len(edf_gaps)} BAD_ACQ_SKIP gap(s), {sum(m for _, m in edf_gaps) / SFREQ_HZ:.2f} s: "
+                     "replayed as gaps")
     labels_used = tuple(chosen[name].label for name in EPOC_CHANNELS)
-    return Recording(data, SFREQ_HZ, native, labels_used, notes)
+    return Recording(data, SFREQ_HZ, native, labels_used, notes, edf_gaps)
+
+
+def _gaps_of_mask(keep: NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """``(after_row, n_missing)`` in the kept rows for every run of dropped rows after
+    the first kept one (a missing start or end is not a gap: nothing lies beyond it)."""
+    gaps: list[tuple[int, int]] = []
+    kept_so_far = 0
+    run = 0
+    for k in keep:
+        if k:
+            if run and kept_so_far:
+                gaps.append((kept_so_far - 1, run))
+            run = 0
+            kept_so_far += 1
+        else:
+            run += 1
+    return gaps
 
 
 # -- session store -----------------------------------------------------------------------
@@ -280,6 +339,7 @@ def _read_store(path: Path, session_id: int) -> Recording:
         try:
             info = store.session(session_id)
             data, _times, indices = store.eeg(session_id)
+            stored_gaps = store.gaps(session_id)
         finally:
             store.close()
     except StoreError as exc:
@@ -287,21 +347,49 @@ def _read_store(path: Path, session_id: int) -> Recording:
     if len(data) == 0:
         raise RecordingError(f"session {session_id} of {path.name} has no EEG")
     notes = [f"session {session_id} of {path.name}"]
-    n_missing = int(indices[-1] - indices[0] + 1 - len(indices))
-    if n_missing:
-        notes.append(f"{n_missing} sample(s) missing in the recording; replay plays the rest back to back")
+    # a piece ends where the recorder missed samples (an index jump) or a recorded gap follows
+    missing_after: dict[int, int] = {}
+    for row in np.flatnonzero(np.diff(indices) > 1):
+        missing_after[int(row)] = int(indices[row + 1] - indices[row] - 1)
+    for g in stored_gaps:
+        at = int(np.searchsorted(indices, g.after_index, side="right")) - 1
+        if 0 <= at < len(indices) - 1:
+            missing_after[at] = missing_after.get(at, 0) + max(1, int(g.n_missing))
+    gaps = sorted(missing_after.items())
+    if gaps:
+        notes.append(f"{len(gaps)} gap(s), {sum(m for _, m in gaps)} sample(s) missing: replayed as gaps")
     sfreq_hz = float(getattr(info, "sfreq_hz", SFREQ_HZ) or SFREQ_HZ)
-    return _to_analysis_rate(np.asarray(data, dtype=np.float64), sfreq_hz, EPOC_CHANNELS, notes)
+    return _to_analysis_rate(np.asarray(data, dtype=np.float64), sfreq_hz, EPOC_CHANNELS, notes, gaps)
 
 
 # -- shared ------------------------------------------------------------------------------
+def _resample_pieces(data: NDArray[np.float64], sfreq_hz: float,
+                     gaps: list[tuple[int, int]]) -> tuple[NDArray[np.float64], list[tuple[int, int]]]:
+    """Resample each gap-free piece to 128 Hz on its own (never filtering across a gap);
+    returns the rows and the gaps ``(after_row, n_missing)`` in 128 Hz rows."""
+    bounds = [0, *[a + 1 for a, _ in gaps], len(data)]
+    out: list[NDArray[np.float64]] = []
+    out_gaps: list[tuple[int, int]] = []
+    n_out = 0
+    for k, (a, b) in enumerate(itertools.pairwise(bounds)):
+        piece = data[a:b] if sfreq_hz == SFREQ_HZ else resample_offline(data[a:b], sfreq_hz, SFREQ_HZ)
+        out.append(piece)
+        n_out += len(piece)
+        if k < len(gaps) and n_out:
+            out_gaps.append((n_out - 1, max(1, round(gaps[k][1] * SFREQ_HZ / sfreq_hz))))
+    rows = np.concatenate(out) if out else data[:0]
+    return rows, out_gaps
+
+
 def _to_analysis_rate(
-    data: NDArray[np.float64], sfreq_hz: float, labels: tuple[str, ...], notes: list[str]
+    data: NDArray[np.float64], sfreq_hz: float, labels: tuple[str, ...], notes: list[str],
+    gaps: list[tuple[int, int]] | None = None,
 ) -> Recording:
     if sfreq_hz != SFREQ_HZ:
         notes = [*notes, f"resampled from {sfreq_hz:g} Hz to {SFREQ_HZ:g} Hz"]
-        data = resample_offline(data, sfreq_hz, SFREQ_HZ)
-    return Recording(np.ascontiguousarray(data, dtype=np.float64), SFREQ_HZ, sfreq_hz, labels, notes)
+    rows, out_gaps = _resample_pieces(data, sfreq_hz, list(gaps or []))
+    return Recording(np.ascontiguousarray(rows, dtype=np.float64), SFREQ_HZ, sfreq_hz, labels, notes,
+                     tuple(out_gaps))
 
 
 class ReplaySource(BaseSource):
@@ -337,11 +425,15 @@ class ReplaySource(BaseSource):
         self._t0 = 0.0
         self._wall0 = 0.0
         self._sent = 0  # samples played in all (keeps counting across loops)
+        self._skipped = 0  # samples the recording misses before the next one (its gaps)
+        self._pending_lost = 0  # missing samples reported with the next chunk
 
     def _open(self, timeout_s: float) -> DeviceInfo:
         if self.recording is None:
             self.recording = read_recording(self.path)
             self._sent = 0
+        self._gap_rows = np.asarray([a for a, _ in self.recording.gaps], dtype=np.int64)
+        self._gap_missing = np.asarray([m for _, m in self.recording.gaps], dtype=np.int64)
         rate = SFREQ_HZ * self.speed
         # (re)start the clock so that the next sample is due now
         self._wall0 = time.monotonic() - self._sent / rate
@@ -375,13 +467,19 @@ class ReplaySource(BaseSource):
             due = int((time.monotonic() - self._wall0) * rate)
             if due - self._sent < need:
                 return None
-        n = due - self._sent
-        if left is not None:
-            n = min(n, left)
-        idx = (pos + np.arange(n)) % n_total
-        times = self._t0 + (self._sent + np.arange(n)) / rate
+        n = min(due - self._sent, n_total - pos)  # a chunk never wraps round a loop
+        k = int(np.searchsorted(self._gap_rows, pos))
+        at_gap = k < len(self._gap_rows) and self._gap_rows[k] < pos + n
+        if at_gap:
+            n = int(self._gap_rows[k]) - pos + 1  # a chunk ends at a gap
+        lost, self._pending_lost = self._pending_lost, 0
+        idx = pos + np.arange(n)
+        times = self._t0 + (self._sent + self._skipped + np.arange(n)) / rate
         self._sent += n
-        return ReadResult(rec.data[idx], times)
+        if at_gap:
+            self._pending_lost = int(self._gap_missing[k])
+            self._skipped += self._pending_lost
+        return ReadResult(rec.data[idx], times, lost=lost, lost_reason="gap in the recording")
 
     def _close(self) -> None:
         return None

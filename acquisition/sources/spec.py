@@ -1,7 +1,8 @@
 """Source specifications: the strings users type to pick a source.
 
 ``simulated[:SEED]``, ``lsl:NAME``, ``lsl:type=EEG``, ``brainflow:BOARD_ID``,
-``replay:PATH[@SPEED]``.
+``replay:PATH[@SPEED]``; options follow a ``?`` as ``key=value`` pairs joined by ``&``
+(``lsl:NAME?restamp=arrival``).
 """
 
 from __future__ import annotations
@@ -23,11 +24,37 @@ class SourceSpec:
     kind: str
     target: str
     speed: float = 1.0
+    options: tuple[tuple[str, str], ...] = ()
 
     def __str__(self) -> str:
+        query = ("?" + "&".join(f"{k}={v}" for k, v in self.options)) if self.options else ""
         if self.kind == "replay" and self.speed != 1.0:
-            return f"replay:{self.target}@{self.speed:g}"
-        return f"{self.kind}:{self.target}" if self.target else self.kind
+            return f"replay:{self.target}@{self.speed:g}{query}"
+        return (f"{self.kind}:{self.target}" if self.target else self.kind) + query
+
+
+#: Options each kind accepts after ``?`` (value rule in the message).
+OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "lsl": {"restamp": ("arrival",)},
+}
+
+
+def _split_options(kind: str, rest: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    if kind not in OPTIONS or "?" not in rest:
+        return rest, ()
+    target, _, query = rest.partition("?")
+    allowed = OPTIONS[kind]
+    options = []
+    for part in query.split("&"):
+        key, eq, value = part.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if not eq or key not in allowed:
+            raise SourceError(f"{kind} source option must be one of {', '.join(f'{k}=...' for k in allowed)}, "
+                              f"got {part.strip()!r}")
+        if value not in allowed[key]:
+            raise SourceError(f"{kind} source option {key} must be {' or '.join(allowed[key])}, got {value!r}")
+        options.append((key, value))
+    return target, tuple(options)
 
 
 def parse_source_spec(spec: str) -> SourceSpec:
@@ -40,6 +67,7 @@ def parse_source_spec(spec: str) -> SourceSpec:
             f"unknown source spec {spec!r}: expected simulated[:SEED], lsl:NAME, "
             "lsl:type=EEG, brainflow:BOARD_ID or replay:PATH[@SPEED]"
         )
+    rest, options = _split_options(kind, rest)
     if kind == "simulated":
         if rest and not rest.lstrip("-").isdigit():
             raise SourceError(f"simulated seed must be an integer, got {rest!r}")
@@ -67,7 +95,7 @@ def parse_source_spec(spec: str) -> SourceSpec:
         if not path.strip():
             raise SourceError(f"source spec {spec!r} needs a file path after 'replay:'")
         return SourceSpec("replay", path, speed)
-    return SourceSpec("lsl", rest)
+    return SourceSpec("lsl", rest, options=options)
 
 
 def open_source(spec: str | SourceSpec, **kwargs: Any) -> BaseSource:
@@ -80,7 +108,8 @@ def open_source(spec: str | SourceSpec, **kwargs: Any) -> BaseSource:
     if parsed.kind == "lsl":
         from acquisition.sources.lsl import LslSource
 
-        return LslSource(parsed.target, **kwargs)
+        opts = dict(parsed.options)
+        return LslSource(parsed.target, restamp=opts.get("restamp") == "arrival", **kwargs)
     if parsed.kind == "brainflow":
         from acquisition.sources.brainflow import BrainFlowSource
 

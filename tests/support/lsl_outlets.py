@@ -9,13 +9,14 @@ time in chunks of 4-32 samples with one timestamp per sample, sample ``k`` stamp
 ``t0 + k / rate``. ``AF3`` carries the sample index ``k`` (a ramp), every other EEG
 channel a constant of its own (:func:`channel_constant`), ``Counter`` is ``k % rate``.
 Samples in ``--skip`` are not sent (their Counter values are skipped), samples in
-``--interpolate`` have ``Interpolate = 1``, samples in ``--nan`` carry NaN in ``F3``.
+``--interpolate`` have ``Interpolate = 1``, samples in ``--nan`` carry NaN in ``F3``;
+``--stamp-offset`` shifts every pushed stamp (a bridge stamping with Unix time).
 A process restarted with the same ``--t0`` continues the ramp where the clock is.
 
 ``generic`` sends the given ``--labels`` (with ``--units``) and the same values (AF3 =
 ramp, others constants), scaled to the stated unit. ``player`` replays a CSV of EPOC
-channels in µV through mne-lsl's ``PlayerLSL`` (in volts, as MNE streams) after a
-lead-in of ``--preroll-s`` seconds of :data:`PREROLL_UV`.
+channels in µV (``--rows START:STOP`` of it) through mne-lsl's ``PlayerLSL`` (in volts,
+as MNE streams) after a lead-in of ``--preroll-s`` seconds of :data:`PREROLL_UV`.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def _run_paced(args: argparse.Namespace, labels: tuple[str, ...], unit_scale: fl
             block[:, col["Timestamp"]] = stamps
         keep = ~np.isin(idx, list(skip))
         if keep.any():
-            outlet.push_chunk(block[keep].tolist(), stamps[keep].tolist())
+            outlet.push_chunk(block[keep].tolist(), (stamps[keep] + args.stamp_offset).tolist())
         k += n
     deadline = time.monotonic() + args.linger_s
     while _parent_alive(args.parent) and time.monotonic() < deadline:
@@ -116,6 +117,9 @@ def _run_player(args: argparse.Namespace) -> None:
     from mne_lsl.player import PlayerLSL
 
     table = np.loadtxt(args.csv, delimiter=",", skiprows=1)
+    if args.rows:
+        first, _, last = args.rows.partition(":")
+        table = table[int(first or 0):int(last) if last else None]
     header = Path(args.csv).read_text().splitlines()[0].split(",")
     names = ["P7" if h == "P" else h for h in header[:14]]
     data_uv = table[:, :14]
@@ -146,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--format", default="float32", choices=("float32", "double64"))
     p.add_argument("--seconds", type=float, default=0.0, help="0 = until killed")
     p.add_argument("--t0", type=float, default=0.0, help="LSL time of sample 0 (0 = now)")
+    p.add_argument("--stamp-offset", type=float, default=0.0,
+                   help="add this to every pushed stamp (a bridge that stamps on another clock)")
     p.add_argument("--chunk-min", type=int, default=4)
     p.add_argument("--chunk-max", type=int, default=32)
     p.add_argument("--skip", default="")
@@ -155,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--wait-consumer", type=float, default=0.0)
     p.add_argument("--linger-s", type=float, default=120.0)
     p.add_argument("--csv", default="")
+    p.add_argument("--rows", default="", help="player: replay only rows START:STOP of the CSV")
     p.add_argument("--preroll-s", type=float, default=3.0)
     args = p.parse_args(argv)
     if args.mode == "player":
