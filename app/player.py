@@ -34,6 +34,12 @@ from acquisition.sources.base import local_clock
 log = logging.getLogger(__name__)
 
 
+def _monotonic() -> float:
+    import time
+
+    return time.monotonic()
+
+
 class AudioError(SourceError):
     """No usable audio output (no device, PortAudio missing, stream failed)."""
 
@@ -170,6 +176,7 @@ class StimulusPlayer:
         self._intercepts: list[tuple[float, float]] = []  # (callback time, dac - frames/rate)
         self._frames_out = 0
         self._first_callback_t = float("inf")
+        self._last_callback_mono = 0.0  # time.monotonic() of the latest callback
         self.errors: list[str] = []
 
     # -- life cycle ---------------------------------------------------------------------
@@ -188,6 +195,7 @@ class StimulusPlayer:
         self.device_name = str(info["name"])
         self.samplerate_hz = float(self._requested_hz or info["default_samplerate"])
         self.channels = min(2, int(info["max_output_channels"]))
+        self._last_callback_mono = _monotonic()
         try:
             self._stream = sd.OutputStream(
                 device=self.device, samplerate=self.samplerate_hz, channels=self.channels,
@@ -202,11 +210,16 @@ class StimulusPlayer:
         return self
 
     def close(self) -> None:
-        """Stop and close the stream (safe to call twice)."""
+        """Stop and close the stream (safe to call twice, and on a dead output)."""
         stream, self._stream = self._stream, None
+        with self._lock:
+            self._playing = None
         if stream is not None:
-            stream.abort()
-            stream.close()
+            try:
+                stream.abort()
+                stream.close()
+            except Exception as exc:  # the output already died; nothing is left to stop
+                log.warning("closing the audio stream: %s", exc)
         self._done.set()
 
     def __enter__(self) -> StimulusPlayer:
@@ -243,13 +256,28 @@ class StimulusPlayer:
             raise AudioError(f"audio output {self.device_name!r} did not start playing within {timeout_s:g} s")
         return playing.onset_t
 
+    @property
+    def stall_limit_s(self) -> float:
+        """No callback for this long means the output died (server killed, device gone)."""
+        return max(1.0, 4 * self.latency_s)
+
     def wait(self, timeout_s: float | None = None) -> PlaybackTimes | None:
         """Block until the segment has been played out (its offset reached the DAC).
 
         Returns ``None`` on timeout, else the onset/offset times on the EEG clock.
+
+        Raises
+        ------
+        AudioError
+            The stream stopped calling back for :attr:`stall_limit_s` (the output died).
         """
-        if not self._done.wait(timeout_s):
-            return None
+        deadline = None if timeout_s is None else _monotonic() + timeout_s
+        while not self._done.wait(0.1):
+            if self._stream is not None and _monotonic() - self._last_callback_mono > self.stall_limit_s:
+                raise AudioError(f"audio output {self.device_name!r} stopped playing "
+                                 f"(no audio callback for {self.stall_limit_s:g} s)")
+            if deadline is not None and _monotonic() > deadline:
+                return None
         times = self._times()
         if times is not None:
             remaining = times.offset_t - local_clock()
@@ -304,6 +332,7 @@ class StimulusPlayer:
             return self._settled.wait_for(settled, timeout=timeout_s)
 
     def _callback(self, outdata: NDArray[np.float32], frames: int, time: Any, status: Any) -> None:
+        self._last_callback_mono = _monotonic()
         dac = float(time.outputBufferDacTime)
         if status:
             self.errors.append(str(status))

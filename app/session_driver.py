@@ -29,13 +29,16 @@ def run_session(options: dict[str, Any], on_event: Callable[[Any], None], set_ru
     """Run one session described by ``options``; returns the runner's ``SessionResult``.
 
     ``options``: participant, protocol_path, time_scale, labels ("prompt"|"auto"), audio
-    (bool), store_path, source (connected BaseSource), spec (str), markers (bool).
+    (bool), store_path, source (connected BaseSource), spec (str), markers (bool),
+    max_outage_s (float, optional: the settings' value).
     """
     from acquisition.session.protocol import load_protocol, preflight
     from acquisition.session.runner import SessionRunner
+    from acquisition.settings import load_settings
     from acquisition.store.sqlite import SessionStore, validate_participant
 
-    participant = validate_participant(str(options["participant"]))
+    settings = load_settings()
+    participant = validate_participant(str(options["participant"]), settings.participant_pattern)
     protocol = load_protocol(Path(options["protocol_path"]))
     audio = bool(options.get("audio", True))
     store_path = Path(options["store_path"])
@@ -54,12 +57,13 @@ def run_session(options: dict[str, Any], on_event: Callable[[Any], None], set_ru
             markers = MarkerOutlet()
         except Exception as exc:  # markers on LSL are optional; they are stored anyway
             log.warning("no LSL marker outlet: %s", exc)
-    store = SessionStore(store_path)
+    store = SessionStore(store_path, participant_pattern=settings.participant_pattern)
     try:
         runner = SessionRunner(protocol, options["source"], store, participant, player=player,
                                labels=str(options.get("labels", "prompt")),
                                time_scale=float(options.get("time_scale", 1.0)), markers=markers,
-                               source_spec=str(options.get("spec", "")))
+                               source_spec=str(options.get("spec", "")),
+                               max_outage_s=float(options.get("max_outage_s") or settings.max_outage_s))
         runner.add_listener(on_event)
         set_runner(runner)
         if interrupted():  # the window closed before the view could see the runner

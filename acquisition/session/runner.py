@@ -13,10 +13,18 @@ A session is ``baseline -> (stimulus -> silence -> label) x N``. The runner
   (:meth:`SessionRunner.submit_label`, called by the GUI or the CLI);
 * with the simulated headset, sets its hidden state to the stimulus's emotion during
   the music and back to ``neutral`` in silences and the baseline;
-* can be paused, resumed and aborted from any thread. A pause during a stimulus
-  stops it (short fade) and the trial is repeated after resuming. It pauses by itself
-  when the source is lost or the store cannot be written; nothing already recorded is
-  lost and writes that failed are retried on resume.
+* is a state machine (docs/PROTOCOL.md, "Session states"): ``running`` (baseline,
+  stimulus, silence, label) -> ``paused`` (operator, or faults) -> ``running``, ending
+  ``completed``, ``aborted`` (operator), ``interrupted`` (the process ended) or
+  ``failed`` (a fault outlasted ``max_outage_s``, or the source stopped for good). A
+  fault -- the source lost, the store not writable, the audio output gone, a stimulus
+  file unreadable -- pauses the session and stops the stimulus; when every fault has
+  cleared (the source streams again, a write succeeds, the output reopens, the file
+  reads) the session resumes **by itself**. An operator pause waits for
+  :meth:`SessionRunner.resume`. A trial cut short by a pause or a fault, or whose
+  EEG holds a loss, is kept as ``interrupted`` (never labelled) and repeated. Every
+  pause, fault, resume and failure is a stored marker; nothing already recorded is
+  lost and writes that failed are retried.
 
 ``time_scale`` divides every duration (tests, demos). With the simulated source at
 ``speed == time_scale`` each trial still holds ``music_s * 128`` samples.
@@ -31,6 +39,7 @@ import logging
 import math
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,8 +160,11 @@ class RunnerEvent:
     """Something a listener (GUI, CLI) may show.
 
     ``kind`` is one of ``state``, ``session_start``, ``trial_start``, ``stim_on``,
-    ``stim_off``, ``label_prompt``, ``label``, ``trial_end``, ``paused``, ``resumed``,
-    ``store_error``, ``source_lost``, ``session_end``.
+    ``stim_off``, ``label_prompt``, ``label``, ``trial_end``, ``trial_interrupted``,
+    ``paused``, ``resumed``, ``fault`` (with ``fault`` the kind: ``source``, ``store``,
+    ``audio``, ``stimulus``), ``fault_cleared``, ``store_error`` and ``source_lost``
+    (faults of those kinds, kept for listeners that know only them), ``failed``,
+    ``session_end``.
     """
 
     kind: str
@@ -165,6 +177,7 @@ class RunnerEvent:
     message: str = ""
     labels: tuple[str, ...] = ()
     progress: float = 0.0  # 0..1 of the session (trials done / n)
+    fault: str | None = None  # source, store, audio or stimulus (fault events)
 
 
 @dataclass
@@ -181,6 +194,8 @@ class TrialRecord:
     label: str | None = None
     valence: int | None = None
     arousal: int | None = None
+    status: str = "complete"  # or "interrupted" (kept, never labelled, repeated)
+    reason: str = ""  # why an interrupted trial was interrupted
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -188,6 +203,7 @@ class TrialRecord:
             "intended": self.stimulus.emotion, "label": self.label, "valence": self.valence,
             "arousal": self.arousal, "onset_t": self.onset_t, "offset_t": self.offset_t,
             "onset_index": self.onset_index, "offset_index": self.offset_index, "trial_id": self.trial_id,
+            "status": self.status, "reason": self.reason,
         }
 
 
@@ -201,12 +217,15 @@ class SessionResult:
     samples_recorded: int = 0
     pauses: int = 0
     messages: list[str] = field(default_factory=list)
+    interrupted: list[TrialRecord] = field(default_factory=list)
+    reason: str = ""  # why a failed session failed (one line)
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "session_id": self.session_id, "status": self.status,
+            "session_id": self.session_id, "status": self.status, "reason": self.reason,
             "trials": [t.as_dict() for t in self.trials], "samples_recorded": self.samples_recorded,
             "pauses": self.pauses, "messages": list(self.messages),
+            "interrupted_trials": [t.as_dict() for t in self.interrupted],
         }
 
 
@@ -219,6 +238,12 @@ class LabelResponse:
 
 class _Interrupted(Exception):
     pass
+
+
+#: Fault kinds and what clears each (see :meth:`SessionRunner._probe`).
+FAULT_KINDS = ("source", "store", "audio", "stimulus")
+#: How often a paused session re-checks its faults.
+PROBE_INTERVAL_S = 0.5
 
 
 class SessionRunner:
@@ -247,16 +272,20 @@ class SessionRunner:
         LSL outlet for markers (``None``: markers are only stored).
     source_spec : str
         How the source was named (stored with the session).
+    max_outage_s : float
+        A fault (or several) lasting longer than this ends the session as ``failed``.
     """
 
     def __init__(self, protocol: Protocol, source: BaseSource, store: Any, participant: str, *,
                  player: Player | None = None, labels: str = "auto", time_scale: float = 1.0,
                  seed: int | None = None, markers: Any = None, source_spec: str = "",
-                 connect_timeout_s: float = 10.0) -> None:
+                 connect_timeout_s: float = 10.0, max_outage_s: float = 120.0) -> None:
         if labels not in ("auto", "prompt"):
             raise ProtocolError(f"labels must be 'auto' or 'prompt', got {labels!r}")
         if not (isinstance(time_scale, (int, float)) and math.isfinite(time_scale) and time_scale > 0):
             raise ProtocolError(f"time_scale must be a number > 0, got {time_scale!r}")
+        if not (isinstance(max_outage_s, (int, float)) and math.isfinite(max_outage_s) and max_outage_s > 0):
+            raise ProtocolError(f"max_outage_s must be a number of seconds > 0, got {max_outage_s!r}")
         self.protocol = protocol
         self.source = source
         self.store = store
@@ -269,17 +298,21 @@ class SessionRunner:
         self.markers = markers
         self.source_spec = source_spec or getattr(source, "kind", "")
         self.connect_timeout_s = connect_timeout_s
+        self.max_outage_s = float(max_outage_s)
         self.session_id: int | None = None
         self.trials: list[TrialRecord] = []
+        self.interrupted: list[TrialRecord] = []
         self.recorder: Any = None
         self._state = RunnerState.IDLE
-        self._state_before_pause = RunnerState.IDLE
         self._cond = threading.Condition()
-        self._paused = False
+        self._operator_paused = False
+        self._faults: dict[str, str] = {}  # kind -> message, while the fault lasts
+        self._outage_since: float | None = None  # monotonic time the current outage began
+        self._failure = ""  # why the session failed
         self._aborted = False
         self._early_status = "aborted"  # stored status of a session ended early
-        self._pause_reasons: list[str] = []
         self._pauses = 0
+        self._stimulus: Stimulus | None = None  # the stimulus of the current trial
         self._pending: list[tuple[str, Callable[[], Any]]] = []  # store writes that failed
         self._labels: queue.Queue[LabelResponse | None] = queue.Queue()
         self._listeners: list[Callable[[RunnerEvent], None]] = []
@@ -301,7 +334,14 @@ class SessionRunner:
 
     @property
     def paused(self) -> bool:
-        return self._paused
+        """True while the operator paused the session or a fault holds it."""
+        return self._operator_paused or bool(self._faults)
+
+    @property
+    def faults(self) -> dict[str, str]:
+        """The faults holding the session now (kind -> message)."""
+        with self._cond:
+            return dict(self._faults)
 
     def add_listener(self, callback: Callable[[RunnerEvent], None]) -> None:
         """Call ``callback(event)`` for every :class:`RunnerEvent`."""
@@ -329,35 +369,40 @@ class SessionRunner:
             raise self._error
         return self._result
 
+    def _ended(self) -> bool:
+        return self._aborted or self._state in (RunnerState.COMPLETED, RunnerState.ABORTED, RunnerState.FAILED)
+
     def pause(self, reason: str = "operator") -> None:
-        """Pause (thread-safe). A stimulus being played is stopped and repeated later."""
+        """Operator pause (thread-safe): a stimulus being played is stopped and repeated;
+        the session waits for :meth:`resume`."""
         with self._cond:
-            if self._aborted or self._state in (RunnerState.COMPLETED, RunnerState.ABORTED, RunnerState.FAILED):
+            if self._ended() or self._operator_paused:
                 return
-            self._pause_reasons.append(reason)
-            if self._paused:
-                return
-            self._paused = True
-            self._pauses += 1
+            was_paused = self.paused
+            self._operator_paused = True
+            if not was_paused:
+                self._pauses += 1
             self._cond.notify_all()
-        if self._state == RunnerState.STIMULUS:
-            self.player.stop()
+        self._stop_stimulus()
 
     def resume(self) -> bool:
-        """Resume a paused session (thread-safe). Returns ``False`` (and stays paused) if
-        the source is not streaming or the store still cannot be written."""
-        if not self._paused:
-            return True
-        if self.source.status != SourceStatus.STREAMING:
-            self._emit("paused", message=f"cannot resume: source is {self.source.status}")
-            return False
-        if self.recorder is not None and getattr(self.recorder, "paused", False) and not self.recorder.flush():
-            self._emit("store_error", message=f"cannot resume: {self.recorder.last_error}")
-            return False
+        """End an operator pause and re-check every fault now ("Resume now", thread-safe).
+
+        Returns ``True`` if the session runs again; ``False`` (a ``paused`` event says
+        why) while a fault still holds it -- the session then resumes by itself when
+        the fault clears.
+        """
         with self._cond:
-            self._paused = False
-            self._pause_reasons.clear()
+            self._operator_paused = False
             self._cond.notify_all()
+        if not self._faults:
+            return True
+        self._probe()
+        with self._cond:
+            faults = dict(self._faults)
+        if faults:
+            self._emit("paused", message="cannot resume: " + "; ".join(faults.values()))
+            return False
         return True
 
     def abort(self) -> None:
@@ -369,15 +414,98 @@ class SessionRunner:
         ``interrupted`` (the status a crash leaves), not as an operator's ``aborted``."""
         self._stop_early("interrupted")
 
-    def _stop_early(self, status: str) -> None:
+    def _stop_early(self, status: str, reason: str = "") -> None:
         with self._cond:
             if not self._aborted:
                 self._early_status = status
+                self._failure = reason
             self._aborted = True
             self._cond.notify_all()
         self._labels.put(None)
-        if self._state == RunnerState.STIMULUS:
+        self._stop_stimulus()
+
+    def _stop_stimulus(self) -> None:
+        if self._state != RunnerState.STIMULUS:
+            return
+        try:
             self.player.stop()
+        except Exception as exc:  # a dead audio device cannot even stop: it is stopped
+            log.warning("stopping the stimulus failed: %s", exc)
+
+    # -- faults ---------------------------------------------------------------------------
+    def _fault(self, kind: str, message: str) -> None:
+        """A fault began (thread-safe): pause, stop the stimulus, store a marker."""
+        with self._cond:
+            if self._ended():
+                return
+            new = kind not in self._faults
+            was_paused = self.paused
+            self._faults[kind] = message
+            if self._outage_since is None:
+                self._outage_since = time.monotonic()
+            if not was_paused:
+                self._pauses += 1
+            self._cond.notify_all()
+        if not new:
+            return
+        log.warning("session fault (%s): %s", kind, message)
+        if message not in self._messages:
+            self._messages.append(message)
+        self._emit("fault", message=message, fault=kind)
+        if kind in ("source", "store"):  # the event names listeners knew before faults had kinds
+            self._emit("source_lost" if kind == "source" else "store_error", message=message, fault=kind)
+        self._stop_stimulus()
+        if kind != "store":  # a marker of a store fault would only join the writes that wait
+            self._marker(f"fault:{kind}:{message}", local_clock())
+
+    def _clear_fault(self, kind: str) -> None:
+        with self._cond:
+            if kind not in self._faults:
+                return
+            del self._faults[kind]
+            if not self._faults:
+                self._outage_since = None
+            self._cond.notify_all()
+        self._emit("fault_cleared", message=f"{kind} fault cleared", fault=kind)
+
+    def _fail(self, reason: str) -> None:
+        """End the session as ``failed`` (thread-safe), with a one-line reason."""
+        log.error("session failed: %s", reason)
+        self._stop_early("failed", reason)
+
+    def _probe(self) -> None:
+        """Re-check every fault and clear those that are gone (called while paused)."""
+        faults = self.faults
+        if "source" in faults and self.source.status == SourceStatus.STREAMING:
+            self._clear_fault("source")
+        if "store" in faults:
+            recorder_ok = self.recorder is None or not self.recorder.paused or self.recorder.flush()
+            if recorder_ok and self._flush_pending():
+                self._clear_fault("store")
+        if "audio" in faults:
+            try:
+                self.player.close()
+                self.player.open()
+            except Exception as exc:
+                self._faults["audio"] = f"audio output lost: {_one_line(exc)}"
+            else:
+                self._clear_fault("audio")
+        if "stimulus" in faults and self._stimulus is not None:
+            from acquisition.session.protocol import read_segment
+
+            try:
+                read_segment(self._stimulus.path, self._stimulus.start_s, 0.05)
+            except DuyguError:
+                pass
+            else:
+                self._clear_fault("stimulus")
+
+    def _check_outage(self) -> None:
+        with self._cond:
+            since, faults = self._outage_since, dict(self._faults)
+        if since is not None and faults and time.monotonic() - since > self.max_outage_s:
+            kinds = "; ".join(faults.values())
+            self._fail(f"a fault outlasted --max-outage-s {self.max_outage_s:g}: {kinds}")
 
     def submit_label(self, label: str, valence: int | None = None, arousal: int | None = None) -> None:
         """Answer a label prompt (thread-safe).
@@ -401,22 +529,24 @@ class SessionRunner:
         Raises
         ------
         SourceError
-            The source cannot be connected (nothing is stored then).
+            The source cannot be connected, or is not streaming (nothing is stored then:
+            a session never starts on a lost or stopped source).
         StoreError
             The session cannot be created in the store.
         """
         self._set_state(RunnerState.STARTING)
-        if self.source.status != SourceStatus.STREAMING:
-            self.source.connect(self.connect_timeout_s)
-            if not self.source.wait_for_samples(1, self.connect_timeout_s):
-                self._set_state(RunnerState.FAILED)
-                raise SourceError(f"source {self.source_spec!r} sent no samples within {self.connect_timeout_s:g} s")
-        self.player.open()
+        self._require_streaming()
+        try:
+            self.player.open()
+        except DuyguError:
+            self._set_state(RunnerState.FAILED)
+            raise
         info = self.source.info.as_dict() if self.source.info is not None else {}
         protocol = self.protocol.as_dict()
         protocol.update({
             "order_ids": [s.id for s in self.order], "order_seed": self.seed, "time_scale": self.time_scale,
             "label_mode": self.label_mode, "source_speed": getattr(self.source, "speed", 1.0),
+            "max_outage_s": self.max_outage_s,
         })
         try:
             self.session_id = self.store.start_session(self.participant, protocol, self.source_spec, info)
@@ -427,6 +557,7 @@ class SessionRunner:
         self.recorder = StoreRecorder(self.source, self.store, self.session_id,
                                       start_index=self.source.buffer.total)
         self.recorder.add_error_listener(self._on_store_error)
+        self.recorder.add_recovery_listener(self._on_store_recovered)
         self._active = True
         self.source.add_status_listener(self._on_source_status)
         self.recorder.start()
@@ -434,6 +565,8 @@ class SessionRunner:
         try:
             self._marker("session_start", local_clock())
             self._emit("session_start", message=f"session {self.session_id}: {len(self.order)} trials")
+            if self.source.status != SourceStatus.STREAMING:  # lost between the check and now
+                self._on_source_status(self.source.status)
             if self.protocol.baseline_s > 0:
                 self._baseline()
             position = 0
@@ -454,6 +587,21 @@ class SessionRunner:
             self._finish(status)
         return self._result  # type: ignore[return-value]
 
+    def _require_streaming(self) -> None:
+        """Connect the source if it is not yet; refuse unless it streams."""
+        status = self.source.status
+        if status == SourceStatus.LOST:
+            reason = f" ({self.source.last_error})" if self.source.last_error else ""
+            self._set_state(RunnerState.FAILED)
+            raise SourceError(f"source {self.source_spec!r} is {status}{reason}: a session starts only on a "
+                              "streaming source; wait until it streams again")
+        if status in (SourceStatus.IDLE, SourceStatus.STOPPED):
+            self.source.connect(self.connect_timeout_s)
+        if not self.source.wait_for_status(SourceStatus.STREAMING, self.connect_timeout_s):
+            self._set_state(RunnerState.FAILED)
+            raise SourceError(f"source {self.source_spec!r} is not streaming after {self.connect_timeout_s:g} s "
+                              f"(status {self.source.status}): a session starts only on a streaming source")
+
     def _run_in_thread(self) -> None:
         try:
             self.run()
@@ -463,14 +611,23 @@ class SessionRunner:
             self._emit("session_end", message=f"session failed: {exc}")
 
     def _finish(self, status: str) -> None:
-        if status == "completed" or self._state != RunnerState.FAILED:
+        if status == "failed" or self._state == RunnerState.FAILED:
+            self._set_state(RunnerState.FAILED)
+        else:
             self._set_state(RunnerState.COMPLETED if status == "completed" else RunnerState.ABORTED)
         t_end = local_clock()
         try:
             self.player.stop()
-        finally:
+        except Exception as exc:  # a dead audio device: there is nothing left to stop
+            log.warning("stopping the player at the end failed: %s", exc)
+        try:
             self.player.close()
+        except Exception as exc:
+            log.warning("closing the player failed: %s", exc)
         stats: dict[str, Any] = self.recorder.stop() if self.recorder is not None else {}
+        if status == "failed":
+            self._marker(f"session_failed:{self._failure}", t_end)
+            self._messages.append(f"failed: {self._failure}")
         self._marker("session_end", t_end)
         self._flush_pending()
         for text, _ in self._pending:
@@ -484,12 +641,15 @@ class SessionRunner:
         self._result = SessionResult(
             session_id=int(self.session_id or 0), status=status, trials=list(self.trials),
             samples_recorded=int(stats.get("samples_written", 0) or 0), pauses=self._pauses,
-            messages=list(self._messages),
+            messages=list(self._messages), interrupted=list(self.interrupted), reason=self._failure,
         )
+        if status == "failed":
+            self._emit("failed", message=self._failure)
         self._emit("session_end", message=f"session {self.session_id} {status}")
 
     def _baseline(self) -> None:
         while True:
+            self._hold()
             self._set_state(RunnerState.BASELINE)
             self._set_neutral()
             t0 = local_clock()
@@ -498,49 +658,42 @@ class SessionRunner:
                 self._marker("baseline_end", local_clock())
                 return
             self._marker("baseline_interrupted", local_clock())
-            self._hold()
 
     def _trial(self, position: int, stim: Stimulus) -> bool:
-        """One trial; ``False`` if it was interrupted (it is then repeated)."""
+        """One trial; ``False`` if it was interrupted (it is then kept as interrupted and
+        repeated)."""
         self._hold()
+        self._stimulus = stim
         self._emit("trial_start", trial=position, stimulus_id=stim.id)
         self._set_state(RunnerState.STIMULUS)
         self._set_sim_state(stim.emotion)
         duration_s = self.scaled(self.protocol.music_s)
-        with self._cond:
-            interrupted = self._paused or self._aborted
-        if interrupted:
+        if self.paused or self._aborted:
             self._set_neutral()
             return False
-        onset_t = self.player.play(stim, duration_s)
-        if onset_t is not None and self.markers is not None:
-            self.markers.push(f"stim_on:{stim.id}", onset_t)
-        self._emit("stim_on", trial=position, stimulus_id=stim.id)
-        with self._cond:
-            if self._paused or self._aborted:
-                self.player.stop()
-        times = self.player.wait(duration_s + 10.0)
-        if times is None:
-            times = self.player.stop()
-        if times is None:
-            raise SourceError(f"stimulus {stim.id!r} did not finish playing")
-        if onset_t is None and self.markers is not None:
-            self.markers.push(f"stim_on:{stim.id}", times.onset_t)
+        times = self._play(stim, duration_s)
         self._set_neutral()
-        if times.stopped_early:
-            self._store_marker(f"stim_on:{stim.id}", times.onset_t, None)
-            self._marker(f"stim_off:{stim.id}", times.offset_t)
-            self._marker(f"trial_interrupted:{stim.id}", times.offset_t)
+        if times is None:  # the stimulus never started (a fault): nothing was presented
             return False
+        reason = self._interruption(times)
+        onset_index = self._index_at(times.onset_t)
+        offset_index = self._index_at(times.offset_t) if not reason else self._index_at(times.offset_t, wait=False)
+        if not reason:
+            reason = self._loss_inside(onset_index, offset_index)
         if times.glitches:
             message = f"audio glitch: {times.glitches} underrun(s) while {stim.id} played"
             self._messages.append(message)
             self._marker(f"audio_glitch:{stim.id}:{times.glitches}", times.offset_t)
-        onset_index = self._index_at(times.onset_t)
-        offset_index = self._index_at(times.offset_t)
         self._store_marker(f"stim_on:{stim.id}", times.onset_t, onset_index)
         self._marker(f"stim_off:{stim.id}", times.offset_t, offset_index)
         record = TrialRecord(position, stim, times.onset_t, times.offset_t, onset_index, offset_index)
+        if reason:
+            record.status, record.reason = "interrupted", reason
+            self.interrupted.append(record)
+            self._store("interrupted trial " + stim.id, lambda: self._add_trial(record))
+            self._marker(f"trial_interrupted:{stim.id}", times.offset_t, offset_index)
+            self._emit("trial_interrupted", trial=position, stimulus_id=stim.id, message=reason)
+            return False
         self.trials.append(record)
         self._store("trial " + stim.id, lambda: self._add_trial(record))
         self._emit("stim_off", trial=position, stimulus_id=stim.id)
@@ -559,6 +712,69 @@ class SessionRunner:
         self._emit("trial_end", trial=position, stimulus_id=stim.id, label=response.label)
         return True
 
+    def _play(self, stim: Stimulus, duration_s: float) -> PlaybackTimes | None:
+        """Play ``stim`` to its end (or until a pause or a fault stops it); ``None`` if it
+        could not start (an audio or stimulus fault is then raised and the trial repeats)."""
+        from acquisition.session.protocol import read_segment
+
+        try:
+            onset_t = self.player.play(stim, duration_s)
+        except ProtocolError as exc:  # the file went away or no longer decodes
+            self._fault("stimulus", f"stimulus {stim.id!r} unreadable: {_one_line(exc)}")
+            return None
+        except Exception as exc:  # the audio output failed (device gone, server killed)
+            try:  # which one is it? the file may be the problem
+                read_segment(stim.path, stim.start_s, 0.05) if not isinstance(self.player, ClockPlayer) else None
+            except DuyguError as exc2:
+                self._fault("stimulus", f"stimulus {stim.id!r} unreadable: {_one_line(exc2)}")
+            else:
+                self._fault("audio", f"audio output lost: {_one_line(exc)}")
+            return None
+        if onset_t is not None and self.markers is not None:
+            self.markers.push(f"stim_on:{stim.id}", onset_t)
+        self._emit("stim_on", trial=self._position, stimulus_id=stim.id)
+        if self.paused or self._aborted:
+            self._stop_stimulus()
+        try:
+            times = self.player.wait(duration_s + 10.0)
+            if times is None:
+                times = self.player.stop()
+        except Exception as exc:
+            self._fault("audio", f"audio output lost while {stim.id} played: {_one_line(exc)}")
+            times = None
+        if times is None:
+            if "audio" not in self.faults:
+                self._fault("audio", f"audio output stopped answering while {stim.id} played")
+            if onset_t is None:
+                return None  # when it began is unknown: nothing can be kept
+            # the presentation began and was cut short: it is kept as an interrupted trial
+            return PlaybackTimes(onset_t, max(onset_t, local_clock()), stopped_early=True)
+        if onset_t is None and self.markers is not None:
+            self.markers.push(f"stim_on:{stim.id}", times.onset_t)
+        return times
+
+    def _interruption(self, times: PlaybackTimes) -> str:
+        """Why a played stimulus does not make a complete trial ("" if it does)."""
+        if times.stopped_early:
+            faults = self.faults
+            return "; ".join(faults.values()) if faults else "paused by the operator"
+        if self.faults:
+            return "; ".join(self.faults.values())
+        if self.source.status != SourceStatus.STREAMING:
+            return f"source {self.source.status} at the end of the stimulus"
+        return ""
+
+    def _loss_inside(self, onset_index: int | None, offset_index: int | None) -> str:
+        """A reason if the trial's EEG is incomplete: an edge that never arrived, a lost
+        connection, or a gap of a second or more inside it ("" otherwise; shorter device
+        drops stay gaps that training splits at)."""
+        if onset_index is None or offset_index is None:
+            return "the EEG of the trial did not arrive"
+        for gap in self.source.buffer.gaps:
+            if onset_index - 1 <= gap.after_index < offset_index and (
+                    gap.reason == "device lost" or gap.n_missing >= self.source.sfreq_hz):
+                return f"{gap.n_missing} samples missing inside the trial ({gap.reason})"
+        return ""
     def _ask_label(self, position: int, stim: Stimulus) -> LabelResponse:
         if self.label_mode == "auto":
             valence, arousal = AUTO_SAM.get(stim.emotion, (None, None)) if self.protocol.sam else (None, None)
@@ -580,13 +796,13 @@ class SessionRunner:
 
     # -- waiting and control --------------------------------------------------------------
     def _sleep(self, seconds: float) -> bool:
-        """Wait ``seconds``; ``False`` if paused or aborted meanwhile (raises on abort)."""
+        """Wait ``seconds``; ``False`` if paused meanwhile (raises on abort or failure)."""
         deadline = local_clock() + seconds
         with self._cond:
             while True:
                 if self._aborted:
                     raise _Interrupted
-                if self._paused:
+                if self.paused:
                     return False
                 remaining = deadline - local_clock()
                 if remaining <= 0:
@@ -594,26 +810,40 @@ class SessionRunner:
                 self._cond.wait(remaining)
 
     def _hold(self) -> None:
-        """Block while paused; raise :class:`_Interrupted` on abort."""
+        """Block while paused, re-checking faults; resume by itself when every fault has
+        cleared and no operator pause holds; raise :class:`_Interrupted` on abort and
+        fail the session when an outage lasts longer than ``max_outage_s``."""
         with self._cond:
-            if not self._paused:
+            if not self.paused:
                 if self._aborted:
                     raise _Interrupted
                 return
-            self._state_before_pause = self._state
-            reasons = "; ".join(dict.fromkeys(self._pause_reasons)) or "operator"
+        reasons = self._pause_reasons()
         self._set_state(RunnerState.PAUSED)
         self._marker(f"pause:{reasons}", local_clock())
         self._emit("paused", message=reasons)
         self._set_neutral()
-        with self._cond:
-            while self._paused and not self._aborted:
-                self._cond.wait()
-            if self._aborted:
-                raise _Interrupted
+        while True:
+            with self._cond:
+                if self._aborted:
+                    raise _Interrupted
+                if not self.paused:
+                    break
+                self._cond.wait(PROBE_INTERVAL_S)
+                if self._aborted:
+                    raise _Interrupted
+            self._probe()
+            self._check_outage()
         self._flush_pending()
         self._marker("resume", local_clock())
         self._emit("resumed")
+
+    def _pause_reasons(self) -> str:
+        with self._cond:
+            reasons = list(self._faults.values())
+            if self._operator_paused:
+                reasons.insert(0, "operator")
+        return "; ".join(reasons) or "operator"
 
     def _set_state(self, state: RunnerState) -> None:
         if state == self._state:
@@ -645,12 +875,13 @@ class SessionRunner:
         self._set_sim_state("neutral")
 
     # -- indices, markers, store ----------------------------------------------------------
-    def _index_at(self, t: float, timeout_s: float = 10.0) -> int | None:
+    def _index_at(self, t: float, timeout_s: float = 10.0, wait: bool = True) -> int | None:
         """Index of the first source sample at or after ``t`` (EEG clock); waits for a
         source that lags behind (a busy machine, a fast simulated source); ``None`` if no
-        such sample arrives within ``timeout_s``."""
+        such sample arrives within ``timeout_s``, or at once when ``wait`` is False or the
+        source stops streaming (a lost source may never deliver it)."""
         buf = self.source.buffer
-        deadline = local_clock() + timeout_s
+        deadline = local_clock() + (timeout_s if wait else 0.0)
         while True:
             speed = float(getattr(self.source, "speed", 1.0))
             chunk = buf.latest(seconds=max(0.0, local_clock() - t) * speed + 4.0)
@@ -660,7 +891,7 @@ class SessionRunner:
                     return chunk.first_index  # older than the buffer: the earliest we have
                 return chunk.first_index + int(np.searchsorted(ts, t, side="left"))
             remaining = deadline - local_clock()
-            if remaining <= 0:
+            if remaining <= 0 or self.source.status != SourceStatus.STREAMING:
                 return None
             buf.wait_for(chunk.next_index, min(0.25, remaining))
 
@@ -682,7 +913,7 @@ class SessionRunner:
     def _add_trial(self, record: TrialRecord) -> None:
         record.trial_id = self.store.add_trial(
             self.session_id, record.stimulus.id, record.stimulus.emotion, record.onset_t, record.offset_t,
-            record.onset_index, record.offset_index,
+            record.onset_index, record.offset_index, status=record.status,
         )
 
     def _set_label(self, record: TrialRecord) -> None:
@@ -691,7 +922,7 @@ class SessionRunner:
         self.store.set_trial_label(record.trial_id, str(record.label), record.valence, record.arousal)
 
     def _store(self, what: str, write: Callable[[], Any]) -> None:
-        """Run a store write; if it fails, keep it for later and pause."""
+        """Run a store write; if it fails, keep it for later (a store fault)."""
         if self._pending:
             self._pending.append((what, write))
             self._flush_pending()
@@ -700,35 +931,40 @@ class SessionRunner:
             write()
         except StoreError as exc:
             self._pending.append((what, write))
-            self._store_failed(exc)
+            self._fault("store", f"store error: {exc}")
 
-    def _flush_pending(self) -> None:
+    def _flush_pending(self) -> bool:
+        """Retry the writes that failed, in order; ``True`` when none is left."""
         while self._pending:
             _what, write = self._pending[0]
             try:
                 write()
             except StoreError as exc:
-                self._store_failed(exc)
-                return
+                self._fault("store", f"store error: {exc}")
+                return False
             self._pending.pop(0)
-
-    def _store_failed(self, exc: DuyguError) -> None:
-        message = f"store error: {exc}"
-        log.error(message)
-        if message not in self._messages:
-            self._messages.append(message)
-        self._emit("store_error", message=message)
-        self.pause(message)
+        return True
 
     def _on_store_error(self, exc: StoreError) -> None:
         if self._active:
-            self._store_failed(exc)
+            self._fault("store", f"store error: {exc}")
+
+    def _on_store_recovered(self) -> None:
+        if self._active and not self._pending:
+            self._clear_fault("store")
 
     def _on_source_status(self, status: SourceStatus) -> None:
         if not self._active:
             return
         if status == SourceStatus.LOST:
-            message = f"source lost: {self.source.last_error or 'no data'}"
-            self._messages.append(message)
-            self._emit("source_lost", message=message)
-            self.pause(message)
+            self._fault("source", f"source lost: {self.source.last_error or 'no data'}")
+        elif status == SourceStatus.STREAMING:
+            self._clear_fault("source")
+        elif status == SourceStatus.STOPPED:
+            # a stopped source (disconnected, a replay at its end, a fatal error) never
+            # streams again on its own: waiting for it would only delay the failure
+            self._fail(f"source stopped: {self.source.last_error or 'disconnected or ended'}")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

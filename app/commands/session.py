@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                    "for every stimulus of the protocol. Prints the session id.")
     r.add_argument("--protocol", required=True, metavar="FILE", help="protocol TOML file (docs/PROTOCOL.md)")
     r.add_argument("--participant", required=True, metavar="ID",
-                   help="pseudonymous participant id (letters, digits, _ or -)")
+                   help="pseudonymous participant code: letters then digits, e.g. P01 (the settings' participant_pattern)")
     add_source_argument(r)
     r.add_argument("--labels", choices=("auto", "prompt"), default="prompt",
                    help="prompt: ask for the felt emotion after each stimulus (default); "
@@ -34,6 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--markers", default="duygu-markers", metavar="NAME",
                    help="name of the LSL marker stream (type Markers; default: duygu-markers)")
     r.add_argument("--no-markers", action="store_true", help="do not publish markers on LSL (still stored)")
+    r.add_argument("--max-outage-s", type=positive_float, metavar="S",
+                   help="a fault (source lost, store not writable, audio output gone, stimulus unreadable) "
+                        "lasting longer than S seconds ends the session as failed (default: the settings' "
+                        "max_outage_s, 120 s); shorter faults pause it and it resumes by itself")
     r.add_argument("--json", metavar="OUT", help="write the session summary as JSON ('-' for stdout)")
 
 
@@ -54,10 +58,11 @@ def build_session(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
     from acquisition.sources.spec import open_source, parse_source_spec
     from acquisition.store.sqlite import SessionStore, validate_participant
 
+    settings = load_settings()
     protocol = load_protocol(args.protocol)
-    validate_participant(args.participant)
+    validate_participant(args.participant, settings.participant_pattern)
     spec = parse_source_spec(args.source)
-    store_path = args.store or load_settings().store_path
+    store_path = args.store or settings.store_path
     audio_check = None
     if not args.no_audio:
         from app.player import check_output
@@ -73,7 +78,7 @@ def build_session(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
         from app.player import StimulusPlayer
 
         player = StimulusPlayer(_device(args.audio_device))
-    store = SessionStore(store_path)
+    store = SessionStore(store_path, participant_pattern=settings.participant_pattern)
     kwargs: dict[str, Any] = {"speed": args.time_scale} if spec.kind == "simulated" else {}
     source = open_source(spec, **kwargs)
     markers = None if args.no_markers else MarkerOutlet(args.markers)
@@ -83,15 +88,26 @@ def build_session(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
 def run(args: argparse.Namespace) -> int:
     from acquisition.errors import ProtocolError
     from acquisition.session.runner import RunnerEvent, SessionRunner
+    from acquisition.settings import load_settings
+    from app.commands._common import ending_signals
 
     protocol, source, store, player, markers = build_session(args)
+    max_outage_s = args.max_outage_s or load_settings().max_outage_s
     prompts: queue.Queue[RunnerEvent | None] = queue.Queue()
 
     def show(event: RunnerEvent) -> None:
         if event.kind == "trial_start":
             print(f"trial {(event.trial or 0) + 1}/{event.n_trials}: {event.stimulus_id}", file=sys.stderr)
-        elif event.kind in ("paused", "source_lost", "store_error"):
+        elif event.kind == "fault":
+            print(f"session paused: {event.message} (it resumes by itself when this clears; "
+                  f"fails after {max_outage_s:g} s)", file=sys.stderr)
+        elif event.kind == "paused" and event.message.startswith("cannot resume"):
             print(f"session paused: {event.message}", file=sys.stderr)
+        elif event.kind == "resumed":
+            print("session resumed", file=sys.stderr)
+        elif event.kind == "trial_interrupted":
+            print(f"trial {(event.trial or 0) + 1} interrupted ({event.message}): it will be repeated",
+                  file=sys.stderr)
         elif event.kind == "label_prompt":
             prompts.put(event)
         elif event.kind == "session_end":
@@ -99,19 +115,23 @@ def run(args: argparse.Namespace) -> int:
 
     runner = SessionRunner(protocol, source, store, args.participant, player=player, labels=args.labels,
                            time_scale=args.time_scale, seed=args.seed, markers=markers,
-                           source_spec=args.source)
+                           source_spec=args.source, max_outage_s=max_outage_s)
     runner.add_listener(show)
     try:
-        runner.start()
-        while True:
-            event = prompts.get()
-            if event is None:
-                break
-            _ask(runner, event, protocol.sam)
-        result = runner.join()
-    except KeyboardInterrupt:
-        runner.abort()
-        result = runner.join(30)
+        # SIGTERM and SIGHUP end the session as Ctrl-C does: stored as interrupted, with
+        # its session_end marker and the EEG tail flushed
+        with ending_signals():
+            try:
+                runner.start()
+                while True:
+                    event = prompts.get()
+                    if event is None:
+                        break
+                    _ask(runner, event, protocol.sam)
+                result = runner.join()
+            except KeyboardInterrupt:
+                runner.interrupt()
+                result = runner.join(30)
     finally:
         source.disconnect()
         if markers is not None:
@@ -126,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
         summary["store"] = str(store.path)
         write_json(summary, args.json)
     store.close()
+    if result.status == "failed":
+        print(f"duygu: session {result.session_id} failed: {result.reason}", file=sys.stderr)
+        return 1
     if result.status != "completed":
         print(f"duygu: session {result.session_id} {result.status}", file=sys.stderr)
         return 1
