@@ -45,7 +45,7 @@ screenshots: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m app.screenshots docs/screenshots
 
 bench: setup
-	$(VENV)/bin/duygu bench --json docs/benchmarks.json --markdown docs/BENCHMARKS.md
+	$(VENV)/bin/duygu bench --json docs/benchmarks.json --markdown docs/BENCHMARKS.md --force
 
 demo: setup
 	$(VENV)/bin/duygu demo --headless

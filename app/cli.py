@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from acquisition import __version__
 from acquisition.errors import DuyguError
+from app.commands._common import add_force_flags, check_outputs, outputs_of
 
 #: verb -> module in app.commands (the module name differs where the verb is a keyword)
 VERBS: dict[str, str] = {
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         p = sub.add_parser(verb, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
+        add_force_flags(p)
         p.set_defaults(_module=module)
     return parser
 
@@ -69,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verb is None:
         args = parser.parse_args(["gui", *(argv or sys.argv[1:])])
     try:
+        directories = tuple(getattr(args._module, "output_directories", lambda _a: ())(args))
+        check_outputs(outputs_of(args), force=bool(getattr(args, "force", False)), directories=directories)
         return int(args._module.run(args) or 0)
     except DuyguError as exc:
         print(f"duygu: error: {exc}", file=sys.stderr)

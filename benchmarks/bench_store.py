@@ -30,7 +30,7 @@ def run(quick: bool = False) -> list[dict[str, object]]:
     tmp = Path(tempfile.mkdtemp(prefix="duygu-bench-store-"))
     try:
         store = SessionStore(tmp / "bench.sqlite")
-        sid = store.start_session("bench", {"name": "bench"}, "simulated", {"kind": "simulated"})
+        sid = store.start_session("B01", {"name": "bench"}, "simulated", {"kind": "simulated"})
         t0 = time.perf_counter()
         for a in range(0, n, chunk):
             store.append_eeg(sid, data[a : a + chunk], times[a : a + chunk], a)

@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from acquisition.errors import DataError, ModelFormatError
+from acquisition.settings import atomic_output
 from models.datasets import Dataset
 
 FORMAT = "duygu-model-bundle"
@@ -125,10 +126,8 @@ def save_bundle(path: str | Path, estimator: Any, meta: dict[str, Any]) -> Path:
         "payload": payload,
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    sio.dump(outer, tmp)
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        sio.dump(outer, tmp)
     return path
 
 

@@ -6,6 +6,12 @@ samples (``buffer.since(cursor)``) to a
 live features come from the same causal filter family as the training windows. Every
 hop (default 0.25 s of new samples) it predicts the class probabilities of the latest
 window and emits a :class:`Prediction` to its listeners.
+
+Gaps stay gaps: at a gap in the stream (the source's ring buffer records one for every
+loss) or a reader overrun, the filter and window start afresh, and nothing is predicted
+until a whole window of contiguous samples has followed -- exactly as training cuts
+windows inside the pieces between gaps. A window that holds an artefact is predicted but
+marked ``clean=False`` with the reason.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ class Prediction:
         Processing time from reading the new samples to the probabilities.
     clean : bool
         False when the window holds a flagged artefact (glitch, flat, over-range).
+    reason : str
+        Why the window is not clean (``""`` when it is).
     """
 
     t: float
@@ -49,11 +57,13 @@ class Prediction:
     label: str
     latency_ms: float
     clean: bool = True
+    reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON line of ``duygu predict``: ``t``, ``probabilities``, ``label``, ``latency_ms``."""
+        """The JSON line of ``duygu predict``: ``t``, ``probabilities``, ``label``,
+        ``latency_ms``, ``clean``, ``reason``."""
         return {"t": self.t, "probabilities": dict(self.probabilities), "label": self.label,
-                "latency_ms": self.latency_ms}
+                "latency_ms": self.latency_ms, "clean": self.clean, "reason": self.reason}
 
 
 class LivePredictor:
@@ -110,6 +120,9 @@ class LivePredictor:
         self._recent: collections.deque[np.ndarray] = collections.deque(maxlen=max(1, self.smoothing))
         start = source.buffer.total - self.extractor.window_samples - round(warmup_s * self.sfreq_hz)
         self.cursor = max(0, start)
+        # gaps before the first sample fed are behind us; one inside the warm-up is not
+        self._gaps_seen = sum(1 for g in source.buffer.gaps if g.after_index < self.cursor - 1)
+        self.gaps = 0  # gaps the stream had while predicting (each restarted the window)
         self.missed = 0
         self.n_predictions = 0
         self.error: BaseException | None = None
@@ -136,17 +149,34 @@ class LivePredictor:
         """
         with self._step_lock:
             t0 = time.perf_counter()
-            chunk = self.source.buffer.since(self.cursor)
+            buffer = self.source.buffer
+            chunk = buffer.since(self.cursor)
             if chunk.missed:
                 self.missed += chunk.missed
                 self.extractor.reset()  # the window would straddle a hole
                 log.warning("live predictor fell behind: %d samples overwritten", chunk.missed)
             if len(chunk) == 0:
                 return None
+            # the writer records a gap before it pushes the samples after it, so every gap
+            # inside this chunk is known now; one at its very end is applied next time
+            start = 0
+            for gap in buffer.gaps_since(self._gaps_seen):
+                cut = gap.after_index + 1 - chunk.first_index  # first row after the gap
+                if cut >= len(chunk):
+                    break
+                if cut > start:
+                    self.extractor.push(chunk.data[start:cut])
+                self.extractor.reset()  # never a window across missing samples
+                self._recent.clear()  # nor a smoothed prediction
+                self.gaps += 1
+                self._gaps_seen += 1
+                start = max(start, cut)
             self.cursor = chunk.next_index
-            self.extractor.push(chunk.data)
+            if start < len(chunk):
+                self.extractor.push(chunk.data[start:])
             if not self.extractor.ready:
                 return None
+            artefacts = self.extractor.window_artefacts
             proba = self.bundle.predict_proba(self.extractor.features())[0]
             self._recent.append(proba)
             if self.smoothing > 1:
@@ -159,7 +189,8 @@ class LivePredictor:
                 probabilities={c: float(p) for c, p in zip(self.classes, proba, strict=True)},
                 label=self.classes[k],
                 latency_ms=latency_ms,
-                clean=self.extractor.window_clean,
+                clean=not artefacts,
+                reason=f"artefact in the window: {', '.join(artefacts)}" if artefacts else "",
             )
 
     # -- thread -------------------------------------------------------------------------

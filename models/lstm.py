@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from acquisition.errors import DataError, DuyguError, ModelFormatError
+from acquisition.settings import atomic_output
 
 FORMAT = "duygu-lstm"
 FORMAT_VERSION = 1
@@ -195,7 +196,8 @@ class LstmClassifier:
             "mean": torch.from_numpy(self._mean.copy()),
             "std": torch.from_numpy(self._std.copy()),
         }
-        torch.save(payload, os.fspath(path))
+        with atomic_output(path) as tmp:
+            torch.save(payload, os.fspath(tmp))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> tuple[LstmClassifier, dict[str, Any]]:

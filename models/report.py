@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from acquisition.settings import write_text_atomic
 from models.evaluation import SPLIT_LABELS, EvaluationReport
 
 
@@ -153,7 +154,4 @@ data hash <code>{_esc(str(ds.get('hash'))[:16])}</code>; {report.elapsed_s:.1f} 
 
 def write_report(report: EvaluationReport, path: str | Path, title: str = "Duygu evaluation") -> Path:
     """Write :func:`render_report` to ``path`` (UTF-8)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(report, title), encoding="utf-8")
-    return path
+    return write_text_atomic(path, render_report(report, title))

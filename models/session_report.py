@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.errors import DataError, DuyguError, ModelFormatError
+from acquisition.settings import write_text_atomic
 
 SOURCES: tuple[str, ...] = ("intended", "perceived", "reported", "decoded")
 SOURCE_HELP: dict[str, str] = {
@@ -575,7 +576,4 @@ Report written {_esc(report.created)}.</p>
 
 def write_html(report: SessionReport, path: str | Path, title: str | None = None) -> Path:
     """Write :func:`render_html` to ``path`` (UTF-8); return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report, title), encoding="utf-8")
-    return path
+    return write_text_atomic(path, render_html(report, title))

@@ -210,6 +210,16 @@ class OnlineFeatureExtractor:
         return bool(self.ready and not self._flags.any())
 
     @property
+    def window_artefacts(self) -> tuple[str, ...]:
+        """The kinds of artefact flagged in the latest window (``glitch``, ``flat``,
+        ``amplitude``); empty when it is clean."""
+        if not self.ready:
+            return ()
+        flags = int(np.bitwise_or.reduce(self._flags))
+        return tuple(name for bit, name in ((GLITCH, "glitch"), (FLAT, "flat"), (AMPLITUDE, "amplitude"))
+                     if flags & bit)
+
+    @property
     def report(self) -> ArtefactReport:
         """Flagged-sample counts since creation (or the last reset)."""
         g, f, a = (int(v) for v in self._counts)

@@ -1,15 +1,32 @@
-"""Helpers shared by the CLI verbs: JSON output and source options."""
+"""Helpers shared by the CLI verbs: outputs that never overwrite, JSON, signals, sources.
+
+Output paths are checked before any work starts (:func:`check_outputs`, called by
+``app/cli.py`` for every verb): a path that is an existing session store is refused
+always; any other existing file is refused unless ``--force``; two outputs of one command
+may not be the same path. Finished files are written atomically
+(:func:`acquisition.settings.atomic_output`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from acquisition.errors import DuyguError
+
+#: argparse destinations that name files a verb writes, and their flags
+OUTPUT_DESTS: dict[str, str] = {"out": "--out", "json": "--json", "report": "--report", "jsonl": "--jsonl",
+                                "csv": "--csv", "markdown": "--markdown"}
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def _default(obj: Any) -> Any:
@@ -25,13 +42,118 @@ def _default(obj: Any) -> Any:
 
 
 def write_json(obj: Any, out: str | Path) -> None:
-    """Write ``obj`` as JSON to ``out`` (``-`` is standard output)."""
+    """Write ``obj`` as JSON to ``out`` (``-`` is standard output), atomically."""
+    from acquisition.settings import write_text_atomic
+
     text = json.dumps(obj, indent=2, default=_default, allow_nan=False)
     if str(out) == "-":
         sys.stdout.write(text + "\n")
     else:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text + "\n", encoding="utf-8")
+        write_text_atomic(out, text + "\n")
+
+
+def is_session_store(path: Path) -> bool:
+    """Whether ``path`` is an SQLite file holding a Duygu session store (or its WAL)."""
+    if path.name.endswith(("-wal", "-shm")) and path.with_name(path.name[:-4]).is_file():
+        return is_session_store(path.with_name(path.name[:-4]))
+    try:
+        with path.open("rb") as f:
+            if f.read(16) != _SQLITE_MAGIC:
+                return False
+    except OSError:
+        return False
+    import sqlite3
+    import urllib.parse
+
+    try:
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro", uri=True, timeout=1)
+        try:
+            row = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return True  # an SQLite file we cannot even read: treat it as precious
+    return row is not None
+
+
+def check_outputs(outputs: dict[str, str | Path | None], force: bool = False,
+                  directories: tuple[str, ...] = ()) -> None:
+    """Refuse, before any work, outputs that would replace what Duygu must not replace.
+
+    Parameters
+    ----------
+    outputs : dict
+        Flag (``--out``) -> path; ``None``, ``""`` and ``-`` (stdout) are skipped.
+    force : bool
+        Allow replacing existing files -- never a session store, never a directory.
+    directories : tuple of str
+        Flags whose path is a folder to create (existing empty folders are fine).
+
+    Raises
+    ------
+    DuyguError
+        One line naming the flag, the path and the rule.
+    """
+    seen: dict[Path, str] = {}
+    for flag, value in outputs.items():
+        if value is None or str(value) in ("", "-"):
+            continue
+        path = Path(value).expanduser()
+        key = path.resolve()
+        if key in seen:
+            raise DuyguError(f"{flag} and {seen[key]} name the same file {str(path)!r}; give each its own path")
+        seen[key] = flag
+        if is_session_store(path):
+            raise DuyguError(f"{flag} {str(path)!r} is a session store; Duygu never overwrites one "
+                             "(--force does not change that): choose another path")
+        if flag in directories:
+            if path.exists() and not path.is_dir():
+                raise DuyguError(f"{flag} {str(path)!r} exists and is not a directory")
+            if path.is_dir() and any(path.iterdir()):
+                raise DuyguError(f"{flag} {str(path)!r} is not empty; choose a new or empty directory")
+            continue
+        if path.is_dir():
+            raise DuyguError(f"{flag} {str(path)!r} is a directory; give a file name")
+        if path.exists() and not force:
+            raise DuyguError(f"{flag} {str(path)!r} exists; choose another path or add --force to replace it")
+
+
+def outputs_of(args: argparse.Namespace) -> dict[str, str | Path | None]:
+    """The output paths of a parsed command line, by flag."""
+    return {flag: getattr(args, dest) for dest, flag in OUTPUT_DESTS.items() if hasattr(args, dest)}
+
+
+def add_force_flags(parser: argparse.ArgumentParser) -> None:
+    """Give ``--force`` to ``parser`` and every sub-command parser that has an output flag."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                add_force_flags(sub)
+    dests = {a.dest for a in parser._actions}
+    if dests & set(OUTPUT_DESTS) and "force" not in dests:
+        parser.add_argument("--force", action="store_true",
+                            help="replace existing output files (never a session store)")
+
+
+class Terminated(Exception):
+    """SIGTERM or SIGHUP arrived (raised in the main thread, like KeyboardInterrupt)."""
+
+
+@contextlib.contextmanager
+def ending_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`KeyboardInterrupt` in the main
+    thread, so a verb ends on them exactly as on Ctrl-C (its data flushed, its status
+    stored); the previous handlers come back afterwards."""
+    def handler(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    wanted = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, handler) for s in wanted}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 def add_source_argument(parser: argparse.ArgumentParser, default: str | None = "simulated") -> None:

@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classifier", default="logreg", metavar="NAME",
                    help="classifier trained for the live part (default: logreg)")
     p.add_argument("--store", metavar="PATH", help="session store (default: the user data directory)")
-    p.add_argument("--participant", default="demo", metavar="ID", help="participant id (default: demo)")
+    p.add_argument("--participant", default="DEMO01", metavar="ID", help="participant code (default: DEMO01)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated participant (default: 0)")
     p.add_argument("--no-audio", action="store_true", help="do not play the stimuli")
 

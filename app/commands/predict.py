@@ -20,7 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=positive_float, required=True, metavar="S",
                    help="seconds of signal to run for (predictions start once one window has arrived)")
     p.add_argument("--jsonl", metavar="OUT", default="-",
-                   help="write JSON lines {t, probabilities, label, latency_ms} here (default: stdout)")
+                   help="write JSON lines {t, probabilities, label, latency_ms, clean, reason} here (default: "
+                        "stdout); clean is false when the window holds an artefact, reason says which; after "
+                        "a gap nothing is predicted until a whole window of new data has arrived")
     p.add_argument("--hop", type=positive_float, default=0.25, metavar="S", help="seconds between predictions (default: 0.25)")
     p.add_argument("--smoothing", type=int, default=0, metavar="N",
                    help="average the probabilities of the last N predictions (default: off)")
@@ -32,7 +34,6 @@ def run(args: argparse.Namespace) -> int:
     from acquisition.errors import SourceError
     from acquisition.sources.spec import open_source
     from models.bundle import load_bundle
-    from models.live import LivePredictor
 
     source = open_source(args.source)
     bundle = load_bundle(args.model, expect_channels=tuple(source.channels), expect_sfreq_hz=float(source.sfreq_hz))
@@ -43,40 +44,52 @@ def run(args: argparse.Namespace) -> int:
             source.set_state(args.sim_state)
         except ValueError as exc:
             raise SourceError(f"--sim-state: {exc}") from None
-    out = sys.stdout if args.jsonl == "-" else open(args.jsonl, "w", encoding="utf-8")
+    from acquisition.settings import atomic_output
+
+    if args.jsonl == "-":
+        _predict(args, source, bundle, sys.stdout)
+        return 0
+    with atomic_output(args.jsonl) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        _predict(args, source, bundle, out)
+    return 0
+
+
+def _predict(args: argparse.Namespace, source: Any, bundle: Any, out: Any) -> None:
+    from app.commands._common import ending_signals
+    from models.live import LivePredictor
+
     pending: queue.Queue[Any] = queue.Queue()
-    n_written = 0
     latencies: list[float] = []
+    counts = {"written": 0, "unclean": 0}
 
     def write(prediction: Any) -> None:
-        nonlocal n_written
         out.write(json.dumps(prediction.as_dict()) + "\n")
         out.flush()
         latencies.append(prediction.latency_ms)
-        n_written += 1
+        counts["written"] += 1
+        counts["unclean"] += not prediction.clean
 
-    try:
-        with source:
-            predictor = LivePredictor(bundle, source, hop_s=args.hop, smoothing=args.smoothing)
-            predictor.add_listener(pending.put)
-            target = source.buffer.total + round(args.seconds * source.sfreq_hz)
-            deadline = time.monotonic() + 2 * args.seconds + 10.0
-            predictor.start()
-            try:
+    with source:
+        predictor = LivePredictor(bundle, source, hop_s=args.hop, smoothing=args.smoothing)
+        predictor.add_listener(pending.put)
+        target = source.buffer.total + round(args.seconds * source.sfreq_hz)
+        deadline = time.monotonic() + 2 * args.seconds + 10.0
+        predictor.start()
+        try:
+            with ending_signals():  # Ctrl-C, SIGTERM, SIGHUP: stop and keep what was predicted
                 while source.buffer.total < target and time.monotonic() < deadline and predictor.running:
                     try:
                         write(pending.get(timeout=0.2))
                     except queue.Empty:
                         continue
-            finally:
-                predictor.stop()
-            while not pending.empty():
-                write(pending.get_nowait())
-            stats = source.stats()
-    finally:
-        if out is not sys.stdout:
-            out.close()
+        except KeyboardInterrupt:
+            print("duygu: prediction stopped early", file=sys.stderr)
+        finally:
+            predictor.stop()
+        while not pending.empty():
+            write(pending.get_nowait())
+        stats = source.stats()
     p99 = sorted(latencies)[int(0.99 * (len(latencies) - 1))] if latencies else float("nan")
-    print(f"{n_written} predictions from {args.source} ({stats['received']} samples, "
-          f"{stats['lost']} lost); latency p99 {p99:.2f} ms", file=sys.stderr)
-    return 0
+    print(f"{counts['written']} predictions ({counts['unclean']} not clean) from {args.source} "
+          f"({stats['received']} samples, {stats['lost']} lost, {stats['gaps']} gap(s)); "
+          f"latency p99 {p99:.2f} ms", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -21,68 +22,77 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--out", metavar="FILE.csv", help="write time,AF3,...,AF4 rows (µV) to this CSV file")
     where.add_argument("--store", nargs="?", const="", metavar="PATH",
                        help="record a session into the store (PATH, or the default store if omitted)")
-    p.add_argument("--participant", default="anon", metavar="ID",
-                   help="pseudonymous participant id for --store (letters, digits, _ or -; default: anon)")
+    p.add_argument("--participant", default="TEST01", metavar="ID",
+                   help="pseudonymous participant code for --store (letters then digits, e.g. P01; default: TEST01)")
     p.add_argument("--json", metavar="OUT", help="write the counters as JSON ('-' for stdout)")
 
 
 def run(args: argparse.Namespace) -> int:
     from acquisition.channels import SFREQ_HZ
     from acquisition.errors import StoreError
+    from acquisition.settings import load_settings
     from acquisition.sources.base import SourceStatus
     from acquisition.sources.spec import open_source, parse_source_spec
     from acquisition.store.recorder import CsvRecorder, StoreRecorder
     from acquisition.store.sqlite import SessionStore, validate_participant
+    from app.commands._common import ending_signals
 
     spec = parse_source_spec(args.source)
     n_target = round(args.seconds * SFREQ_HZ)
     store = session_id = None
+    settings = load_settings()
     if args.store is not None:
-        validate_participant(args.participant)
-        from acquisition.settings import load_settings
-
-        store = SessionStore(args.store or load_settings().store_path)
+        validate_participant(args.participant, settings.participant_pattern)
+        store = SessionStore(args.store or settings.store_path, participant_pattern=settings.participant_pattern)
     source = open_source(spec)
     report: dict[str, Any] = {"source": str(spec), "seconds_requested": args.seconds}
-    status = "aborted"
+    status = "interrupted"
+    written = 0
+    csv_rec = store_rec = None
+    ended_by = ""
     try:
-        source.connect(timeout_s=_CONNECT_TIMEOUT_S)
-        start = source.buffer.total
-        stop = start + n_target
-        csv_rec = store_rec = None
-        if store is not None:
-            device = source.info.as_dict() if source.info else {}
-            session_id = store.start_session(
-                args.participant, {"name": "record", "seconds": args.seconds}, str(spec), device
-            )
-            store_rec = StoreRecorder(source, store, session_id, start_index=start, stop_index=stop).start()
-        else:
-            csv_rec = CsvRecorder(source, args.out, start_index=start)
-        # a live source delivers S seconds in about S / speed seconds; allow for losses
-        speed = getattr(source, "speed", spec.speed) or 1.0
-        deadline = time.monotonic() + args.seconds / speed + 2 * source.loss_timeout_s + 10.0
-        while source.buffer.total < stop:
-            source.buffer.wait_for(stop - 1, 0.25)
-            if csv_rec is not None:
-                csv_rec.flush(stop)
-            if source.status == SourceStatus.STOPPED or time.monotonic() > deadline:
-                break
+        # SIGTERM and SIGHUP end a recording as Ctrl-C does: what arrived is stored
+        with ending_signals():
+            try:
+                source.connect(timeout_s=_CONNECT_TIMEOUT_S)
+                start = 0  # from the first sample the source delivered (a fast replay may be ahead)
+                stop = start + n_target
+                if store is not None:
+                    device = source.info.as_dict() if source.info else {}
+                    session_id = store.start_session(
+                        args.participant, {"name": "record", "seconds": args.seconds}, str(spec), device
+                    )
+                    store_rec = StoreRecorder(source, store, session_id, start_index=start, stop_index=stop).start()
+                else:
+                    csv_rec = CsvRecorder(source, args.out, start_index=start)
+                # a live source delivers S seconds in about S / speed seconds; allow for losses
+                speed = getattr(source, "speed", spec.speed) or 1.0
+                deadline = time.monotonic() + args.seconds / speed + 2 * source.loss_timeout_s + 10.0
+                while source.buffer.total < stop:
+                    source.buffer.wait_for(stop - 1, 0.25)
+                    if csv_rec is not None:
+                        csv_rec.flush(stop)
+                    if source.status == SourceStatus.STOPPED or time.monotonic() > deadline:
+                        break
+                status = "completed"
+            except KeyboardInterrupt as exc:
+                ended_by = str(exc) or "Ctrl-C"
+    finally:
+        # the tail: whatever ended the recording, what arrived is written
         if csv_rec is not None:
-            csv_rec.flush(stop)
+            csv_rec.flush(source.buffer.total if ended_by else stop)
             csv_rec.close()
             written = csv_rec.samples_written
             report["out"] = str(args.out)
-        else:
-            assert store_rec is not None and store is not None and session_id is not None
-            rec_stats = store_rec.stop()
-            if store_rec.last_error and store_rec.paused:
-                raise StoreError(f"recording stopped: {store_rec.last_error}")
-            written = int(rec_stats["samples_written"])  # type: ignore[call-overload]
-            report.update({"store": str(store.path), "session_id": session_id,
-                           "overruns": rec_stats["overruns"]})
-        status = "completed"
-    finally:
         source.disconnect()
+        if store_rec is not None:
+            rec_stats = store_rec.stop()
+            written = int(rec_stats["samples_written"])  # type: ignore[call-overload]
+            report.update({"store": str(store.path) if store else None, "session_id": session_id,
+                           "overruns": rec_stats["overruns"]})
+            if store_rec.last_error and store_rec.paused:
+                report["store_error"] = store_rec.last_error
+                status = "failed"
         if store is not None:
             if session_id is not None:
                 try:
@@ -94,14 +104,22 @@ def run(args: argparse.Namespace) -> int:
     report.update({
         "received": counters.received, "lost": counters.lost, "interpolated": counters.interpolated,
         "reconnects": counters.reconnects, "gaps": len(source.gaps), "samples_written": written,
-        "seconds_recorded": written / SFREQ_HZ,
+        "seconds_recorded": written / SFREQ_HZ, "status": status,
     })
     where = f"session {session_id} in {store.path}" if store is not None else str(args.out)
     print(f"recorded {written} samples ({written / SFREQ_HZ:.2f} s) to {where}")
     print(f"received {counters.received}, lost {counters.lost}, interpolated {counters.interpolated}, "
           f"gaps {len(source.gaps)}")
-    if written < n_target:
-        print(f"warning: only {written} of {n_target} samples arrived (source {source.status})")
     if args.json:
         write_json(report, args.json)
+    if "store_error" in report:
+        raise StoreError(f"recording stopped: {report['store_error']}")
+    if ended_by:
+        print(f"duygu: recording interrupted ({ended_by}) after {written} of {n_target} samples", file=sys.stderr)
+        return 130
+    if written < n_target:
+        reason = f": {source.last_error}" if source.last_error else ""
+        print(f"duygu: only {written} of {n_target} samples arrived (source {source.status}{reason})",
+              file=sys.stderr)
+        return 1
     return 0

@@ -1,4 +1,5 @@
-"""``duygu sessions list|export``: look into the session store and export sessions.
+"""``duygu sessions list|export|backup``: look into the session store, export sessions,
+copy the store safely.
 
 More subcommands plug in as modules ``app/commands/sessions_<name>.py`` that define
 ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int`` (``sessions report`` does).
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from acquisition.store.sqlite import SessionStore
 
-HELP = "list the sessions in the store, or export one (BIDS-EEG or CSV)"
+HELP = "list the sessions in the store, export one (BIDS-EEG or CSV), or back the store up"
 
 
 def _store_argument(p: argparse.ArgumentParser) -> None:
@@ -49,6 +50,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     help="mains frequency for the BIDS sidecar (default: the settings' notch_hz, 50)")
     ex.add_argument("--json", metavar="OUT", help="write a summary as JSON ('-' for stdout)")
     ex.set_defaults(_sessions_run=_export)
+    bk = sub.add_parser("backup", help="write one self-contained copy of the store (safe while it is written)",
+                        description="Copy the session store into one new file with SQLite's online backup: "
+                                    "consistent even while a session records, and complete without the "
+                                    "store's -wal file. Copy that file, not the live .sqlite.")
+    _store_argument(bk)
+    bk.add_argument("--out", required=True, metavar="FILE", help="the new file (must not exist)")
+    bk.set_defaults(_sessions_run=_backup)
     for name, module in _plugins().items():
         sp = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(sp)
@@ -57,6 +65,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     return int(args._sessions_run(args) or 0)
+
+
+def output_directories(args: argparse.Namespace) -> tuple[str, ...]:
+    """Output flags of this command line that name a folder (``export --out DIR``)."""
+    return ("--out",) if args.sessions_command == "export" else ()
 
 
 def store_path(args: argparse.Namespace) -> Path:
@@ -126,4 +139,21 @@ def _export(args: argparse.Namespace) -> int:
     if args.json:
         write_json({"session_id": info.id, "format": args.format, "out": str(out), "status": info.status,
                     "eeg_seconds": info.eeg_seconds, "trials": info.n_trials}, args.json)
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from acquisition.errors import StoreError
+    from acquisition.store.sqlite import SessionStore
+
+    path = store_path(args)
+    if not path.exists():
+        raise StoreError(f"store {path} does not exist (record a session first, or pass --store PATH)")
+    out = Path(args.out)
+    if out.exists():  # --force never replaces a backup either: a backup is a store
+        raise StoreError(f"--out {str(out)!r} exists; a backup is always written to a new file")
+    with SessionStore(path, readonly=True) as store:
+        n = len(store.sessions())
+        store.backup(out)
+    print(f"backed up {n} session(s) of {path} to {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
