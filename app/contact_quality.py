@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -52,9 +53,12 @@ def levels_from_values(labels: list[str], values: np.ndarray) -> QualityReport:
 class ContactQualityReader:
     """Background discovery and reading of a contact-quality stream."""
 
-    def __init__(self, search_every_s: float = 5.0, stale_after_s: float = 3.0) -> None:
+    def __init__(self, search_every_s: float = 5.0, stale_after_s: float = 3.0,
+                 on_error: Callable[[str], None] | None = None) -> None:
         self.search_every_s = search_every_s
         self.stale_after_s = stale_after_s
+        self.on_error = on_error
+        self.last_error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -80,7 +84,23 @@ class ContactQualityReader:
         return latest[0], latest[1]
 
     def _run(self) -> None:
+        try:
+            self._search_and_read()
+        except Exception as exc:  # never vanish: the reason is kept and told to the GUI
+            self._report(f"contact-quality reader stopped: {type(exc).__name__}: {exc}")
+            log.exception("contact-quality reader stopped")
+
+    def _report(self, message: str) -> None:
+        self.last_error = message
+        if self.on_error is not None:
+            try:
+                self.on_error(message)
+            except Exception:
+                log.exception("contact-quality error listener failed")
+
+    def _search_and_read(self) -> None:
         import pylsl
+        import pylsl.util
 
         while not self._stop.is_set():
             infos = [i for i in pylsl.resolve_streams(wait_time=1.0) if is_quality_type(i.type())]
@@ -99,10 +119,10 @@ class ContactQualityReader:
                         report = levels_from_values(labels, np.asarray(samples[-1]))
                         with self._lock:
                             self._latest = (name, report, time.monotonic())
-            except pylsl.LostError:
+            except pylsl.util.LostError:
                 log.info("contact-quality stream %s vanished", info.name())
-            except Exception as exc:  # a broken outlet must not end the search
-                log.warning("contact-quality stream %s: %s", info.name(), exc)
+            except Exception as exc:  # a broken outlet must not end the search; say why
+                self._report(f"contact-quality stream {info.name()!r}: {type(exc).__name__}: {exc}")
             self._stop.wait(1.0)
 
 

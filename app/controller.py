@@ -135,4 +135,7 @@ class SourceController(QObject):
             reason = f" ({src.last_error})" if src is not None and src.last_error else ""
             self.notes.warning(f"signal lost from {self.spec}{reason}; reconnecting")
         elif status == SourceStatus.STOPPED and self.source is not None:
-            self.notes.notify(f"source {self.spec} stopped", "info")
+            if self.source.last_error:
+                self.notes.error(f"source {self.spec} stopped: {self.source.last_error}")
+            else:
+                self.notes.notify(f"source {self.spec} stopped", "info")

@@ -94,7 +94,7 @@ class MainWindow(QMainWindow):
         self.pool = WorkerPool(notify=self.notes.notify, parent=self)
         self.controller = SourceController(self.pool, self.notes, self)
         self.state = AppState(self.settings, store_path, protocol_path, self.pool, self.notes, self)
-        self.contact = ContactQualityReader() if contact_quality else None
+        self.contact = ContactQualityReader(on_error=self.notes.warning) if contact_quality else None
 
         self.source_panel = SourcePanel(self.controller)
         dock = QDockWidget("Source", self)

@@ -105,11 +105,11 @@ def test_session_run_refuses_bad_input_before_starting(tmp_path: Path, files: di
 def test_session_run_malformed_toml_and_unknown_label(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[protocol]\nmusic_s = 30\n[[stimuli]\n")
-    out = _duygu("session", "run", "--protocol", str(bad), "--participant", "P", "--no-audio")
+    out = _duygu("session", "run", "--protocol", str(bad), "--participant", "P01", "--no-audio")
     assert out.returncode == 1 and "bad.toml line 3: malformed TOML" in out.stderr
     protocol = _short_protocol(tmp_path, {"a.wav": 3})
     protocol.write_text(protocol.read_text().replace('emotion = "happy"', 'emotion = "joyful"'))
-    out = _duygu("session", "run", "--protocol", str(protocol), "--participant", "P", "--no-audio")
+    out = _duygu("session", "run", "--protocol", str(protocol), "--participant", "P01", "--no-audio")
     assert out.returncode == 1 and "unknown emotion 'joyful'; labels are happy, sad, relaxing, tense" in out.stderr
 
 

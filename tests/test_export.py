@@ -24,7 +24,7 @@ GLITCH = 900  # AF3 jumps to 5e5 µV here
 @pytest.fixture
 def store(tmp_path: Path) -> SessionStore:
     s = SessionStore(tmp_path / "store.sqlite")
-    s.add_participant("P-01", age=27, sex="F")
+    s.add_participant("P01", age=27, sex="F")
     return s
 
 
@@ -35,7 +35,7 @@ def _tsv(path: Path) -> list[dict[str, str]]:
 
 @pytest.mark.timeout(60)
 def test_bids_export_validates_and_reads_back_in_mne(store: SessionStore, tmp_path: Path) -> None:
-    filled = fill_session(store, participant="P-01", seconds=12.3, gap=GAP, glitch_at=GLITCH)
+    filled = fill_session(store, participant="P01", seconds=12.3, gap=GAP, glitch_at=GLITCH)
     out = export_bids(store, filled.session_id, tmp_path / "bids")
 
     report = run_bids_validator(out)
@@ -98,7 +98,7 @@ def test_bids_export_validates_and_reads_back_in_mne(store: SessionStore, tmp_pa
     for key in ("EEGReference", "SoftwareFilters", "EEGChannelCount", "RecordingDuration"):
         assert key in sidecar
     participants = _tsv(out / "participants.tsv")
-    assert participants == [{"participant_id": "sub-P01", "age": "27", "sex": "F", "duygu_id": "P-01"}]
+    assert participants == [{"participant_id": "sub-P01", "age": "27", "sex": "F", "duygu_id": "P01"}]
     description = json.loads((out / "dataset_description.json").read_text())
     assert description["DatasetType"] == "raw" and description["BIDSVersion"]
     assert "BAD_ACQ_SKIP" in (out / "README").read_text()
@@ -122,7 +122,7 @@ def test_continuous_layout_of_sped_up_and_gappy_timestamps() -> None:
 
 
 def test_csv_export_is_exact(store: SessionStore, tmp_path: Path) -> None:
-    filled = fill_session(store, participant="P-01", seconds=3, gap=(100, 10), trials=((0.5, 2.0, "tense"),))
+    filled = fill_session(store, participant="P01", seconds=3, gap=(100, 10), trials=((0.5, 2.0, "tense"),))
     out = export_csv(store, filled.session_id, tmp_path / "csv")
     assert sorted(p.name for p in out.iterdir()) == ["eeg.csv", "markers.csv", "session.json", "trials.csv"]
     with (out / "eeg.csv").open() as f:
@@ -139,7 +139,7 @@ def test_csv_export_is_exact(store: SessionStore, tmp_path: Path) -> None:
     with (out / "markers.csv").open() as f:
         assert [r["text"] for r in csv.DictReader(f)] == ["stim_on:stim1", "stim_off:stim1"]
     meta = json.loads((out / "session.json").read_text())
-    assert meta["participant"] == "P-01" and meta["channels"] == list(EPOC_CHANNELS)
+    assert meta["participant"] == "P01" and meta["channels"] == list(EPOC_CHANNELS)
 
 
 def test_export_bad_input(store: SessionStore, tmp_path: Path) -> None:

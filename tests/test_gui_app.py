@@ -558,16 +558,19 @@ def test_pause_resume_abort_from_the_session_view(qtbot, make_window, tmp_path: 
 
 
 def test_invalid_participant_is_refused(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A refused id (it may be a name) starts nothing and never reaches the log."""
     protocol = write_protocol(tmp_path / "protocol", n_per_class=1)
     win = make_window(protocol_path=protocol)
     _connect_sim(qtbot, win)
     sv = win.session_view
-    sv.participant.setText("Jane Doe")
-    sv.audio.setChecked(False)
-    task = sv.start()
-    qtbot.waitUntil(lambda: task.is_done, timeout=20000)
-    qtbot.waitUntil(lambda: any("participant id" in m for m in win.notes.messages("error")), timeout=5000)
-    assert not sv.running and sv.start_button.isEnabled()
+    for name in ("Jane Doe", "JaneDoe"):
+        sv.participant.setText(name)
+        sv.audio.setChecked(False)
+        assert sv.start() is None
+        qtbot.waitUntil(lambda: any("ids are codes, not names" in n.text for n in win.notes.history), timeout=5000)
+        assert not sv.running and sv.start_button.isEnabled() and sv.phase == "idle"
+        lines = [sv.log.item(i).text() for i in range(sv.log.count())]
+        assert not any(name in text for text in lines + [n.text for n in win.notes.history])
 
 
 def test_contact_quality_values_map_to_levels() -> None:
@@ -580,3 +583,36 @@ def test_contact_quality_values_map_to_levels() -> None:
     assert report.levels()[:5] == ["good", "fair", "poor", "bad", "no data"]
     scaled = levels_from_values(labels, values * 256.0)  # a 0..1024 scale
     assert scaled.levels()[:5] == ["good", "fair", "poor", "bad", "no data"]
+
+
+@pytest.mark.timeout(120)
+def test_a_fault_pauses_the_session_offers_resume_now_and_end_and_it_resumes_by_itself(
+        qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.sources import PausableSource
+
+    protocol = write_protocol(tmp_path / "stim", n_per_class=1, music_s=1.5, silence_s=0.3)
+    win = make_window(protocol_path=protocol)
+    source = PausableSource(loss_timeout_s=0.4)
+    win.controller.connect_source(source, spec="pausable")
+    qtbot.waitUntil(lambda: win.controller.source is source and str(source.status) == "streaming", timeout=10000)
+    sv = win.session_view
+    win.tabs.setCurrentWidget(sv)
+    sv.participant.setText("P05")
+    sv.labels_mode.setCurrentIndex(sv.labels_mode.findData("auto"))
+    sv.audio.setChecked(False)
+    with qtbot.waitSignal(sv.session_finished, timeout=90000) as finished:
+        sv.start()
+        qtbot.waitUntil(lambda: sv.phase == "music", timeout=20000)
+        source.pause()  # the headset goes away
+        qtbot.waitUntil(lambda: sv.fault_label.isVisible(), timeout=10000)
+        qtbot.waitUntil(lambda: sv.resume_button.text() == "Resume now", timeout=10000)
+        assert "resumes by itself" in sv.fault_label.text() and sv.abort_button.text() == "End session"
+        assert sv.resume_button.isEnabled() and sv.abort_button.isEnabled()
+        sv.resume_button.click()  # "Resume now" while the source is still away: stays paused
+        assert sv.phase == "paused"
+        source.resume()  # back: nobody clicks anything
+        qtbot.waitUntil(lambda: not sv.fault_label.isVisible(), timeout=20000)
+    result = finished.args[0]
+    assert result.status == "completed" and len(result.trials) == 4 and len(result.interrupted) >= 1
+    assert sv.resume_button.text() == "Resume" and sv.abort_button.text() == "Abort"
+    assert any("fault" in item for item in (sv.log.item(i).text() for i in range(sv.log.count())))

@@ -40,7 +40,7 @@ def test_evaluate_features_json_and_report(tmp_path: Path, table: Path, capsys: 
     assert "Accuracy %" in printed and "Precision %" in printed and "Recall %" in printed and "F1 %" in printed
     assert "leakage gap" in printed and "p = " in printed
     result = json.loads(out.read_text())
-    assert list(result) == ["protocol", "chance", "results", "leakage_gap"]
+    assert list(result) == ["protocol", "chance", "results", "leakage_gap", "dataset"]
     assert result["protocol"] == "grouped" and isinstance(result["chance"], float)
     assert isinstance(result["leakage_gap"], float)
     assert [(r["classifier"], r["split"]) for r in result["results"]] == [
@@ -95,13 +95,13 @@ def test_train_from_store_then_predict_live(tmp_path: Path, capsys: pytest.Captu
     lines = [json.loads(line) for line in lines_path.read_text().splitlines()]
     assert len(lines) >= 2
     for line in lines:
-        assert list(line) == ["t", "probabilities", "label", "latency_ms"]
+        assert list(line) == ["t", "probabilities", "label", "latency_ms", "clean", "reason"]
         assert sum(line["probabilities"].values()) == pytest.approx(1.0)
         assert line["label"] in line["probabilities"]
-    assert "predictions from simulated:4" in capsys.readouterr().err
+    assert "not clean) from simulated:4" in capsys.readouterr().err
 
     assert "no labelled trial of participants P99" in _error(
-        capsys, ["train", "--store", str(store), "--participants", "P99", "--out", str(model)])
+        capsys, ["train", "--store", str(store), "--participants", "P99", "--out", str(tmp_path / "p99.skops")])
 
 
 def test_predict_refuses_bad_models(tmp_path: Path, table: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,4 +116,4 @@ def test_predict_refuses_bad_models(tmp_path: Path, table: Path, capsys: pytest.
     assert "skops" in _error(capsys, ["predict", "--model", str(junk), "--source", "simulated", "--seconds", "1"])
     assert "classifier must be one of" in _error(
         capsys, ["train", "--features", str(table), "--label", "label", "--group", "trial", "--drop", "note",
-                 "--classifier", "gpt", "--out", str(model)])
+                 "--classifier", "gpt", "--out", str(tmp_path / "gpt.skops")])

@@ -42,7 +42,7 @@ def test_registry_names_and_unknown() -> None:
 def test_paper_layout_and_exact_json() -> None:
     ds = synthetic_dataset()
     result = evaluate(ds, "paper", ["lda", "knn"], n_permutations=0)
-    assert list(result) == ["protocol", "chance", "results", "leakage_gap"]
+    assert list(result) == ["protocol", "chance", "results", "leakage_gap", "dataset"]
     assert result["protocol"] == "paper" and result["leakage_gap"] is None
     assert [(r["classifier"], r["split"]) for r in result["results"]] == [
         ("lda", "cv5"), ("lda", "70/30"), ("lda", "80/20"), ("knn", "cv5"), ("knn", "70/30"), ("knn", "80/20")]

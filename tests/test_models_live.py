@@ -40,7 +40,7 @@ def test_step_feeds_only_new_samples(bundle: Bundle) -> None:
     assert sum(pred.probabilities.values()) == pytest.approx(1.0)
     assert pred.label == max(pred.probabilities, key=pred.probabilities.__getitem__)
     assert pred.latency_ms > 0
-    assert list(pred.as_dict()) == ["t", "probabilities", "label", "latency_ms"]
+    assert list(pred.as_dict()) == ["t", "probabilities", "label", "latency_ms", "clean", "reason"]
     assert predictor.step() is None  # no new samples, no new prediction
 
 

@@ -59,7 +59,7 @@ def test_features_table_feeds_evaluate_and_library_train_predict(music_library_d
     assert main(["music", "evaluate", "--features", str(table), "--label", "label", "--classifiers", "lda",
                  "--json", str(result_json)]) == 0
     result = json.loads(result_json.read_text())
-    assert set(result) == {"protocol", "chance", "results", "leakage_gap"}
+    assert set(result) == {"protocol", "chance", "results", "leakage_gap", "dataset"}
     assert [r["split"] for r in result["results"]] == ["grouped", "random"]
     assert "roc_auc" in result["results"][0] and "chance:" in capsys.readouterr().out
 

@@ -42,7 +42,7 @@ def test_library_rows_groups_and_sequences(music_library: Any) -> None:
 @pytest.mark.timeout(240)
 def test_grouped_cv_recovers_the_intended_emotions(music_library: Any) -> None:
     result = music.evaluate_library(music_library, "grouped", ["logreg", "lstm"], lstm_params=FAST_LSTM)
-    assert set(result) == {"protocol", "chance", "results", "leakage_gap"}
+    assert set(result) == {"protocol", "chance", "results", "leakage_gap", "dataset"}
     assert result["protocol"] == "grouped" and result["chance"] == 0.25
     json.dumps(result, allow_nan=False)
     rows = {(r["classifier"], r["split"]): r for r in result["results"]}

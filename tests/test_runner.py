@@ -14,7 +14,6 @@ import soundfile as sf
 from acquisition.errors import ProtocolError
 from acquisition.session.protocol import Protocol, parse_protocol
 from acquisition.session.runner import RunnerEvent, RunnerState, SessionRunner
-from acquisition.sources.base import SourceStatus
 from acquisition.sources.simulated import SimulatedEpocSource
 from acquisition.store.sqlite import SessionStore
 
@@ -119,13 +118,19 @@ def test_prompt_pause_resume_and_unknown_label(tmp_path: Path) -> None:
         runner.submit_label("tense", 3, 8)
         result = runner.join(20)
     assert result is not None and result.status == "completed" and result.pauses == 1
-    trials = store.trials(result.session_id)
+    stored = store.trials(result.session_id)
+    # the presentation the pause cut short is kept, marked interrupted, never labelled
+    assert [(t.stimulus_id, t.status, t.label) for t in stored if t.status == "interrupted"] == [
+        ("s0", "interrupted", None)]
+    assert len(result.interrupted) == 1 and result.interrupted[0].reason == "paused by the operator"
+    trials = [t for t in stored if t.status == "complete"]
     assert [(t.stimulus_id, t.label, t.valence, t.arousal) for t in trials] == [
         ("s0", "sad", 2, 3), ("s1", "tense", 3, 8)]
     texts = [m.text for m in store.markers(result.session_id)]
     assert "trial_interrupted:s0" in texts and "pause:operator" in texts and "resume" in texts
     assert texts.count("stim_on:s0") == 2  # the interrupted presentation, then the full one
     assert trials[0].offset_t - trials[0].onset_t == pytest.approx(1.2, abs=0.1)
+    assert [t.trial_id for t in store.labelled_trials()] == [f"{result.session_id}:{t.id}" for t in trials]
     store.close()
 
 
@@ -153,7 +158,7 @@ def test_abort_keeps_what_was_recorded(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_source_loss_pauses_and_the_session_resumes(tmp_path: Path) -> None:
+def test_source_loss_pauses_and_the_session_resumes_by_itself(tmp_path: Path) -> None:
     from tests.support.sources import PausableSource
 
     protocol = _protocol(tmp_path, n=2, music_s=2.5, silence_s=0.1)
@@ -168,23 +173,29 @@ def test_source_loss_pauses_and_the_session_resumes(tmp_path: Path) -> None:
                             and events.kinds().count("stim_on") == 1 else None)
         runner.start()
         lost = events.wait("source_lost")
-        assert "source lost" in lost.message
+        assert "source lost" in lost.message and events.wait("fault").fault == "source"
         events.wait("paused")
-        assert not runner.resume()  # refused while the source is lost
-        source.resume()
-        assert source.wait_for_status(SourceStatus.STREAMING, 10)
-        assert runner.resume()
+        assert not runner.resume()  # "Resume now" is refused while the source is lost
+        source.resume()  # the headset is back: nobody touches the runner
+        events.wait("resumed")
         result = runner.join(20)
     assert result is not None and result.status == "completed"
-    trials = store.trials(result.session_id)
-    assert [t.stimulus_id for t in trials] == ["s0", "s1"] and all(t.label for t in trials)
+    stored = store.trials(result.session_id)
+    assert [(t.stimulus_id, t.status) for t in stored] == [("s0", "interrupted"), ("s0", "complete"),
+                                                           ("s1", "complete")]
+    assert [t.label for t in stored] == [None, "happy", "sad"]
     data, _, indices = store.eeg(result.session_id)
     assert np.all(np.diff(indices) == 1)  # every sample the source delivered was stored
     ramp = data[:, 0]  # the device's own sample counter: one jump where the headset was away
     jumps = np.flatnonzero(np.diff(ramp) != 1)
     assert len(jumps) == 1 and ramp[jumps[0] + 1] - ramp[jumps[0]] > 0.3 * 128
+    gaps = store.gaps(result.session_id)
+    assert len(gaps) == 1 and gaps[0].reason == "device lost"
+    for t in stored[1:]:  # no complete trial holds the gap
+        assert not t.onset_index <= gaps[0].after_index < t.offset_index
     texts = [m.text for m in store.markers(result.session_id)]
     assert any(t.startswith("gap:") for t in texts) and "trial_interrupted:s0" in texts
+    assert any(t.startswith("fault:source:source lost") for t in texts) and "resume" in texts
     store.close()
 
 
@@ -212,13 +223,16 @@ def test_full_store_pauses_and_nothing_is_lost(tmp_path: Path) -> None:
         events.wait("paused")
         message = errors.get(timeout=5)
         assert "store error" in message and "full" in message
-        assert not runner.resume()  # still full
-        with store._lock:
+        assert not runner.resume()  # "Resume now": still full
+        with store._lock:  # space is freed: the recorder's next retry succeeds
             store._conn.execute("PRAGMA max_page_count = 1073741823")
-        assert runner.resume()
+        events.wait("resumed")  # by itself
         result = runner.join(30)
     assert result is not None and result.status == "completed"
-    trials = store.trials(result.session_id)
+    stored = store.trials(result.session_id)
+    # the stimulus the fault stopped is kept (written once the store took writes again)
+    assert (stored[0].stimulus_id, stored[0].status) == ("s0", "interrupted")
+    trials = [t for t in stored if t.status == "complete"]
     assert [t.label for t in trials] == ["happy", "sad"]
     _, _, indices = store.eeg(result.session_id)
     assert indices[0] <= trials[0].onset_index and np.all(np.diff(indices) == 1)
@@ -231,7 +245,7 @@ def test_bad_runner_arguments(tmp_path: Path) -> None:
     store = SessionStore(tmp_path / "store.sqlite")
     source = SimulatedEpocSource()
     with pytest.raises(ProtocolError, match=r"labels must be 'auto' or 'prompt', got 'ask'"):
-        SessionRunner(protocol, source, store, "P", labels="ask")
+        SessionRunner(protocol, source, store, "P01", labels="ask")
     with pytest.raises(ProtocolError, match=r"time_scale must be a number > 0, got 0"):
-        SessionRunner(protocol, source, store, "P", time_scale=0)
+        SessionRunner(protocol, source, store, "P01", time_scale=0)
     store.close()

@@ -235,7 +235,7 @@ def test_bad_inputs_one_line_errors(env: dict[str, Any], tmp_path: Path, capsys:
     other = train_eeg(tmp_path / "other.skops", channels=["Fz", "Cz", "Pz"] + ["O1"] * 11)
     assert "trained on channels Fz,Cz,Pz" in _error(capsys, [*base, "--eeg-model", str(other)])
     assert "does not exist" in _error(capsys, [*base[:4], str(tmp_path / "none.sqlite"), *base[5:]])
-    assert "--out must be an HTML file" in _error(capsys, [*base[:-1], str(tmp_path)])
+    assert "is a directory; give a file name" in _error(capsys, [*base[:-1], str(tmp_path)])
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert "cannot write the report" in _error(capsys, [*base[:-1], str(blocker / "r.html")])

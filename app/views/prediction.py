@@ -49,6 +49,7 @@ class PredictionView(QWidget):
         self._queue: collections.deque[Any] = collections.deque(maxlen=2000)
         self._lock = threading.Lock()
         self.n_predictions = 0
+        self.n_unclean = 0
         self.last: Any = None
         self.smoothed: np.ndarray | None = None
         self._hist_t: collections.deque[float] = collections.deque()
@@ -276,6 +277,11 @@ class PredictionView(QWidget):
         self._draw()
 
     def _add(self, p: Any) -> None:
+        self.last = p
+        self.n_predictions += 1
+        if not getattr(p, "clean", True):
+            self.n_unclean += 1
+            return  # shown greyed, kept out of the smoothed decision and the timeline
         probs = np.array([float(p.probabilities.get(c, 0.0)) for c in self.classes])
         t = float(p.t)
         if self._t0 is None:
@@ -292,24 +298,33 @@ class PredictionView(QWidget):
         while self._hist_t and t - self._hist_t[0] > self.timeline_s:
             self._hist_t.popleft()
             self._hist_p.popleft()
-        self.last = p
-        self.n_predictions += 1
 
     def _draw(self) -> None:
-        if self.last is None or self.smoothed is None or not self.classes:
+        if self.last is None or not self.classes:
             return
         raw = np.array([float(self.last.probabilities.get(c, 0.0)) for c in self.classes])
-        self.bars.setOpts(height=raw)
+        clean = bool(getattr(self.last, "clean", True))
+        brushes = ([pg.mkBrush(class_colour(c, i)) for i, c in enumerate(self.classes)] if clean
+                   else [pg.mkBrush("#d1d5db")] * len(self.classes))
+        self.bars.setOpts(height=raw, brushes=brushes)
+        if not clean:  # an artefact in the window: say so, grey, never the big word
+            reason = getattr(self.last, "reason", "") or "window not clean"
+            self.decision.setStyleSheet("font-size: 34pt; font-weight: bold; color: #9ca3af;")
+            self.confidence.setText(f"not clean: {reason} — this window is not used")
+        if self.smoothed is None:
+            return
         k = int(np.argmax(self.smoothed))
         label = self.classes[k]
-        colour = class_colour(label, k)
-        self.decision.setText(label)
-        self.decision.setStyleSheet(f"font-size: 34pt; font-weight: bold; color: {colour};")
-        self.confidence.setText(f"confidence {100 * self.smoothed[k]:.0f}%  (smoothed)  ·  "
-                                f"this window: {self.last.label} {100 * raw.max():.0f}%")
+        if clean:
+            colour = class_colour(label, k)
+            self.decision.setText(label)
+            self.decision.setStyleSheet(f"font-size: 34pt; font-weight: bold; color: {colour};")
+            self.confidence.setText(f"confidence {100 * self.smoothed[k]:.0f}%  (smoothed)  ·  "
+                                    f"this window: {self.last.label} {100 * raw.max():.0f}%")
         lat = getattr(self.last, "latency_ms", None)
         if lat is not None:
-            self.latency.setText(f"{self.n_predictions} predictions · latency {lat:.1f} ms")
+            unclean = f" ({self.n_unclean} not clean)" if self.n_unclean else ""
+            self.latency.setText(f"{self.n_predictions} predictions{unclean} · latency {lat:.1f} ms")
         t = np.fromiter(self._hist_t, float) - float(self._hist_t[-1])
         hp = np.vstack(self._hist_p)
         for i, curve in enumerate(self.curves):

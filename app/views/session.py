@@ -41,7 +41,7 @@ from app.workers import Task
 
 PHASE_COLOURS = {"baseline": "#6b7280", "music": "#2563eb", "silence": "#0d9488", "label": "#7c3aed",
                  "paused": "#b45309", "done": "#15803d", "aborted": "#b91c1c", "interrupted": "#b91c1c",
-                 "idle": "#6b7280", "starting": "#b45309"}
+                 "failed": "#7f1d1d", "idle": "#6b7280", "starting": "#b45309"}
 
 
 class SessionView(QWidget):
@@ -103,6 +103,15 @@ class SessionView(QWidget):
         self.time_scale.setToolTip("Every duration is divided by this (1 = a real session; larger for demos "
                                    "and tests; with the simulated headset, set its speed to the same value)")
         form.addRow("Time scale", self.time_scale)
+        self.max_outage = QDoubleSpinBox()
+        self.max_outage.setRange(5.0, 3600.0)
+        self.max_outage.setDecimals(0)
+        self.max_outage.setValue(float(state.settings.max_outage_s))
+        self.max_outage.setSuffix(" s")
+        self.max_outage.setToolTip("A fault (source lost, store not writable, audio output gone, stimulus "
+                                   "unreadable) pauses the session, which resumes by itself when it clears; "
+                                   "one lasting longer than this ends the session as failed")
+        form.addRow("Max outage", self.max_outage)
         self.audio = QCheckBox("Play the stimuli through the audio output")
         self.audio.setChecked(True)
         form.addRow("", self.audio)
@@ -112,6 +121,8 @@ class SessionView(QWidget):
         self.start_button.setObjectName("primary")
         self.pause_button = QPushButton("Pause")
         self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Resume an operator pause; during a fault, check it again now "
+                                      "(the session also resumes by itself when the fault clears)")
         self.abort_button = QPushButton("Abort")
         self.abort_button.setObjectName("danger")
         for b in (self.start_button, self.pause_button, self.resume_button, self.abort_button):
@@ -135,6 +146,11 @@ class SessionView(QWidget):
         row.addStretch(1)
         row.addWidget(self.countdown)
         pl.addLayout(row)
+        self.fault_label = QLabel("")
+        self.fault_label.setWordWrap(True)
+        self.fault_label.setStyleSheet("color: #b45309; font-weight: bold;")
+        self.fault_label.hide()
+        pl.addWidget(self.fault_label)
         self.playing = QLabel("—")
         self.playing.setWordWrap(True)
         self.playing.setStyleSheet("color: #374151;")
@@ -267,8 +283,11 @@ class SessionView(QWidget):
         self.pause_button.setEnabled(running and not paused)
         self.resume_button.setEnabled(running and paused)
         self.abort_button.setEnabled(running)
+        faulted = bool(self.runner is not None and self.runner.faults)
+        self.resume_button.setText("Resume now" if faulted else "Resume")
+        self.abort_button.setText("End session" if faulted else "Abort")
         for w in (self.participant, self.protocol_path, self.labels_mode, self.time_scale, self.audio,
-                  self.check_button):
+                  self.check_button, self.max_outage):
             w.setEnabled(not running)
 
     def start(self) -> Task | None:
@@ -284,12 +303,20 @@ class SessionView(QWidget):
         if not participant:
             notes.warning("enter a participant id first")
             return None
+        from acquisition.errors import StoreError
+        from acquisition.store.sqlite import validate_participant
+
+        try:  # before anything mentions the id: a refused one may be a name
+            validate_participant(participant, self.state.settings.participant_pattern)
+        except StoreError as exc:
+            notes.warning(str(exc))
+            return None
         path = Path(self.protocol_path.text().strip())
         options = {
             "participant": participant, "protocol_path": path, "time_scale": float(self.time_scale.value()),
             "labels": str(self.labels_mode.currentData()), "audio": self.audio.isChecked(),
             "store_path": self.state.store_path, "source": self.source, "spec": self.state.source_spec,
-            "markers": self.markers_enabled,
+            "markers": self.markers_enabled, "max_outage_s": float(self.max_outage.value()),
         }
         self._interrupting = False
         self.events.clear()
@@ -423,9 +450,25 @@ class SessionView(QWidget):
             text = f"paused: {event.message or 'operator'}"
         elif kind == "resumed":
             colour = PHASE_COLOURS["music"]
-        elif kind in ("store_error", "source_lost"):
+            self.fault_label.hide()
+        elif kind == "fault":
             colour = PHASE_COLOURS["aborted"]
-            self.state.notes.warning(f"session: {event.message or kind}")
+            self.state.notes.warning(f"session paused: {event.message}")
+            limit = float(runner.max_outage_s) if runner is not None else float(self.max_outage.value())
+            self.fault_label.setText(f"Paused by a fault: {event.message}. The session resumes by itself when "
+                                     f"it clears, and fails after {limit:g} s. Resume now checks again; "
+                                     "End session ends it.")
+            self.fault_label.show()
+        elif kind == "fault_cleared":
+            text = event.message
+        elif kind in ("store_error", "source_lost"):
+            return  # the same fault, already shown by its "fault" event
+        elif kind == "trial_interrupted":
+            colour = PHASE_COLOURS["paused"]
+            text = f"trial {self.trial_k} interrupted ({event.message}); it will be repeated"
+        elif kind == "failed":
+            colour = PHASE_COLOURS["failed"]
+            text = f"session failed: {event.message}"
         elif kind == "session_start":
             colour = PHASE_COLOURS["done"]
         self.log_event(text, colour)
@@ -447,12 +490,15 @@ class SessionView(QWidget):
 
     def _on_finished(self, result: Any) -> None:
         status = str(result.status)
+        self.fault_label.hide()
         self.session_id = int(result.session_id)
         labelled = sum(1 for t in result.trials if t.label)
         text = f"session #{result.session_id} {status}: {labelled} labelled trial(s)"
         self._set_phase({"completed": "done"}.get(status, status), None)
         if status == "completed":
             self.progress.setValue(1000)
+        if status == "failed" and result.reason:
+            text += f" — {result.reason}"
         self.log_event(text, PHASE_COLOURS.get({"completed": "done"}.get(status, status)))
         for msg in result.messages:
             self.log_event(msg, PHASE_COLOURS["aborted"])
