@@ -240,8 +240,6 @@ class _Interrupted(Exception):
     pass
 
 
-#: Fault kinds and what clears each (see :meth:`SessionRunner._probe`).
-FAULT_KINDS = ("source", "store", "audio", "stimulus")
 #: How often a paused session re-checks its faults.
 PROBE_INTERVAL_S = 0.5
 
@@ -487,7 +485,9 @@ class SessionRunner:
                 self.player.close()
                 self.player.open()
             except Exception as exc:
-                self._faults["audio"] = f"audio output lost: {_one_line(exc)}"
+                with self._cond:
+                    if "audio" in self._faults:
+                        self._faults["audio"] = f"audio output lost: {_one_line(exc)}"
             else:
                 self._clear_fault("audio")
         if "stimulus" in faults and self._stimulus is not None:

@@ -135,10 +135,6 @@ def add_force_flags(parser: argparse.ArgumentParser) -> None:
                             help="replace existing output files (never a session store)")
 
 
-class Terminated(Exception):
-    """SIGTERM or SIGHUP arrived (raised in the main thread, like KeyboardInterrupt)."""
-
-
 @contextlib.contextmanager
 def ending_signals() -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP raise :class:`KeyboardInterrupt` in the main
