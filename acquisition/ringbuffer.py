@@ -7,8 +7,10 @@ that falls so far behind that the samples it asks for were already overwritten g
 what is left and an explicit count of what it missed; the buffer counts such overruns.
 
 The buffer also holds the stream's :class:`Gap` records (the writer adds one when samples
-are missing), so everything downstream of a source -- the recorder, the live predictor --
-learns about gaps from the same object it reads samples from.
+are missing) and its :class:`SourceEvent` records (triggers the device itself reports,
+such as EmotivPRO's ``HardwareMarker`` channel), so everything downstream of a source --
+the recorder, the live predictor -- learns about them from the same object it reads
+samples from.
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ class Gap:
     end_time: float
     n_missing: int
     reason: str
+
+
+@dataclass(frozen=True)
+class SourceEvent:
+    """Something the device marked at time ``t`` (EEG clock): ``text`` is a marker word
+    (``hardware:5``, ``emotivpro:12``)."""
+
+    t: float
+    text: str
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,7 @@ class RingBuffer:
         self._overruns = 0
         self._missed = 0
         self._gaps: list[Gap] = []
+        self._events: list[SourceEvent] = []
         self._cond = threading.Condition(threading.Lock())
 
     # -- writer ---------------------------------------------------------------------
@@ -135,6 +147,11 @@ class RingBuffer:
         with self._cond:
             self._gaps.append(gap)
 
+    def add_event(self, event: SourceEvent) -> None:
+        """Record a device event (added before the sample it marks is pushed)."""
+        with self._cond:
+            self._events.append(event)
+
     # -- readers --------------------------------------------------------------------
     @property
     def gaps(self) -> list[Gap]:
@@ -146,6 +163,25 @@ class RingBuffer:
         """The gaps after the first ``n_known`` (for readers that keep a count)."""
         with self._cond:
             return self._gaps[n_known:]
+
+    def events_since(self, n_known: int) -> list[SourceEvent]:
+        """The device events after the first ``n_known``."""
+        with self._cond:
+            return self._events[n_known:]
+
+    def index_at(self, t: float) -> int | None:
+        """Absolute index of the first held sample stamped at or after ``t``; ``None`` when
+        no such sample has arrived yet (the oldest held sample if ``t`` is older)."""
+        with self._cond:
+            n = min(self._total, self.capacity)
+            if n == 0:
+                return None
+            first = self._total - n
+            idx = (np.arange(first, self._total) % self.capacity)
+            times = self._times[idx]
+        if times[-1] < t:
+            return None
+        return first + int(np.searchsorted(times, t, side="left"))
 
     @property
     def total(self) -> int:

@@ -23,6 +23,7 @@ VERBS: dict[str, str] = {
     "gui": "gui",
     "demo": "demo",
     "sources": "sources",
+    "quality": "quality",
     "record": "record",
     "session": "session",
     "sessions": "sessions",

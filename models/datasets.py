@@ -182,6 +182,7 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
     n_rejected = 0
     lost_to_gaps = 0
     with_gaps = 0
+    bad_contact: list[str] = []
     win, step = window_samples(preset_obj, SFREQ_HZ)
     for trial in trials:
         data = np.asarray(trial.data, dtype=np.float64)
@@ -192,6 +193,8 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
             raise DataError(f"trial {tid!r}: data must have shape (n, {len(EPOC_CHANNELS)}), got {data.shape}")
         if not np.isfinite(data).all():
             raise DataError(f"trial {tid!r}: data must be finite, found {int((~np.isfinite(data)).sum())} NaN/inf samples")
+        if getattr(trial, "bad_contact", ()):
+            bad_contact.append(tid)
         pieces_of = getattr(trial, "contiguous_pieces", None)
         pieces = list(pieces_of()) if callable(pieces_of) else [(0, len(data))]
         n_missing = int(getattr(trial, "n_missing", 0) or 0)
@@ -241,6 +244,7 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
             "n_rejected_windows": n_rejected,
             "windows_lost_to_gaps": lost_to_gaps,
             "trials_with_gaps": with_gaps,
+            "trials_with_bad_contact": len(bad_contact),
             "skipped_trials": skipped,
         },
     ).validate()

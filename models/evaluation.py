@@ -564,6 +564,7 @@ def describe_dataset(dataset: Dataset) -> dict[str, Any]:
         "hash": dataset.data_hash(),
         "windows_lost_to_gaps": int(dataset.meta.get("windows_lost_to_gaps", 0) or 0),
         "trials_with_gaps": int(dataset.meta.get("trials_with_gaps", 0) or 0),
+        "trials_with_bad_contact": int(dataset.meta.get("trials_with_bad_contact", 0) or 0),
     }
 
 

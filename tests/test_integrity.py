@@ -517,7 +517,7 @@ def test_the_contact_quality_reader_reports_its_errors(monkeypatch: pytest.Monke
 
     import pylsl
 
-    from app.contact_quality import ContactQualityReader
+    from acquisition.sources.quality import QualityReader
 
     def broken_resolve(**_kwargs: object) -> object:
         raise OSError("network is down")
@@ -525,7 +525,7 @@ def test_the_contact_quality_reader_reports_its_errors(monkeypatch: pytest.Monke
     monkeypatch.setattr(pylsl, "resolve_streams", broken_resolve)
     told = threading.Event()
     messages: list[str] = []
-    reader = ContactQualityReader(on_error=lambda m: (messages.append(m), told.set()))
+    reader = QualityReader("X-EEG", "host", on_error=lambda m: (messages.append(m), told.set()))
     reader.start()
     assert told.wait(10)
     reader.stop()

@@ -145,6 +145,46 @@ def test_counter_skips_counted_exactly(lsl_name: str) -> None:
             assert gap.end_time - gap.start_time == pytest.approx((gap.n_missing + 1) / 128, abs=1e-4)
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("rate", "modulus"), [(128, 129), (256, 128)])
+def test_counter_modulus_is_learnt_not_assumed(lsl_name: str, rate: int, modulus: int) -> None:
+    """An older Emotiv manual says the Counter runs 0..128 (129 values); a bridge may count
+    modulo 128 at 256 Hz. Either is learnt at the first wrap: no phantom duplicates or
+    losses, one warning naming the modulus, and real skips still counted exactly."""
+    skipped = [300, 301, 302]
+    n_sent = 5 * rate
+    with outlet("emotiv", "--name", lsl_name, "--rate", str(rate), "--counter-modulus", str(modulus),
+                "--seconds", "5", "--wait-consumer", WAIT_CONSUMER, "--skip", ",".join(map(str, skipped))), \
+            connected(lsl_name) as src:
+        expected = (n_sent - len(skipped)) * 128 // rate
+        assert src.wait_for_samples(expected - 16, timeout_s=60)
+        assert src.duplicates == 0
+        assert src.native_lost == len(skipped)
+        assert src.last_error is not None and f"Counter runs 0..{modulus - 1}" in src.last_error
+        if rate == 128:
+            ramp = src.buffer.since(0).data[:, 0]
+            np.testing.assert_array_equal(ramp, np.setdiff1d(np.arange(n_sent), skipped)[:len(ramp)])
+
+
+@pytest.mark.timeout(90)
+def test_hardware_and_emotivpro_markers_become_events_and_stored_markers(lsl_name: str, tmp_path: Path) -> None:
+    from acquisition.store.recorder import StoreRecorder
+    from acquisition.store.sqlite import SessionStore
+
+    with outlet("emotiv", "--name", lsl_name, "--seconds", "4", "--wait-consumer", WAIT_CONSUMER,
+                "--hardware-at", "100:1,101:1,300:2", "--markers-at", "200:17"), connected(lsl_name) as src, \
+            SessionStore(tmp_path / "s.sqlite") as store:
+        sid = store.start_session("P01", {"name": "x"}, "lsl", {})
+        rec = StoreRecorder(src, store, sid, start_index=0).start()
+        assert src.wait_for_samples(4 * 128 - 1, timeout_s=60)
+        rec.stop()
+        events = src.buffer.events_since(0)
+        assert [e.text for e in events] == ["hardware:1", "emotivpro:17", "hardware:2"]  # changes only
+        ramp = src.buffer.since(0).data[:, 0]
+        marks = {m.text: m.sample_index for m in store.markers(sid)}
+    assert {k: ramp[v] for k, v in marks.items()} == {"hardware:1": 100, "emotivpro:17": 200, "hardware:2": 300}
+
+
 @pytest.mark.timeout(150)
 def test_emotiv_256hz_30s_resampled_to_128(lsl_name: str) -> None:
     before = _pylsl_clock()

@@ -22,6 +22,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -69,6 +70,8 @@ class DeviceInfo:
     native_channels: tuple[str, ...] = ()
     serial: str = ""
     notes: list[str] = field(default_factory=list)
+    #: EPOC name -> the device's own name of the channel used for it (when they differ)
+    channel_map: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -78,6 +81,7 @@ class DeviceInfo:
             "native_channels": list(self.native_channels),
             "serial": self.serial,
             "notes": list(self.notes),
+            "channel_map": dict(self.channel_map),
         }
 
 
@@ -205,6 +209,11 @@ class BaseSource(ABC):
             "device": self.info.as_dict() if self.info else None,
             "last_error": self.last_error,
         }
+
+    def quality_reader(self, on_error: Callable[[str], None] | None = None) -> Any:
+        """A :class:`~acquisition.sources.quality.QualityReader` for the headset's own
+        contact-quality stream, or ``None`` when the device has none (the default)."""
+        return None
 
     def __enter__(self) -> BaseSource:
         return self.connect()

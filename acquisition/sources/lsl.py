@@ -6,9 +6,14 @@ EPOC order, in µV, at 128 Hz:
 
 - **EmotivPRO layout** (labels ``Counter`` and ``Interpolate`` beside the 14
   electrodes; 19 channels with ``Markers`` since EmotivPRO 3.0, 18 before): 128 or
-  256 Hz only (256 is resampled to 128, stateful across chunks). ``Counter`` runs
-  0..rate-1 within each second and gives an exact count of dropped samples;
-  ``Interpolate`` > 0 marks samples the headset filled in.
+  256 Hz only (256 is resampled to 128, stateful across chunks). ``Counter`` gives an
+  exact count of dropped samples; its modulus is learnt at its first wrap (0..rate-1
+  as documented, 0..rate as an older manual says, or whatever the stream does --
+  a mismatch with the nominal rate is a warning); a sample is a duplicate only when
+  its counter *and* its time repeat. ``Interpolate`` > 0 marks samples the headset
+  filled in. A ``HardwareMarker`` or ``Markers`` value that changes (to a non-zero
+  value) becomes a device event, ``hardware:<value>`` or ``emotivpro:<value>``, stored
+  as a marker at its sample.
 - **Generic streams** whose labels include the 14 EPOC names: any regular rate of at
   least 128 Hz that is an exact fraction of 128 Hz (denominator below 1000) is
   resampled to 128 Hz; other rates and irregular streams are refused.
@@ -34,6 +39,7 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import pairwise
@@ -50,6 +56,7 @@ from acquisition.channels import (
     unit_scale_to_uv,
 )
 from acquisition.errors import SourceError
+from acquisition.ringbuffer import SourceEvent
 from acquisition.sources.base import (
     BaseSource,
     DeviceInfo,
@@ -57,6 +64,7 @@ from acquisition.sources.base import (
     ReadResult,
     local_clock,
 )
+from acquisition.sources.quality import QualityReader
 from acquisition.sources.resample import StreamResampler
 
 log = logging.getLogger(__name__)
@@ -143,6 +151,8 @@ class StreamLayout:
     counter_index: int | None = None
     interpolate_index: int | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    hardware_marker_index: int | None = None  # EmotivPRO's HardwareMarker (Extender triggers)
+    markers_index: int | None = None  # EmotivPRO's Markers (its own markers, since 3.0)
 
     @property
     def emotiv(self) -> bool:
@@ -194,6 +204,8 @@ def analyse_layout(
         )
     upper = [name.strip().upper() for name in names]
     counter = upper.index("COUNTER") if "COUNTER" in upper else None
+    hardware = upper.index("HARDWAREMARKER") if "HARDWAREMARKER" in upper else None
+    marker_col = upper.index("MARKERS") if "MARKERS" in upper else None
     interpolate = next((i for i, u in enumerate(upper) if u in ("INTERPOLATE", "INTERPOLATED")), None)
     emotiv = counter is not None and interpolate is not None
     unit_list = [(units[i] if units and i < len(units) else None) or "" for i in index]
@@ -249,6 +261,8 @@ def analyse_layout(
         counter_index=counter if emotiv else None,
         interpolate_index=interpolate if emotiv else None,
         notes=tuple(notes),
+        hardware_marker_index=hardware,
+        markers_index=marker_col,
     )
 
 
@@ -395,6 +409,7 @@ class LslSource(BaseSource):
         self._last_restamp: float | None = None
         self.layout: StreamLayout | None = None
         self.source_id: str = ""
+        self.hostname: str = ""
         #: dropped samples counted at the stream's own rate (exact, from Counter)
         self.native_lost = 0
         #: samples dropped because they held NaN or infinite values
@@ -455,6 +470,7 @@ class LslSource(BaseSource):
         self._inlet = inlet
         self.layout = layout
         self.source_id = full.source_id() or ""
+        self.hostname = full.hostname() or ""
         self._reset_stream_state()
         try:
             self._first_chunk(min(timeout_s, 2.0))
@@ -528,12 +544,23 @@ class LslSource(BaseSource):
         if inlet is not None:
             inlet.close_stream()
 
+    def quality_reader(self, on_error: Callable[[str], None] | None = None) -> QualityReader | None:
+        """A reader of the quality stream EmotivPRO publishes beside this EEG stream (same
+        host, same name prefix); ``None`` before the stream is connected."""
+        if self.info is None or not self.hostname:
+            return None
+        return QualityReader(self.info.name, self.hostname, on_error=on_error)
+
     # -- conversion -------------------------------------------------------------------
     def _reset_stream_state(self) -> None:
         self.clock_skew_s = None
         self._last_restamp = None
         self._last_counter: int | None = None
         self._last_time: float | None = None
+        self._counter_modulus: int | None = None  # learnt at the Counter's first wrap
+        self._counter_max = -1
+        self._counter_warned = False
+        self._last_marks: dict[int, float] = {}  # marker column -> its previous value
         self._bad_carry = 0
         layout = self.layout
         self._resampling = (
@@ -541,15 +568,48 @@ class LslSource(BaseSource):
             if layout is not None and layout.resampled else None
         )
 
-    def _counter_lost(self, c_prev: NDArray[np.int64], c: NDArray[np.int64],
-                      t_prev: NDArray[np.float64], t: NDArray[np.float64]) -> NDArray[np.int64]:
-        """Samples missing between consecutive samples: Counter modulo the rate, with the
-        number of whole seconds taken from the timestamps; negative = a repeated sample."""
+    def _counter_lost(self, c_prev: NDArray[np.int64], c: NDArray[np.int64], t_prev: NDArray[np.float64],
+                      t: NDArray[np.float64], modulus: int) -> NDArray[np.int64]:
+        """Samples missing between consecutive samples: the Counter step modulo its
+        modulus, plus the whole counter cycles the timestamps say passed; negative = the
+        counter went back (a repeat, or an inconsistent counter)."""
+        assert self.layout is not None
+        rate = self.layout.native_sfreq_hz
+        d = (c - c_prev - 1) % modulus
+        est = np.rint((t - t_prev) * rate) - 1
+        return (d + np.rint((est - d) / modulus).astype(np.int64) * modulus).astype(np.int64)
+
+    def _learn_modulus(self, c_raw: NDArray[np.int64], t: NDArray[np.float64]) -> int:
+        """The Counter's modulus: learnt at its first wrap, from the candidates (the rate,
+        the rate + 1 of an older Emotiv manual, the largest value seen + 1) the one whose
+        step across the wrap the timestamps confirm; widened if a larger value appears."""
         assert self.layout is not None
         rate = int(self.layout.native_sfreq_hz)
-        d = (c - c_prev - 1) % rate
-        est = np.rint((t - t_prev) * rate) - 1
-        return (d + np.rint((est - d) / rate).astype(np.int64) * rate).astype(np.int64)
+        prev_c = [self._last_counter] if self._last_counter is not None else []
+        prev_t = [self._last_time] if self._last_time is not None else []
+        full_c = np.concatenate([np.asarray(prev_c, dtype=np.int64), c_raw])
+        full_t = np.concatenate([np.asarray(prev_t, dtype=np.float64), t])
+        if self._counter_modulus is None:
+            wraps = np.flatnonzero(np.diff(full_c) < 0)
+            if len(wraps):
+                k = int(wraps[0])
+                self._counter_max = max(self._counter_max, int(full_c[: k + 1].max()))
+                before, after = int(full_c[k]), int(full_c[k + 1])
+                est = round(float(full_t[k + 1] - full_t[k]) * rate) - 1
+                candidates = sorted({rate, rate + 1, self._counter_max + 1} - {0})
+                candidates = [m for m in candidates if m > max(before, after)]
+                self._counter_modulus = min(candidates, key=lambda m: (abs((after - before - 1) % m - est), m != rate))
+        self._counter_max = max(self._counter_max, int(c_raw.max()))
+        modulus = self._counter_modulus or max(rate, self._counter_max + 1)
+        if self._counter_max >= modulus:
+            modulus = self._counter_modulus = self._counter_max + 1
+        if self._counter_modulus is not None and self._counter_modulus != rate and not self._counter_warned:
+            self._counter_warned = True
+            self.last_error = (f"LSL stream {self.layout.stream!r}: Counter runs 0..{self._counter_modulus - 1}, "
+                               f"not 0..{rate - 1} as at the nominal {rate} Hz; losses are counted modulo "
+                               f"{self._counter_modulus}")
+            log.warning(self.last_error)
+        return modulus
 
     def _convert(self, raw: NDArray[Any], stamps: NDArray[np.float64]) -> list[ReadResult]:
         layout = self.layout
@@ -582,6 +642,7 @@ class LslSource(BaseSource):
             bad_before = np.cumsum(~good)[rows]
             lost = np.diff(bad_before, prepend=0).astype(np.int64)
             lost[0] += self._bad_carry
+        self._device_events(raw, rows, stamps)
         self._bad_carry = n - 1 - int(rows[-1]) if counter is None else 0
         self.native_lost += int(lost.sum())
         starts = np.flatnonzero(lost > 0)
@@ -601,32 +662,59 @@ class LslSource(BaseSource):
     def _emotiv_lost(self, rows: NDArray[np.intp], counter: NDArray[np.float64],
                      stamps: NDArray[np.float64]) -> tuple[NDArray[np.intp], NDArray[np.int64]]:
         assert self.layout is not None
-        rate = int(self.layout.native_sfreq_hz)
+        half_period = 0.5 / self.layout.native_sfreq_hz
+        modulus = self._learn_modulus(np.rint(counter[rows]).astype(np.int64), stamps[rows])
         while True:
-            c = np.rint(counter[rows]).astype(np.int64) % rate
+            c = np.rint(counter[rows]).astype(np.int64) % modulus
             t = stamps[rows]
             if self._last_counter is None:
-                lost = np.zeros(len(rows), dtype=np.int64)
+                c_prev = np.concatenate([c[:1], c[:-1]])
+                t_prev = np.concatenate([t[:1], t[:-1]])
+                lost = self._counter_lost(c_prev, c, t_prev, t, modulus)
                 lost[0] = int(rows[0])  # invalid samples before the first valid one
-                if len(rows) > 1:
-                    lost[1:] = self._counter_lost(c[:-1], c[1:], t[:-1], t[1:])
             else:
                 assert self._last_time is not None
-                c_prev = np.concatenate([[self._last_counter], c[:-1]])
+                c_prev = np.concatenate([[self._last_counter % modulus], c[:-1]])
                 t_prev = np.concatenate([[self._last_time], t[:-1]])
-                lost = self._counter_lost(c_prev, c, t_prev, t)
-            repeated = np.flatnonzero(lost < 0)
-            if len(repeated) == 0:
+                lost = self._counter_lost(c_prev, c, t_prev, t, modulus)
+            back = np.flatnonzero(lost < 0)
+            if self._last_counter is None:
+                back = back[back > 0]
+            if len(back) == 0:
                 break
-            self.duplicates += 1
-            self.last_error = f"lsl source dropped a repeated sample (Counter {c[repeated[0]]})"
+            j = int(back[0])
+            if c[j] == c_prev[j] and abs(t[j] - t_prev[j]) < half_period:  # counter and time repeat
+                self.duplicates += 1
+                self.last_error = f"lsl source dropped a repeated sample (Counter {c[j]})"
+                log.warning(self.last_error)
+                rows = np.delete(rows, j)
+                if len(rows) == 0:
+                    return rows, np.zeros(0, dtype=np.int64)
+                continue
+            lost[back] = 0  # the counter went back but time went on: not a duplicate
+            self.last_error = (f"LSL stream {self.layout.stream!r}: Counter went back ({c_prev[j]} -> {c[j]}) "
+                               "while time went on; the samples are kept")
             log.warning(self.last_error)
-            rows = np.delete(rows, repeated[0])
-            if len(rows) == 0:
-                return rows, np.zeros(0, dtype=np.int64)
+            break
         self._last_counter = int(c[-1])
         self._last_time = float(t[-1])
         return rows, lost
+
+    def _device_events(self, raw: NDArray[Any], rows: NDArray[np.intp], stamps: NDArray[np.float64]) -> None:
+        """``HardwareMarker`` and ``Markers`` values that change to a non-zero value, as
+        device events in the ring buffer (before their samples are pushed)."""
+        layout = self.layout
+        assert layout is not None
+        for col, prefix in ((layout.hardware_marker_index, "hardware"), (layout.markers_index, "emotivpro")):
+            if col is None or len(rows) == 0:
+                continue
+            values = raw[rows, col].astype(np.float64)
+            prev = np.concatenate([[self._last_marks.get(col, 0.0)], values[:-1]])
+            with np.errstate(invalid="ignore"):
+                changed = np.flatnonzero(np.isfinite(values) & (values != prev) & (values != 0))
+            for r in changed:
+                self.buffer.add_event(SourceEvent(float(stamps[rows[r]]), f"{prefix}:{values[r]:g}"))
+            self._last_marks[col] = float(values[-1])
 
 
 def list_streams(timeout_s: float = 1.0) -> list[dict[str, object]]:

@@ -93,6 +93,7 @@ class StoreRecorder:
         self._callbacks: list[Callable[[StoreError], None]] = [on_error] if on_error else []
         self._recovered: list[Callable[[], None]] = []
         self._gaps_seen = len(source.buffer.gaps)
+        self._events_seen = len(source.buffer.events_since(0))
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -153,6 +154,7 @@ class StoreRecorder:
                 self.cursor = self.source.buffer.total
             try:
                 self._record_gaps()
+                self._record_events()
                 while True:
                     limit = self.max_chunk_samples
                     if self.stop_index is not None:
@@ -191,6 +193,18 @@ class StoreRecorder:
             self.store.add_gap(self.session_id, gap.after_index, gap.start_time, gap.end_time, gap.n_missing,
                                gap.reason)
             self._gaps_seen += 1
+
+    def _record_events(self) -> None:
+        """Device events (hardware triggers) as markers at the sample they mark; one whose
+        sample has not arrived yet waits for the next flush."""
+        buffer = self.source.buffer
+        for event in buffer.events_since(self._events_seen):
+            index = buffer.index_at(event.t)
+            if index is None:
+                break
+            if self.stop_index is None or index < self.stop_index:
+                self.store.add_marker(self.session_id, event.t, event.text, index)
+            self._events_seen += 1
 
     def _failed(self, exc: StoreError) -> None:
         self.errors += 1
@@ -234,7 +248,10 @@ class CsvRecorder:
         except OSError as exc:
             raise StoreError(f"cannot write CSV file {self.path}: {exc.strerror}") from exc
         self._writer = csv.writer(self._file)
-        self._writer.writerow(["time", *EPOC_CHANNELS])
+        # a device with other electrodes keeps its names: "AF3 (board Fz)"
+        mapping: dict[str, str] = getattr(getattr(source, "info", None), "channel_map", None) or {}
+        self._writer.writerow(["time", *(f"{ch} (board {mapping[ch]})" if ch in mapping else ch
+                                         for ch in EPOC_CHANNELS)])
 
     def flush(self, stop_index: int | None = None) -> int:
         """Append the samples received since the last call (before ``stop_index``); return how many."""

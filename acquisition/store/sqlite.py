@@ -90,7 +90,8 @@ CREATE TABLE IF NOT EXISTS trials (
     label TEXT,
     valence INTEGER,
     arousal INTEGER,
-    status TEXT NOT NULL DEFAULT 'complete' CHECK (status IN ('complete', 'interrupted'))
+    status TEXT NOT NULL DEFAULT 'complete' CHECK (status IN ('complete', 'interrupted')),
+    contact TEXT
 );
 CREATE INDEX IF NOT EXISTS trials_session ON trials(session_id);
 CREATE TABLE IF NOT EXISTS markers (
@@ -161,6 +162,7 @@ class LabelledTrial:
     intended: str | None = None
     n_missing: int = 0
     pieces: tuple[tuple[int, int], ...] = ()
+    bad_contact: tuple[str, ...] = ()  # electrodes with bad contact during the trial
 
     def contiguous_pieces(self) -> tuple[tuple[int, int], ...]:
         """Row ranges ``(start, stop)`` of ``data`` with no sample missing inside; windows
@@ -227,6 +229,12 @@ class Trial:
     valence: int | None
     arousal: int | None
     status: str = "complete"
+    contact: dict[str, Any] | None = None  # the headset's worst contact quality during the trial
+
+    @property
+    def bad_contact(self) -> list[str]:
+        """Electrodes whose contact was bad (or absent) at some time during the trial."""
+        return list((self.contact or {}).get("bad_channels", []))
 
 
 @dataclass(frozen=True)
@@ -539,6 +547,7 @@ class SessionStore:
                     return
                 conn.execute("ALTER TABLE trials ADD COLUMN status TEXT NOT NULL DEFAULT 'complete'"
                              " CHECK (status IN ('complete', 'interrupted'))")
+                conn.execute("ALTER TABLE trials ADD COLUMN contact TEXT")
                 conn.execute(sessions_sql.replace("TABLE IF NOT EXISTS sessions", "TABLE sessions_v2"))
                 conn.execute("INSERT INTO sessions_v2 SELECT * FROM sessions")
                 conn.execute("DROP TABLE sessions")
@@ -984,12 +993,15 @@ class SessionStore:
         onset_index: int | None,
         offset_index: int | None,
         status: str = "complete",
+        contact: dict[str, Any] | None = None,
     ) -> int:
         """Store a trial (stimulus presentation); return its id.
 
         Times are on the EEG clock; indices are source sample indices (as in
         :meth:`append_eeg`). An ``interrupted`` trial (cut short by a pause or a fault)
-        keeps its EEG for review but can never be labelled.
+        keeps its EEG for review but can never be labelled. ``contact`` is the headset's
+        contact quality during the trial (``QualityReading.as_json()`` of the worst
+        reading, with ``bad_channels``), stored as JSON.
         """
         if status not in TRIAL_STATUSES:
             raise StoreError(f"trial status must be one of {', '.join(TRIAL_STATUSES)}, got {status!r}")
@@ -1003,10 +1015,11 @@ class SessionStore:
             self._check_session_in(conn, session_id)
             cur = conn.execute(
                 "INSERT INTO trials(session_id, stimulus_id, intended, onset_t, offset_t, onset_index, offset_index,"
-                " status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " status, contact) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (int(session_id), str(stimulus_id), intended, float(onset_t), float(offset_t),
                  None if onset_index is None else int(onset_index),
-                 None if offset_index is None else int(offset_index), status),
+                 None if offset_index is None else int(offset_index), status,
+                 None if contact is None else json.dumps(contact, default=str)),
             )
             return int(cur.lastrowid or 0)
 
@@ -1030,13 +1043,14 @@ class SessionStore:
     def trials(self, session_id: int) -> list[Trial]:
         """The trials of a session in onset order."""
         self._require_session(session_id)
-        status = "status" if self.schema_version >= 2 else "'complete'"  # a v1 store opened read-only
+        extra = "status, contact" if self.schema_version >= 2 else "'complete', NULL"  # a v1 store read-only
         rows = self._read(
             "SELECT id, session_id, stimulus_id, intended, onset_t, offset_t, onset_index, offset_index, label,"
-            f" valence, arousal, {status} FROM trials WHERE session_id=? ORDER BY onset_t, id",
+            f" valence, arousal, {extra} FROM trials WHERE session_id=? ORDER BY onset_t, id",
             (int(session_id),),
         )
-        return [Trial(*r) for r in rows]
+        return [Trial(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+                      json.loads(r[12]) if r[12] else None) for r in rows]
 
     def labelled_trials(
         self,
@@ -1075,6 +1089,7 @@ class SessionStore:
                         data=data, label=trial.label, trial_id=f"{info.id}:{trial.id}", subject=info.participant,
                         sfreq_hz=info.sfreq_hz, session_id=info.id, stimulus_id=trial.stimulus_id,
                         intended=trial.intended, n_missing=n_missing, pieces=pieces,
+                        bad_contact=tuple(trial.bad_contact),
                     )
                 )
         return out

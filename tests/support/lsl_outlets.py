@@ -57,6 +57,15 @@ def _ints(text: str) -> set[int]:
     return {int(x) for x in text.split(",") if x.strip()} if text else set()
 
 
+def _events(text: str) -> dict[int, float]:
+    """``"k:v,k:v"`` -> {sample index: value} (the value holds from k for one sample)."""
+    out: dict[int, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        k, _, v = part.partition(":")
+        out[int(k)] = float(v)
+    return out
+
+
 def _parent_alive(pid: int) -> bool:
     return os.getppid() == pid
 
@@ -80,6 +89,7 @@ def _run_paced(args: argparse.Namespace, labels: tuple[str, ...], unit_scale: fl
     stop_k = k + round(args.seconds * rate) if args.seconds > 0 else None
     rng = np.random.default_rng(args.seed)
     skip, interp, nan = _ints(args.skip), _ints(args.interpolate), _ints(args.nan)
+    hardware, markers = _events(args.hardware_at), _events(args.markers_at)
     col = {label: i for i, label in enumerate(labels)}
     consts = np.array([channel_constant(i) for i in range(len(EPOC))])
     while _parent_alive(args.parent) and (stop_k is None or k < stop_k):
@@ -99,9 +109,12 @@ def _run_paced(args: argparse.Namespace, labels: tuple[str, ...], unit_scale: fl
             if ch in col:
                 block[:, col[ch]] = eeg[:, j] / unit_scale
         if "Counter" in col:
-            block[:, col["Counter"]] = idx % int(rate)
+            block[:, col["Counter"]] = idx % (args.counter_modulus or int(rate))
             block[:, col["Interpolate"]] = np.isin(idx, list(interp)).astype(float)
             block[:, col["Timestamp"]] = stamps
+        for label, events in (("HardwareMarker", hardware), ("Markers", markers)):
+            if label in col:
+                block[:, col[label]] = [events.get(int(i), 0.0) for i in idx]
         keep = ~np.isin(idx, list(skip))
         if keep.any():
             outlet.push_chunk(block[keep].tolist(), (stamps[keep] + args.stamp_offset).tolist())
@@ -109,6 +122,23 @@ def _run_paced(args: argparse.Namespace, labels: tuple[str, ...], unit_scale: fl
     deadline = time.monotonic() + args.linger_s
     while _parent_alive(args.parent) and time.monotonic() < deadline:
         time.sleep(0.2)  # keep the outlet visible until the test is done with it
+
+
+def _run_quality(args: argparse.Namespace) -> None:
+    """EmotivPRO's Contact-Quality stream: Timestamp, BatteryPercent, Overall, Signal, then
+    the 14 sensors on the 0-4 scale, at 2 Hz (``--type`` picks EEG-Quality's layout)."""
+    import pylsl
+
+    third = "SampleRateQuality" if args.type == "EEG-Quality" else "Signal"
+    labels = ["Timestamp", "BatteryPercent", "Overall", third, *EPOC]
+    info = pylsl.StreamInfo(args.name, args.type, len(labels), 2.0, pylsl.cf_float32, args.source_id)
+    info.set_channel_labels(labels)
+    outlet = pylsl.StreamOutlet(info)
+    sensors = [float(v) for v in args.sensors.split(",")]
+    while _parent_alive(args.parent):
+        now = pylsl.local_clock()
+        outlet.push_sample([now, args.battery, args.overall, 1.0, *sensors], now)
+        time.sleep(0.5)  # EmotivPRO's 2 Hz
 
 
 def _run_player(args: argparse.Namespace) -> None:
@@ -137,7 +167,7 @@ def _run_player(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("mode", choices=("emotiv", "generic", "player"))
+    p.add_argument("mode", choices=("emotiv", "generic", "player", "quality"))
     p.add_argument("--parent", type=int, required=True, help="exit when this process is gone")
     p.add_argument("--name", required=True)
     p.add_argument("--type", default="EEG")
@@ -150,6 +180,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--format", default="float32", choices=("float32", "double64"))
     p.add_argument("--seconds", type=float, default=0.0, help="0 = until killed")
     p.add_argument("--t0", type=float, default=0.0, help="LSL time of sample 0 (0 = now)")
+    p.add_argument("--counter-modulus", type=int, default=0, help="Counter = k %% this (default: the rate)")
+    p.add_argument("--hardware-at", default="", help="HardwareMarker value at samples: 'k:v,k:v'")
+    p.add_argument("--markers-at", default="", help="Markers value at samples: 'k:v,k:v'")
     p.add_argument("--stamp-offset", type=float, default=0.0,
                    help="add this to every pushed stamp (a bridge that stamps on another clock)")
     p.add_argument("--chunk-min", type=int, default=4)
@@ -160,12 +193,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--wait-consumer", type=float, default=0.0)
     p.add_argument("--linger-s", type=float, default=120.0)
+    p.add_argument("--sensors", default="4,4,4,4,4,4,4,4,4,4,4,4,4,4", help="quality: the 14 sensor values")
+    p.add_argument("--battery", type=float, default=80.0)
+    p.add_argument("--overall", type=float, default=75.0)
     p.add_argument("--csv", default="")
     p.add_argument("--rows", default="", help="player: replay only rows START:STOP of the CSV")
     p.add_argument("--preroll-s", type=float, default=3.0)
     args = p.parse_args(argv)
     if args.mode == "player":
         _run_player(args)
+        return
+    if args.mode == "quality":
+        _run_quality(args)
         return
     if args.mode == "emotiv":
         labels = EMOTIV_19 if args.channels == 19 else EMOTIV_18
