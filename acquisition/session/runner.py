@@ -48,6 +48,7 @@ from typing import Protocol as TypingProtocol
 import numpy as np
 
 from acquisition.errors import DuyguError, ProtocolError, SourceError, StoreError
+from acquisition.marker_codes import marker_codes
 from acquisition.session.protocol import Protocol, Stimulus
 from acquisition.sources.base import BaseSource, SourceStatus, local_clock
 from acquisition.store.recorder import StoreRecorder
@@ -196,6 +197,7 @@ class TrialRecord:
     arousal: int | None = None
     status: str = "complete"  # or "interrupted" (kept, never labelled, repeated)
     reason: str = ""  # why an interrupted trial was interrupted
+    contact: dict[str, Any] | None = None  # worst contact quality during the stimulus
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -203,7 +205,7 @@ class TrialRecord:
             "intended": self.stimulus.emotion, "label": self.label, "valence": self.valence,
             "arousal": self.arousal, "onset_t": self.onset_t, "offset_t": self.offset_t,
             "onset_index": self.onset_index, "offset_index": self.offset_index, "trial_id": self.trial_id,
-            "status": self.status, "reason": self.reason,
+            "status": self.status, "reason": self.reason, "contact": self.contact,
         }
 
 
@@ -268,16 +270,27 @@ class SessionRunner:
         Order seed (default: derived from the protocol seed and the participant).
     markers : MarkerOutlet, optional
         LSL outlet for markers (``None``: markers are only stored).
+    markers_wait_s : float
+        The session's first marker waits this long at most for a recorder (LabRecorder,
+        EmotivPRO) to connect to ``markers``, so it records the whole session.
     source_spec : str
         How the source was named (stored with the session).
     max_outage_s : float
         A fault (or several) lasting longer than this ends the session as ``failed``.
+    quality : QualityReader, optional
+        The headset's contact quality (default: the source's own
+        :meth:`~acquisition.sources.base.BaseSource.quality_reader`, if it has one); the
+        worst quality during each trial is stored with the trial.
+    quality_wait_s : float
+        Before the session starts, wait this long at most for the first quality reading
+        (no wait when the first search finds no quality stream).
     """
 
     def __init__(self, protocol: Protocol, source: BaseSource, store: Any, participant: str, *,
                  player: Player | None = None, labels: str = "auto", time_scale: float = 1.0,
                  seed: int | None = None, markers: Any = None, source_spec: str = "",
-                 connect_timeout_s: float = 10.0, max_outage_s: float = 120.0) -> None:
+                 connect_timeout_s: float = 10.0, max_outage_s: float = 120.0, quality: Any = None,
+                 markers_wait_s: float = 5.0, quality_wait_s: float = 5.0) -> None:
         if labels not in ("auto", "prompt"):
             raise ProtocolError(f"labels must be 'auto' or 'prompt', got {labels!r}")
         if not (isinstance(time_scale, (int, float)) and math.isfinite(time_scale) and time_scale > 0):
@@ -294,9 +307,13 @@ class SessionRunner:
         self.seed = protocol.participant_seed(participant, seed)
         self.order = protocol.ordered(participant, self.seed)
         self.markers = markers
+        self.markers_wait_s = float(markers_wait_s)
+        self.quality_wait_s = float(quality_wait_s)
         self.source_spec = source_spec or getattr(source, "kind", "")
         self.connect_timeout_s = connect_timeout_s
         self.max_outage_s = float(max_outage_s)
+        self.quality = quality
+        self._own_quality = False
         self.session_id: int | None = None
         self.trials: list[TrialRecord] = []
         self.interrupted: list[TrialRecord] = []
@@ -536,6 +553,16 @@ class SessionRunner:
         """
         self._set_state(RunnerState.STARTING)
         self._require_streaming()
+        if self.quality is None:
+            self.quality = self.source.quality_reader(on_error=lambda m: log.warning("quality: %s", m))
+            self._own_quality = self.quality is not None
+            if self.quality is not None:
+                self.quality.start()
+        if self.quality is not None and self.quality_wait_s > 0:
+            # so the first trial's contact is known: wait for the first reading, unless
+            # the first search finds no quality stream at all
+            if self.quality.wait_until_ready(self.quality_wait_s) is None:
+                log.info("no contact-quality reading from the source; trials store no contact quality")
         try:
             self.player.open()
         except DuyguError:
@@ -548,6 +575,10 @@ class SessionRunner:
             "label_mode": self.label_mode, "source_speed": getattr(self.source, "speed", 1.0),
             "max_outage_s": self.max_outage_s,
         })
+        codes = marker_codes([s.id for s in self.protocol.stimuli], self.protocol.labels)
+        protocol["emotivpro_marker_codes"] = codes  # stored with every session, exported
+        if self.markers is not None and getattr(self.markers, "emotivpro", False):
+            self.markers.set_codes(codes)
         try:
             self.session_id = self.store.start_session(self.participant, protocol, self.source_spec, info)
         except StoreError:
@@ -563,6 +594,9 @@ class SessionRunner:
         self.recorder.start()
         status = "aborted"
         try:
+            if self.markers is not None and not self.markers.has_consumers():
+                # a recorder connecting now would miss the first markers: give it a moment
+                self.markers.wait_for_consumers(self.markers_wait_s)
             self._marker("session_start", local_clock())
             self._emit("session_start", message=f"session {self.session_id}: {len(self.order)} trials")
             if self.source.status != SourceStatus.STREAMING:  # lost between the check and now
@@ -625,6 +659,8 @@ class SessionRunner:
         except Exception as exc:
             log.warning("closing the player failed: %s", exc)
         stats: dict[str, Any] = self.recorder.stop() if self.recorder is not None else {}
+        if self._own_quality and self.quality is not None:
+            self.quality.stop()
         if status == "failed":
             self._marker(f"session_failed:{self._failure}", t_end)
             self._messages.append(f"failed: {self._failure}")
@@ -687,6 +723,11 @@ class SessionRunner:
         self._store_marker(f"stim_on:{stim.id}", times.onset_t, onset_index)
         self._marker(f"stim_off:{stim.id}", times.offset_t, offset_index)
         record = TrialRecord(position, stim, times.onset_t, times.offset_t, onset_index, offset_index)
+        record.contact = self._contact(times.onset_t, times.offset_t)
+        if record.contact and record.contact["bad_channels"] and not reason:
+            message = f"bad contact during {stim.id}: {', '.join(record.contact['bad_channels'])}"
+            self._messages.append(message)
+            self._emit("contact", trial=position, stimulus_id=stim.id, message=message)
         if reason:
             record.status, record.reason = "interrupted", reason
             self.interrupted.append(record)
@@ -752,6 +793,15 @@ class SessionRunner:
         if onset_t is None and self.markers is not None:
             self.markers.push(f"stim_on:{stim.id}", times.onset_t)
         return times
+
+    def _contact(self, t0: float, t1: float) -> dict[str, Any] | None:
+        """The worst contact quality the headset reported during ``[t0, t1]``."""
+        if self.quality is None:
+            return None
+        reading = self.quality.worst_between(t0, t1)
+        if reading is None:
+            return None
+        return {**reading.as_json(), "bad_channels": reading.bad_channels()}
 
     def _interruption(self, times: PlaybackTimes) -> str:
         """Why a played stimulus does not make a complete trial ("" if it does)."""
@@ -913,7 +963,7 @@ class SessionRunner:
     def _add_trial(self, record: TrialRecord) -> None:
         record.trial_id = self.store.add_trial(
             self.session_id, record.stimulus.id, record.stimulus.emotion, record.onset_t, record.offset_t,
-            record.onset_index, record.offset_index, status=record.status,
+            record.onset_index, record.offset_index, status=record.status, contact=record.contact,
         )
 
     def _set_label(self, record: TrialRecord) -> None:

@@ -12,6 +12,12 @@ from app.commands._common import add_source_argument, positive_float, write_json
 HELP = "run a listening session: protocol file -> music, markers and labelled EEG in the store"
 
 
+def _say(text: str) -> None:
+    """One line to stderr in one write: event threads and the main thread never interleave."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="session_command", metavar="COMMAND", required=True)
     r = sub.add_parser("run", help="run a session (prints the session id)",
@@ -34,6 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--markers", default="duygu-markers", metavar="NAME",
                    help="name of the LSL marker stream (type Markers; default: duygu-markers)")
     r.add_argument("--no-markers", action="store_true", help="do not publish markers on LSL (still stored)")
+    r.add_argument("--markers-wait-s", type=float, default=5.0, metavar="S",
+                   help="the first marker waits up to S s for a recorder (LabRecorder, EmotivPRO) to connect "
+                        "to the marker stream (default 5; 0 = do not wait)")
+    r.add_argument("--emotivpro-markers", action="store_true",
+                   help="also publish NAME-emotivpro: integer marker codes (1 channel MarkerValue) that "
+                        "EmotivPRO's LSL inlet records (the code table is stored with the session)")
     r.add_argument("--max-outage-s", type=positive_float, metavar="S",
                    help="a fault (source lost, store not writable, audio output gone, stimulus unreadable) "
                         "lasting longer than S seconds ends the session as failed (default: the settings' "
@@ -81,7 +93,7 @@ def build_session(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
     store = SessionStore(store_path, participant_pattern=settings.participant_pattern)
     kwargs: dict[str, Any] = {"speed": args.time_scale} if spec.kind == "simulated" else {}
     source = open_source(spec, **kwargs)
-    markers = None if args.no_markers else MarkerOutlet(args.markers)
+    markers = None if args.no_markers else MarkerOutlet(args.markers, emotivpro=args.emotivpro_markers)
     return protocol, source, store, player, markers
 
 
@@ -97,17 +109,18 @@ def run(args: argparse.Namespace) -> int:
 
     def show(event: RunnerEvent) -> None:
         if event.kind == "trial_start":
-            print(f"trial {(event.trial or 0) + 1}/{event.n_trials}: {event.stimulus_id}", file=sys.stderr)
+            _say(f"trial {(event.trial or 0) + 1}/{event.n_trials}: {event.stimulus_id}")
         elif event.kind == "fault":
-            print(f"session paused: {event.message} (it resumes by itself when this clears; "
-                  f"fails after {max_outage_s:g} s)", file=sys.stderr)
+            _say(f"session paused: {event.message} (it resumes by itself when this clears; "
+               f"fails after {max_outage_s:g} s)")
         elif event.kind == "paused" and event.message.startswith("cannot resume"):
-            print(f"session paused: {event.message}", file=sys.stderr)
+            _say(f"session paused: {event.message}")
+        elif event.kind == "contact":
+            _say(event.message)
         elif event.kind == "resumed":
-            print("session resumed", file=sys.stderr)
+            _say("session resumed")
         elif event.kind == "trial_interrupted":
-            print(f"trial {(event.trial or 0) + 1} interrupted ({event.message}): it will be repeated",
-                  file=sys.stderr)
+            _say(f"trial {(event.trial or 0) + 1} interrupted ({event.message}): it will be repeated")
         elif event.kind == "label_prompt":
             prompts.put(event)
         elif event.kind == "session_end":
@@ -115,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
 
     runner = SessionRunner(protocol, source, store, args.participant, player=player, labels=args.labels,
                            time_scale=args.time_scale, seed=args.seed, markers=markers,
-                           source_spec=args.source, max_outage_s=max_outage_s)
+                           source_spec=args.source, max_outage_s=max_outage_s,
+                           markers_wait_s=max(0.0, args.markers_wait_s))
     runner.add_listener(show)
     try:
         # SIGTERM and SIGHUP end the session as Ctrl-C does: stored as interrupted, with
@@ -139,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     if result is None:
         raise ProtocolError("the session did not end cleanly")
     for message in result.messages:
-        print(f"note: {message}", file=sys.stderr)
+        _say(f"note: {message}")
     print(result.session_id)
     if args.json:
         summary = result.as_dict()
@@ -147,10 +161,10 @@ def run(args: argparse.Namespace) -> int:
         write_json(summary, args.json)
     store.close()
     if result.status == "failed":
-        print(f"duygu: session {result.session_id} failed: {result.reason}", file=sys.stderr)
+        _say(f"duygu: session {result.session_id} failed: {result.reason}")
         return 1
     if result.status != "completed":
-        print(f"duygu: session {result.session_id} {result.status}", file=sys.stderr)
+        _say(f"duygu: session {result.session_id} {result.status}")
         return 1
     return 0
 
@@ -177,7 +191,7 @@ def _ask(runner: Any, event: Any, sam: bool) -> None:
             runner.submit_label(label, valence, arousal)
             return
         except (ProtocolError, ValueError) as exc:
-            print(f"  {exc}", file=sys.stderr)
+            _say(f"  {exc}")
 
 
 def _rating(name: str) -> int:
