@@ -115,10 +115,12 @@ MONTAGE: dict[str, Electrode] = {
 def canonical_label(label: str) -> str | None:
     """Return the EPOC label a stream or file label stands for, or ``None``.
 
-    Matching ignores case, surrounding blanks and an ``EEG`` prefix (``"EEG AF3"``), and
-    knows the aliases in :data:`ALIASES` (the UCI eye-state CSV calls P7 ``P``).
+    Matching ignores case, surrounding blanks, an ``EEG`` prefix (``"EEG AF3"``) and a
+    note in brackets (``"AF3 (board Fz)"``, how recordings from other devices name the
+    channel used for AF3), and knows the aliases in :data:`ALIASES` (the UCI eye-state CSV
+    calls P7 ``P``).
     """
-    key = label.strip().upper()
+    key = label.strip().upper().split("(")[0].strip()  # "AF3 (board Fz)" -> "AF3"
     for prefix in ("EEG ", "EEG-", "EEG_"):
         if key.startswith(prefix):
             key = key[len(prefix):].strip()

@@ -68,12 +68,17 @@ def test_timestamp_grid_keeps_its_spacing_through_bursts_and_follows_drift() -> 
 
 
 def test_invalid_board_id_is_a_one_line_source_error() -> None:
-    source = BrainFlowSource(9999)
-    with pytest.raises(SourceError) as err:
-        source.connect(timeout_s=5)
+    with pytest.raises(SourceError) as err:  # refused before BrainFlow is asked to open it
+        BrainFlowSource(9999)
     message = str(err.value)
     assert "\n" not in message
-    assert "9999" in message and "UNSUPPORTED_BOARD" in message
+    assert message == "brainflow board id 9999 is unknown to BrainFlow (see 'duygu sources')"
+    # a known board that cannot start: BrainFlow's own reason, in one line
+    source = BrainFlowSource("PLAYBACK_FILE_BOARD")
+    with pytest.raises(SourceError) as err:
+        source.connect(timeout_s=5)
+    assert "\n" not in str(err.value) and "PLAYBACK_FILE_BOARD" in str(err.value)
+    assert "needs ?file=" in str(err.value)
     assert source.status == SourceStatus.STOPPED
 
 

@@ -509,8 +509,9 @@ def test_parse_source_spec(spec: str, expected: SourceSpec) -> None:
         ("lsl:", "needs a target after 'lsl:'"),
         ("replay:", "needs a target after 'replay:'"),
         ("simulated:abc", "simulated seed must be an integer, got 'abc'"),
-        ("brainflow:synthetic", "brainflow board id must be an integer, got 'synthetic'"),
-        ("brainflow:1.5", "brainflow board id must be an integer, got '1.5'"),
+        ("brainflow:1.5", "brainflow board must be an id or a BoardIds name, got '1.5'"),
+        ("brainflow:SYNTHETIC_BOARD?port=1", "brainflow source option must be one of serial_port=..."),
+        ("brainflow:-1?timeout=soon", "brainflow option timeout must be a whole number, got 'soon'"),
         ("replay:x.csv@fast", "replay speed must be a number, got 'fast'"),
         ("replay:x.csv@0", "replay speed must be > 0 and finite, got '0'"),
         ("replay:x.csv@-2", "replay speed must be > 0 and finite, got '-2'"),
@@ -524,6 +525,12 @@ def test_bad_source_specs_are_one_line_errors(spec: str, message: str) -> None:
         parse_source_spec(spec)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_an_unknown_brainflow_board_name_is_refused_when_opened() -> None:
+    with pytest.raises(SourceError, match=r"^brainflow board must be a BoardIds name or id, got 'synthetic' "):
+        open_source("brainflow:synthetic")
+    assert open_source("brainflow:synthetic_board").board_id == -1  # names ignore case  # type: ignore[attr-defined]
 
 
 def test_open_source_builds_without_connecting(tmp_path: Path) -> None:
@@ -726,6 +733,6 @@ def test_views_never_name_the_main_window() -> None:
 
 def test_acquisition_keeps_only_its_shared_ground_flat() -> None:
     flat = sorted(p.name for p in (ROOT / "acquisition").glob("*.py"))
-    assert flat == ["__init__.py", "channels.py", "errors.py", "ringbuffer.py", "settings.py"]
+    assert flat == ["__init__.py", "channels.py", "errors.py", "marker_codes.py", "ringbuffer.py", "settings.py"]
     rooms = sorted(p.name for p in (ROOT / "acquisition").iterdir() if p.is_dir() and p.name != "__pycache__")
     assert rooms == ["session", "sources", "store"]

@@ -1,10 +1,16 @@
-"""A BrainFlow board as a Duygu source (any board id; the synthetic board included).
+"""A BrainFlow board as a Duygu source: any board, with the parameters it needs.
 
-BrainFlow has no Emotiv board, so this source is for other amplifiers and for the
-synthetic board (``BoardIds.SYNTHETIC_BOARD`` = -1, 250 Hz, 16 EEG rows). EEG rows are
-mapped to the EPOC+ labels when the board's EEG names include all 14 of them; otherwise
-the first 14 EEG rows are used *as if* they were AF3 ... AF4, and :attr:`DeviceInfo.notes`
-says so. Samples are resampled to 128 Hz with a stateful polyphase filter and stamped
+BrainFlow has no Emotiv board, so this source is for other amplifiers, the synthetic
+board (``BoardIds.SYNTHETIC_BOARD`` = -1, 250 Hz, 16 EEG rows) and BrainFlow's playback
+board (a recorded file). The board is named by id or ``BoardIds`` name; its
+``BrainFlowInputParams`` (``serial_port``, ``ip_address``, ``ip_port``, ``mac_address``,
+``serial_number``, ``file``, ``master_board``, ``timeout``, ``other_info``, ...) come from
+the spec: ``brainflow:PLAYBACK_FILE_BOARD?file=rec.csv&master_board=SYNTHETIC_BOARD``.
+EEG rows are mapped to the EPOC+ labels by name when the board's EEG names include all 14
+of them; otherwise the first 14 EEG rows are used *as if* they were AF3 ... AF4. Either
+way the board's real names are kept: :attr:`DeviceInfo.channel_map` (EPOC name -> board
+name) travels with every recording, into the CSV header (``AF3 (board Fz)``), the store
+and the exports. Samples are resampled to 128 Hz with a stateful polyphase filter and stamped
 on the LSL ``local_clock`` (BrainFlow stamps samples with Unix time; the offset between
 the two clocks is measured when the board is opened).
 """
@@ -81,6 +87,49 @@ def board_ids() -> dict[str, int]:
     return {b.name: int(b.value) for b in board_shim.BoardIds}
 
 
+def resolve_board(board: int | str) -> int:
+    """A board id from an id or a ``BoardIds`` name (``SYNTHETIC_BOARD``, ``-1``).
+
+    Raises
+    ------
+    SourceError
+        An unknown name or id (the message says where to find the names).
+    """
+    board_shim = _brainflow()
+    text = str(board).strip()
+    if text.lstrip("-").isdigit():
+        value = int(text)
+        try:
+            board_shim.BoardIds(value)
+        except ValueError:
+            raise SourceError(f"brainflow board id {value} is unknown to BrainFlow (see 'duygu sources')") from None
+        return value
+    try:
+        return int(board_shim.BoardIds[text.upper()].value)
+    except KeyError:
+        raise SourceError(f"brainflow board must be a BoardIds name or id, got {text!r} "
+                          "(see 'duygu sources' for the names)") from None
+
+
+def input_params(params: dict[str, str]) -> Any:
+    """``BrainFlowInputParams`` with ``params`` set (numbers and board names converted)."""
+    board_shim = _brainflow()
+    out = board_shim.BrainFlowInputParams()
+    for key, value in params.items():
+        if not hasattr(out, key):
+            raise SourceError(f"brainflow parameter must be one of BrainFlowInputParams' fields, got {key!r}")
+        if key == "master_board":
+            setattr(out, key, resolve_board(value))
+        elif key in ("ip_port", "timeout", "ip_protocol", "ip_port_aux", "ip_port_anc"):
+            try:
+                setattr(out, key, int(value))
+            except ValueError:
+                raise SourceError(f"brainflow parameter {key} must be a whole number, got {value!r}") from None
+        else:
+            setattr(out, key, str(value))
+    return out
+
+
 def map_eeg_rows(eeg_rows: list[int], names: list[str], board: str) -> tuple[list[int], list[str]]:
     """Pick the 14 data rows to use as AF3 ... AF4.
 
@@ -129,20 +178,27 @@ class BrainFlowSource(BaseSource):
 
     Parameters
     ----------
-    board_id : int
-        BrainFlow board id (-1 is the synthetic board).
+    board_id : int or str
+        BrainFlow board id (-1 is the synthetic board) or ``BoardIds`` name.
     serial_port : str
-        Serial port for boards that need one (``/dev/ttyUSB0``).
+        Serial port for boards that need one (``/dev/ttyUSB0``); also in ``params``.
+    params : dict, optional
+        ``BrainFlowInputParams`` fields (``file``, ``master_board``, ``ip_address``, ...).
     **kwargs
         :class:`~acquisition.sources.base.BaseSource` options (``buffer_seconds``, ...).
     """
 
     kind = "brainflow"
 
-    def __init__(self, board_id: int, serial_port: str = "", **kwargs: Any) -> None:
+    def __init__(self, board_id: int | str, serial_port: str = "", params: dict[str, str] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.board_id = int(board_id)
-        self.serial_port = serial_port
+        self.board_id = resolve_board(board_id)
+        self.params = dict(params or {})
+        if serial_port:
+            self.params.setdefault("serial_port", serial_port)
+        self.serial_port = self.params.get("serial_port", "")
+        self.channel_map: dict[str, str] = {}
         self._board: Any = None
         self._rows: list[int] = []
         self._ts_row = -1
@@ -158,33 +214,43 @@ class BrainFlowSource(BaseSource):
         shim_cls = board_shim.BoardShim
         error_cls = board_shim.BrainFlowError
         name = board_name(self.board_id)
+        params = input_params(self.params)
+        # a playback or streaming board describes the board it plays (its master board)
+        describe = self.board_id
+        if params.master_board not in (None, -100) and self.board_id in (
+                int(board_shim.BoardIds.PLAYBACK_FILE_BOARD.value), int(board_shim.BoardIds.STREAMING_BOARD.value)):
+            describe = int(params.master_board)
         try:
-            sfreq_hz = float(shim_cls.get_sampling_rate(self.board_id))
-            eeg_rows = list(shim_cls.get_eeg_channels(self.board_id))
-            self._ts_row = int(shim_cls.get_timestamp_channel(self.board_id))
+            sfreq_hz = float(shim_cls.get_sampling_rate(describe))
+            eeg_rows = list(shim_cls.get_eeg_channels(describe))
+            self._ts_row = int(shim_cls.get_timestamp_channel(describe))
         except error_cls as exc:
-            raise SourceError(f"brainflow board id {self.board_id} is not usable: {exc}") from None
+            raise SourceError(f"brainflow board {name} ({self.board_id}) is not usable: {exc}"
+                              + (" (a playback board needs ?file=...&master_board=...)" if describe == self.board_id
+                                 and self.board_id < -1 else "")) from None
         try:
-            names = [str(n) for n in shim_cls.get_eeg_names(self.board_id)]
+            names = [str(n) for n in shim_cls.get_eeg_names(describe)]
         except error_cls:
             names = []  # some boards have no fixed electrode names
         self._rows, notes = map_eeg_rows(eeg_rows, names, f"{name} ({self.board_id})")
+        row_names = {r: (names[eeg_rows.index(r)] if len(names) == len(eeg_rows) else f"row {r}") for r in eeg_rows}
+        self.channel_map = {epoc: row_names[r] for epoc, r in zip(EPOC_CHANNELS, self._rows, strict=True)
+                            if row_names[r] != epoc}
         for note in notes:
             log.warning(note)
         if sfreq_hz != SFREQ_HZ:
             notes.append(f"resampled from {sfreq_hz:g} Hz to {SFREQ_HZ:g} Hz")
 
-        params = board_shim.BrainFlowInputParams()
-        params.serial_port = self.serial_port
         board = _quiet_shim_class()(self.board_id, params)
         try:
             board.prepare_session()
             board.start_stream(int(sfreq_hz * 60))
         except error_cls as exc:
             _release(board)
+            given = ", ".join(f"{k}={v}" for k, v in self.params.items())
             raise SourceError(
                 f"brainflow board {name} ({self.board_id}) could not start: {exc}"
-                + (f" (serial port {self.serial_port!r})" if self.serial_port else "")
+                + (f" (with {given})" if given else " (does it need ?serial_port=..., ?ip_address=... or ?file=...?)")
             ) from None
         self._board = board
         self._clock_offset_s = local_clock() - time.time()
@@ -197,6 +263,7 @@ class BrainFlowSource(BaseSource):
             native_channels=tuple(names),
             serial=self.serial_port,
             notes=notes,
+            channel_map=dict(self.channel_map),
         )
 
     def _read(self, timeout_s: float) -> ReadResult | None:

@@ -1,8 +1,10 @@
 """Source specifications: the strings users type to pick a source.
 
-``simulated[:SEED]``, ``lsl:NAME``, ``lsl:type=EEG``, ``brainflow:BOARD_ID``,
-``replay:PATH[@SPEED]``; options follow a ``?`` as ``key=value`` pairs joined by ``&``
-(``lsl:NAME?restamp=arrival``).
+``simulated[:SEED]``, ``lsl:NAME``, ``lsl:type=EEG``, ``brainflow:BOARD`` (an id or a
+``BoardIds`` name), ``replay:PATH[@SPEED]``; options follow a ``?`` as ``key=value``
+pairs joined by ``&``: ``lsl:NAME?restamp=arrival``,
+``brainflow:PLAYBACK_FILE_BOARD?file=rec.csv&master_board=SYNTHETIC_BOARD``,
+``replay:rec.xdf?stream=EEG-1``.
 """
 
 from __future__ import annotations
@@ -33,9 +35,15 @@ class SourceSpec:
         return (f"{self.kind}:{self.target}" if self.target else self.kind) + query
 
 
-#: Options each kind accepts after ``?`` (value rule in the message).
-OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+#: BrainFlowInputParams fields a ``brainflow:`` spec may set.
+BRAINFLOW_PARAMS: tuple[str, ...] = ("serial_port", "ip_address", "ip_port", "ip_protocol", "mac_address",
+                                     "serial_number", "file", "master_board", "timeout", "other_info")
+
+#: Options each kind accepts after ``?``: allowed values, or ``None`` for any value.
+OPTIONS: dict[str, dict[str, tuple[str, ...] | None]] = {
     "lsl": {"restamp": ("arrival",)},
+    "brainflow": dict.fromkeys(BRAINFLOW_PARAMS),
+    "replay": {"stream": None},
 }
 
 
@@ -51,8 +59,11 @@ def _split_options(kind: str, rest: str) -> tuple[str, tuple[tuple[str, str], ..
         if not eq or key not in allowed:
             raise SourceError(f"{kind} source option must be one of {', '.join(f'{k}=...' for k in allowed)}, "
                               f"got {part.strip()!r}")
-        if value not in allowed[key]:
-            raise SourceError(f"{kind} source option {key} must be {' or '.join(allowed[key])}, got {value!r}")
+        rule = allowed[key]
+        if rule is not None and value not in rule:
+            raise SourceError(f"{kind} source option {key} must be {' or '.join(rule)}, got {value!r}")
+        if not value:
+            raise SourceError(f"{kind} source option {key} needs a value, got {part.strip()!r}")
         options.append((key, value))
     return target, tuple(options)
 
@@ -65,7 +76,7 @@ def parse_source_spec(spec: str) -> SourceSpec:
     if kind not in KINDS:
         raise SourceError(
             f"unknown source spec {spec!r}: expected simulated[:SEED], lsl:NAME, "
-            "lsl:type=EEG, brainflow:BOARD_ID or replay:PATH[@SPEED]"
+            "lsl:type=EEG, brainflow:BOARD[?key=value&...] or replay:PATH[@SPEED]"
         )
     rest, options = _split_options(kind, rest)
     if kind == "simulated":
@@ -75,11 +86,14 @@ def parse_source_spec(spec: str) -> SourceSpec:
     if not rest:
         raise SourceError(f"source spec {spec!r} needs a target after '{kind}:'")
     if kind == "brainflow":
-        try:
-            int(rest)
-        except ValueError:
-            raise SourceError(f"brainflow board id must be an integer, got {rest!r}") from None
-        return SourceSpec("brainflow", rest)
+        board = rest.strip()
+        if not (board.lstrip("-").isdigit() or board.replace("_", "").isalnum()):
+            raise SourceError(f"brainflow board must be an id or a BoardIds name, got {rest!r}")
+        for key in ("ip_port", "timeout"):
+            value = dict(options).get(key)
+            if value is not None and not value.isdigit():
+                raise SourceError(f"brainflow option {key} must be a whole number, got {value!r}")
+        return SourceSpec("brainflow", board, options=options)
     if kind == "replay":
         path, at, speed_text = rest.rpartition("@")
         if not at or "/" in speed_text or "\\" in speed_text:  # an '@' inside the path
@@ -94,7 +108,7 @@ def parse_source_spec(spec: str) -> SourceSpec:
                 raise SourceError(f"replay speed must be > 0 and finite, got {speed_text!r}")
         if not path.strip():
             raise SourceError(f"source spec {spec!r} needs a file path after 'replay:'")
-        return SourceSpec("replay", path, speed)
+        return SourceSpec("replay", path, speed, options=options)
     return SourceSpec("lsl", rest, options=options)
 
 
@@ -113,7 +127,7 @@ def open_source(spec: str | SourceSpec, **kwargs: Any) -> BaseSource:
     if parsed.kind == "brainflow":
         from acquisition.sources.brainflow import BrainFlowSource
 
-        return BrainFlowSource(int(parsed.target), **kwargs)
+        return BrainFlowSource(parsed.target, params=dict(parsed.options), **kwargs)
     from acquisition.sources.replay import ReplaySource
 
-    return ReplaySource(parsed.target, speed=parsed.speed, **kwargs)
+    return ReplaySource(parsed.target, speed=parsed.speed, stream=dict(parsed.options).get("stream"), **kwargs)
