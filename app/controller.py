@@ -60,6 +60,7 @@ class SourceController(QObject):
                 from app.procs import call_in_process
 
                 source.recording = call_in_process("acquisition.sources.replay:read_recording", parsed.target,
+                                                   dict(parsed.options).get("stream"),
                                                    cancelled=lambda: task.cancelled)
             return source
 

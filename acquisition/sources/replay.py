@@ -14,6 +14,9 @@ Accepted files:
 * EDF/EDF+ and BDF/BDF+ (``.edf``, ``.bdf``): signals matched by label, physical units
   converted to µV, any rate resampled to 128 Hz.
 * ``STORE.sqlite#SESSION_ID`` (or ``.db``): the EEG of a session in Duygu's store.
+* XDF (``.xdf``, LabRecorder's format, read with pyxdf): the EEG stream (by type and EPOC
+  labels, or the one named by ``stream=``) with its own timestamps -- which give its rate
+  and its gaps.
 
 Gaps stay gaps: a jump in a CSV's ``time`` column, an EDF ``BAD_ACQ_SKIP`` annotation
 (how Duygu's exports mark missing samples) and the gaps of a stored session are replayed
@@ -40,6 +43,7 @@ from acquisition.channels import (
     EPOC_CHANNELS,
     SFREQ_HZ,
     canonical_label,
+    match_channels,
     missing_channels,
     unit_scale_to_uv,
 )
@@ -79,6 +83,9 @@ class Recording:
     gaps : tuple of (int, int)
         ``(after_row, n_missing)``: samples missing after row ``after_row`` of ``data``
         (at 128 Hz), in row order.
+    timestamps : ndarray, optional
+        The recording's own time of each row (XDF: LSL clock of the recording machine),
+        when the file has one; ``None`` otherwise.
     """
 
     data: NDArray[np.float64]
@@ -87,6 +94,7 @@ class Recording:
     labels: tuple[str, ...]
     notes: list[str] = field(default_factory=list)
     gaps: tuple[tuple[int, int], ...] = ()
+    timestamps: NDArray[np.float64] | None = None
 
     @property
     def duration_s(self) -> float:
@@ -106,8 +114,9 @@ def load_recording(path: str | Path) -> tuple[NDArray[np.float64], float]:
     return rec.data, rec.sfreq_hz
 
 
-def read_recording(path: str | Path) -> Recording:
-    """Load and validate a CSV, EDF/BDF file or ``STORE#SESSION`` (see :func:`load_recording`)."""
+def read_recording(path: str | Path, stream: str | None = None) -> Recording:
+    """Load and validate a CSV, EDF/BDF or XDF file or ``STORE#SESSION`` (see
+    :func:`load_recording`); ``stream`` picks the EEG stream of an XDF file by name."""
     text = str(path)
     store_path, session_id = _split_store_spec(text)
     if store_path is not None:
@@ -120,7 +129,123 @@ def read_recording(path: str | Path) -> Recording:
         return _read_edf(p)
     if suffix in (".sqlite", ".db", ".sqlite3"):
         raise RecordingError(f"replay of a session store needs a session id: {text}#SESSION_ID")
+    if suffix == ".xdf":
+        return read_xdf(p, stream).recording
     return _read_csv(p)
+
+
+# -- XDF (LabRecorder) -------------------------------------------------------------------
+@dataclass
+class XdfContents:
+    """What an XDF file holds for Duygu: its EEG stream as a :class:`Recording` (with
+    the stream's own timestamps) and every string marker stream, ``name -> [(t, text)]``."""
+
+    recording: Recording
+    stream: str
+    markers: dict[str, list[tuple[float, str]]]
+
+
+def _first(value: Any, default: Any = None) -> Any:
+    """pyxdf keeps every XML value in a list."""
+    if isinstance(value, list):
+        return value[0] if value else default
+    return value if value is not None else default
+
+
+def _xdf_channels(info: dict[str, Any]) -> tuple[list[str], list[str]]:
+    labels, units = [], []
+    desc = _first(info.get("desc"))
+    channels = _first(desc.get("channels")) if isinstance(desc, dict) else None
+    for ch in (channels or {}).get("channel", []) if isinstance(channels, dict) else []:
+        labels.append(str(_first(ch.get("label"), "")))
+        units.append(str(_first(ch.get("unit"), "")))
+    return labels, units
+
+
+def read_xdf(path: str | Path, stream: str | None = None) -> XdfContents:
+    """Read a LabRecorder XDF file: the EEG stream and the marker streams.
+
+    The EEG stream is the one named ``stream``, else the first of type ``EEG`` whose
+    labels include the 14 EPOC channels, else the first with those labels. Its timestamps
+    (clock-synchronised, not dejittered, so a hole stays a hole) give the rate when the
+    stream has none, and every step longer than 1.5 sample periods is a gap.
+
+    Raises
+    ------
+    RecordingError
+        An unreadable file, no such stream, no EEG stream with the EPOC labels.
+    """
+    import pyxdf
+
+    p = Path(path)
+    try:
+        streams, _header = pyxdf.load_xdf(str(p), dejitter_timestamps=False, verbose=False)
+    except Exception as exc:  # pyxdf raises plain exceptions for foreign or truncated files
+        raise RecordingError(f"{p.name}: not a readable XDF file: {' '.join(str(exc).split())[:200]}") from None
+    numeric, markers = [], {}
+    for st in streams:
+        info = st["info"]
+        name = str(_first(info.get("name"), "?"))
+        if str(_first(info.get("channel_format"), "")) == "string":
+            markers[name] = [(float(t), str(v[0]) if isinstance(v, list) else str(v))
+                             for t, v in zip(st["time_stamps"], st["time_series"], strict=False)]
+        else:
+            numeric.append((name, st))
+    names = [n for n, _ in numeric]
+    if stream is not None:
+        chosen = [(n, st) for n, st in numeric if n == stream]
+        if not chosen:
+            raise RecordingError(f"{p.name}: no numeric stream named {stream!r} (streams: {', '.join(names) or 'none'})")
+    else:
+        with_labels = [(n, st) for n, st in numeric if match_channels(_xdf_channels(st["info"])[0]) is not None]
+        chosen = [(n, st) for n, st in with_labels
+                  if str(_first(st["info"].get("type"), "")).strip().upper() == "EEG"] or with_labels
+        if not chosen:
+            raise RecordingError(f"{p.name}: no EEG stream with the 14 EPOC channel labels "
+                                 f"(streams: {', '.join(names) or 'none'}; pick one with ?stream=NAME)")
+    name, st = chosen[0]
+    labels, units = _xdf_channels(st["info"])
+    order = match_channels(labels)
+    if order is None:
+        raise RecordingError(f"{p.name}: stream {name!r} lacks the EPOC channels {', '.join(missing_channels(labels))}")
+    series = np.asarray(st["time_series"], dtype=np.float64)
+    times = np.asarray(st["time_stamps"], dtype=np.float64)
+    if series.ndim != 2 or len(series) < 2:
+        raise RecordingError(f"{p.name}: stream {name!r} holds {len(series)} sample(s); nothing to replay")
+    scales = []
+    for i in order:
+        scale = unit_scale_to_uv(units[i] if i < len(units) else "")
+        if scale is None:
+            raise RecordingError(f"{p.name}: stream {name!r} channel {labels[i]} has unit {units[i]!r}; "
+                                 "expected V, mV, µV or nV")
+        scales.append(scale)
+    data = series[:, order] * np.asarray(scales)
+    keep = np.isfinite(data).all(axis=1) & (np.abs(data) <= FLOAT32_MAX).all(axis=1)
+    notes = [f"XDF stream {name!r} of {p.name}"]
+    if not keep.all():
+        notes.append(f"{int((~keep).sum())} sample(s) with NaN, infinite or out-of-range values left out")
+        data, times = data[keep], times[keep]
+    nominal = float(_first(st["info"].get("nominal_srate"), 0) or 0)
+    if nominal > 0:
+        sfreq_hz = nominal
+        steps = np.diff(times)
+        jumps = np.flatnonzero(steps > 1.5 / sfreq_hz)
+        gaps = [(int(r), max(1, round(float(steps[r]) * sfreq_hz) - 1)) for r in jumps]
+    else:
+        sfreq_hz, gaps, time_notes = _rate_from_times(p.name, times)
+        notes += time_notes
+    if gaps:
+        notes.append(f"{len(gaps)} gap(s) in the stream's timestamps: replayed as gaps")
+    rec = _to_analysis_rate(data, sfreq_hz, tuple(labels[i] for i in order), notes, gaps)
+    # the recording's own time of every output row: each piece from its first sample
+    bounds = [0, *[a + 1 for a, _ in gaps], len(times)]
+    out_times = []
+    for (a, b), (oa, ob) in zip(itertools.pairwise(bounds), itertools.pairwise([0, *[a + 1 for a, _ in rec.gaps], len(rec.data)]),
+                                strict=True):
+        out_times.append(times[a] + np.arange(ob - oa) / SFREQ_HZ if b > a else np.zeros(0))
+    stamps = np.concatenate(out_times) if out_times else None
+    rec = Recording(rec.data, rec.sfreq_hz, rec.native_sfreq_hz, rec.labels, rec.notes, rec.gaps, stamps)
+    return XdfContents(rec, name, markers)
 
 
 # -- CSV ---------------------------------------------------------------------------------
@@ -413,11 +538,12 @@ class ReplaySource(BaseSource):
     kind = "replay"
 
     def __init__(self, path: str | Path, speed: float = 1.0, loop: bool = False,
-                 chunk_samples: int = 4, **kwargs: Any) -> None:
+                 chunk_samples: int = 4, stream: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not speed > 0 or not np.isfinite(speed):
             raise SourceError(f"replay speed must be > 0, got {speed}")
         self.path = str(path)
+        self.stream = stream
         self.speed = float(speed)
         self.loop = loop
         self.chunk_samples = max(1, int(chunk_samples))
@@ -430,7 +556,7 @@ class ReplaySource(BaseSource):
 
     def _open(self, timeout_s: float) -> DeviceInfo:
         if self.recording is None:
-            self.recording = read_recording(self.path)
+            self.recording = read_recording(self.path, self.stream)
             self._sent = 0
         self._gap_rows = np.asarray([a for a, _ in self.recording.gaps], dtype=np.int64)
         self._gap_missing = np.asarray([m for _, m in self.recording.gaps], dtype=np.int64)
