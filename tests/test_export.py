@@ -15,7 +15,10 @@ from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
 from acquisition.errors import StoreError
 from acquisition.store.export import MAX_SPAN_UV, continuous, export_bids, export_csv
 from acquisition.store.sqlite import SessionStore
+from app.cli import main
 from tests.support.store_data import fill_session, run_bids_validator
+
+ROOT = Path(__file__).resolve().parents[1]
 
 GAP = (500, 40)  # 40 samples missing from index 500 on
 GLITCH = 900  # AF3 jumps to 5e5 µV here
@@ -65,33 +68,41 @@ def test_bids_export_validates_and_reads_back_in_mne(store: SessionStore, tmp_pa
         np.testing.assert_allclose(uv[c, GAP[0] : GAP[0] + GAP[1]], pmin, atol=quantum)
     assert uv[0, GLITCH] == pytest.approx(signals[0].physical_range[1], abs=1.0)  # clipped to the top
 
-    # annotations: the trials, the gap, the clipped glitch and the end padding
+    # annotations in the EDF: the trials, the markers, the gap, the clipped glitch, the end padding
     ann = raw.annotations
     stim = [(a["onset"], a["duration"], a["description"]) for a in ann if a["description"].startswith("stimulus")]
     assert stim == [
-        (pytest.approx(1.0, abs=1e-3), pytest.approx(3.0, abs=1e-3), "stimulus:stim1 label:happy"),
-        (pytest.approx(6.0, abs=1e-3), pytest.approx(3.0, abs=1e-3), "stimulus:stim2 label:sad"),
+        (pytest.approx(1.0, abs=1e-3), pytest.approx(3.0, abs=1e-3), "stimulus:stim1"),
+        (pytest.approx(6.0, abs=1e-3), pytest.approx(3.0, abs=1e-3), "stimulus:stim2"),
     ]
+    assert [a["description"] for a in ann if a["description"].startswith("stim_")] == [
+        "stim_on:stim1", "stim_off:stim1", "stim_on:stim2", "stim_off:stim2"]
     skips = [(a["onset"], a["duration"]) for a in ann if a["description"] == "BAD_ACQ_SKIP"]
     assert skips[0] == (pytest.approx(GAP[0] / SFREQ_HZ, abs=1e-3), pytest.approx(GAP[1] / SFREQ_HZ, abs=1e-3))
     assert skips[1][0] == pytest.approx(n_stored_span / SFREQ_HZ, abs=1e-3)  # padding
     clip = [a["onset"] for a in ann if a["description"] == "BAD_clipped"]
     assert clip == [pytest.approx(GLITCH / SFREQ_HZ, abs=1e-3)]
 
-    # events.tsv agrees with the store
+    # events.tsv: the marker texts as trial_type, the code table as value, the trials with their labels
     events = _tsv(eeg_dir / "sub-P01_task-listening_events.tsv")
-    trials = [e for e in events if e["trial_type"] == "stimulus"]
-    assert [(float(e["onset"]), float(e["duration"]), e["label"], e["stimulus"], e["intended"]) for e in trials] == [
-        (1.0, 3.0, "happy", "stim1", "happy"), (6.0, 3.0, "sad", "stim2", "sad")
-    ]
+    trials = [e for e in events if e["trial_type"].startswith("stimulus:")]
+    assert [(float(e["onset"]), float(e["duration"]), e["label"], e["stimulus"], e["intended"], e["status"])
+            for e in trials] == [(1.0, 3.0, "happy", "stim1", "happy", "complete"),
+                                 (6.0, 3.0, "sad", "stim2", "sad", "complete")]
     assert [int(e["sample"]) for e in trials] == [128, 768]
-    assert sum(e["trial_type"] == "marker" for e in events) == 4
+    markers = {e["trial_type"]: e["value"] for e in events if e["trial_type"].startswith("stim_")}
+    assert markers == {"stim_on:stim1": "1001", "stim_off:stim1": "2001", "stim_on:stim2": "1002",
+                       "stim_off:stim2": "2002"}
     onsets = [float(e["onset"]) for e in events]
     assert onsets == sorted(onsets)
+    levels = json.loads((eeg_dir / "sub-P01_task-listening_events.json").read_text())["value"]["Levels"]
+    assert levels["1001"] == "stim_on:stim1" and levels["5002"] == "stimulus:stim2"
 
     channels = _tsv(eeg_dir / "sub-P01_task-listening_channels.tsv")
     assert [c["name"] for c in channels] == list(EPOC_CHANNELS)
-    assert {c["type"] for c in channels} == {"EEG"} and {c["units"] for c in channels} == {"uV"}
+    assert {c["type"] for c in channels} == {"EEG"} and {c["units"] for c in channels} == {"µV"}
+    electrodes = _tsv(eeg_dir / "sub-P01_space-CapTrak_electrodes.tsv")
+    assert [e["name"] for e in electrodes] == list(EPOC_CHANNELS)
     sidecar = json.loads((eeg_dir / "sub-P01_task-listening_eeg.json").read_text())
     assert sidecar["SamplingFrequency"] == SFREQ_HZ and sidecar["TaskName"] == "listening"
     assert sidecar["Manufacturer"] == "Emotiv" and sidecar["PowerLineFrequency"] == 50.0
@@ -101,6 +112,7 @@ def test_bids_export_validates_and_reads_back_in_mne(store: SessionStore, tmp_pa
     assert participants == [{"participant_id": "sub-P01", "age": "27", "sex": "F", "duygu_id": "P01"}]
     description = json.loads((out / "dataset_description.json").read_text())
     assert description["DatasetType"] == "raw" and description["BIDSVersion"]
+    assert len(description["Authors"]) == 2 and "settings" in description["Authors"][0]  # the placeholder
     assert "BAD_ACQ_SKIP" in (out / "README").read_text()
 
 
@@ -136,10 +148,48 @@ def test_csv_export_is_exact(store: SessionStore, tmp_path: Path) -> None:
     assert [(r["stimulus_id"], r["label"], r["onset_index"], r["offset_index"]) for r in rows] == [
         ("stim1", "tense", "64", "256")
     ]
+    assert [(r["status"], r["contact"]) for r in rows] == [("complete", "")]
     with (out / "markers.csv").open() as f:
-        assert [r["text"] for r in csv.DictReader(f)] == ["stim_on:stim1", "stim_off:stim1"]
+        assert [(r["text"], r["code"]) for r in csv.DictReader(f)] == [("stim_on:stim1", "1001"),
+                                                                      ("stim_off:stim1", "2001")]
     meta = json.loads((out / "session.json").read_text())
     assert meta["participant"] == "P01" and meta["channels"] == list(EPOC_CHANNELS)
+
+
+def test_exports_name_board_channels_and_say_which_trials_had_bad_contact(store: SessionStore,
+                                                                          tmp_path: Path) -> None:
+    """A BrainFlow board's own electrode names and a trial's bad contact reach both exports."""
+    n = 3 * int(SFREQ_HZ)
+    sid = store.start_session("P01", {"name": "p", "stimuli": [{"id": "a"}, {"id": "b"}], "labels": ["happy"]},
+                              "brainflow:SYNTHETIC_BOARD",
+                              {"kind": "brainflow", "name": "Synthetic", "channel_map": {"AF3": "Fz", "F7": "F7"}})
+    store.append_eeg(sid, np.full((n, 14), 10.0) + np.arange(n)[:, None] % 7, 500 + np.arange(n) / SFREQ_HZ, 0)
+    bad = {"source_of_quality": "emotivpro", "battery_percent": 60.0, "overall": 40.0,
+           "channels": {}, "bad_channels": ["O1", "T7"]}
+    store.add_trial(sid, "a", "happy", 500.5, 501.0, 64, 128, contact=bad)
+    store.add_trial(sid, "b", "happy", 501.5, 502.0, 192, 256, status="interrupted")
+    store.finish_session(sid)
+
+    csv_out = export_csv(store, sid, tmp_path / "csv")
+    with (csv_out / "eeg.csv").open() as f:
+        assert f.readline().strip().split(",")[2:4] == ["AF3 (board Fz)", "F7"]
+    with (csv_out / "trials.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["status"], r["contact"], r["bad_contact"]) for r in rows] == [
+        ("complete", "bad: O1 T7", "O1 T7"), ("interrupted", "", "")]
+    assert json.loads((csv_out / "session.json").read_text())["channel_map"]["AF3"] == "Fz"
+
+    bids = export_bids(store, sid, tmp_path / "bids")
+    assert run_bids_validator(bids)["issues"]["errors"] == []
+    eeg_dir = bids / "sub-P01" / "eeg"
+    events = [e for e in _tsv(eeg_dir / "sub-P01_task-listening_events.tsv") if e["trial_type"].startswith("stimulus")]
+    assert [(e["status"], e["contact"]) for e in events] == [("complete", "bad: O1 T7"), ("interrupted", "n/a")]
+    channels = {c["name"]: c["description"] for c in _tsv(eeg_dir / "sub-P01_task-listening_channels.tsv")}
+    assert channels["AF3"] == "board channel Fz (used for AF3)" and channels["F7"] == "EEG electrode"
+    electrodes = {e["name"]: e["x"] for e in _tsv(eeg_dir / "sub-P01_space-CapTrak_electrodes.tsv")}
+    assert electrodes["AF3"] == "n/a" and float(electrodes["F7"]) < 0  # Fz does not sit at AF3's place
+    sidecar = json.loads((eeg_dir / "sub-P01_task-listening_eeg.json").read_text())
+    assert sidecar["Manufacturer"] == "BrainFlow" and sidecar["HardwareFilters"] == "n/a"
 
 
 def test_export_bad_input(store: SessionStore, tmp_path: Path) -> None:
@@ -164,3 +214,113 @@ def test_export_bad_input(store: SessionStore, tmp_path: Path) -> None:
     assert not (tmp_path / "b").exists()
     (tmp_path / "empty_ok").mkdir()
     assert export_csv(store, filled.session_id, tmp_path / "empty_ok") == tmp_path / "empty_ok"
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Two real sessions recorded by ``duygu session run`` (simulated EPOC+, no audio)."""
+    import subprocess
+    import sys
+
+    from support.gui import write_protocol
+
+    root = tmp_path_factory.mktemp("recorded")
+    protocol = write_protocol(root / "stim", n_per_class=1, music_s=1.0, silence_s=0.3)
+    store_path = root / "s.sqlite"
+    ids = []
+    for participant in ("P01", "P02"):
+        done = subprocess.run([sys.executable, "-m", "app.cli", "session", "run", "--protocol", str(protocol),
+                               "--participant", participant, "--labels", "auto", "--no-audio",
+                               "--markers-wait-s", "0", "--store", str(store_path)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        ids.append(int(done.stdout.split()[-1]))
+    return {"store": store_path, "ids": ids, "root": root}
+
+
+@pytest.mark.timeout(180)
+def test_a_recorded_session_reads_back_through_mne_bids(recorded: dict[str, object]) -> None:
+    """0 validator errors and 0 warnings; read_raw_bids gives the label and stimulus
+    annotations, the montage, and stimulus onsets within 0.5 ms of the stored ones."""
+    import mne_bids
+
+    store_path, ids, root = recorded["store"], recorded["ids"], recorded["root"]
+    assert isinstance(store_path, Path) and isinstance(ids, list) and isinstance(root, Path)
+    out = root / "bids-one"
+    assert main(["sessions", "export", str(ids[0]), "--out", str(out), "--store", str(store_path)]) == 0
+    report = run_bids_validator(out)
+    assert report["issues"]["errors"] == [] and report["issues"]["warnings"] == [], report["issues"]
+
+    raw = mne_bids.read_raw_bids(mne_bids.BIDSPath(subject="P01", task="listening", datatype="eeg", root=out),
+                                 verbose="error")
+    with SessionStore(store_path, readonly=True) as store:
+        trials = store.trials(ids[0])
+        _, times, _ = store.eeg(ids[0])
+    t0 = float(times[0])
+    ann = {(a["description"], round(float(a["onset"]), 6)) for a in raw.annotations}
+    descriptions = {d for d, _ in ann}
+    assert {f"label:{tr.label}" for tr in trials} <= descriptions and len(trials) == 4
+    for tr in trials:
+        for word in (f"stimulus:{tr.stimulus_id}", f"stim_on:{tr.stimulus_id}"):
+            onsets = [o for d, o in ann if d == word]
+            assert len(onsets) == 1 and abs(onsets[0] - (tr.onset_t - t0)) < 0.5e-3, (word, onsets, tr.onset_t - t0)
+    montage = raw.get_montage()
+    assert montage is not None and montage.ch_names == list(EPOC_CHANNELS)
+    positions = montage.get_positions()["ch_pos"]
+    assert positions["AF3"][0] < 0 < positions["AF4"][0]  # left is left
+
+
+@pytest.mark.timeout(180)
+def test_several_sessions_export_as_one_dataset_with_session_levels(recorded: dict[str, object]) -> None:
+    store_path, ids, root = recorded["store"], recorded["ids"], recorded["root"]
+    assert isinstance(store_path, Path) and isinstance(ids, list) and isinstance(root, Path)
+    out = root / "bids-two"
+    assert main(["sessions", "export", ",".join(map(str, ids)), "--out", str(out), "--store", str(store_path)]) == 0
+    report = run_bids_validator(out)
+    assert report["issues"]["errors"] == [] and report["issues"]["warnings"] == [], report["issues"]
+    for participant, sid in zip(("P01", "P02"), ids, strict=True):  # each participant's first visit: ses-1
+        eeg = out / f"sub-{participant}" / "ses-1" / "eeg" / f"sub-{participant}_ses-1_task-listening_eeg.edf"
+        assert eeg.exists()
+        scans = _tsv(out / f"sub-{participant}" / "ses-1" / f"sub-{participant}_ses-1_scans.tsv")
+        assert [(r["filename"], r["duygu_session_id"]) for r in scans] == [
+            (f"eeg/{eeg.name}", str(sid))]
+    assert [r["participant_id"] for r in _tsv(out / "participants.tsv")] == ["sub-P01", "sub-P02"]
+    by_participant = root / "bids-p02"
+    assert main(["sessions", "export", "--participant", "P02", "--out", str(by_participant),
+                 "--store", str(store_path)]) == 0
+    assert [p.name for p in by_participant.iterdir() if p.name.startswith("sub-")] == ["sub-P02"]
+    assert (by_participant / "sub-P02" / "eeg").is_dir()  # one session: no ses- level
+
+
+@pytest.mark.timeout(120)
+def test_multi_session_export_bad_input(recorded: dict[str, object], tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    store_path, ids = recorded["store"], recorded["ids"]
+    assert isinstance(store_path, Path) and isinstance(ids, list)
+    cases = [
+        ([f"{ids[0]},{ids[0]}"], f"session {ids[0]} is listed twice"),
+        ([f"{ids[0]},99"], "unknown session id 99"),
+        (["1,x"], "session ids are integers separated by commas"),
+        ([str(ids[0]), "--participant", "P01"], "not both and not neither"),
+        ([], "not both and not neither"),
+        (["--participant", "P77"], "participant 'P77' has no sessions"),
+        ([",".join(map(str, ids)), "--format", "csv"], "a CSV export holds one session; 2 given"),
+    ]
+    for k, (argv, message) in enumerate(cases):
+        out = tmp_path / f"out{k}"
+        try:
+            code = main(["sessions", "export", *argv, "--out", str(out), "--store", str(store_path)])
+        except SystemExit as exc:  # argparse rejects the ids
+            code = int(exc.code or 0)
+        err = capsys.readouterr().err
+        assert code != 0 and message in err, (argv, err)
+        assert not out.exists()
+
+
+def test_participants_sharing_a_bids_label_are_refused(store: SessionStore, tmp_path: Path) -> None:
+    store.add_participant("p01")
+    a = fill_session(store, participant="P01", seconds=2, trials=())
+    b = fill_session(store, participant="p01", seconds=2, trials=())
+    with pytest.raises(StoreError, match="'P01' and 'p01' would share the BIDS subject label"):
+        export_bids(store, [a.session_id, b.session_id], tmp_path / "x")
+    assert not (tmp_path / "x").exists()

@@ -1,12 +1,20 @@
-"""Export a stored session as BIDS-EEG (EDF) or as plain CSV files.
+"""Export stored sessions as BIDS-EEG (EDF, written by MNE-BIDS) or as plain CSV files.
 
-BIDS layout (one subject, one task, no session level)::
+BIDS layout (one session; several get ``ses-<n>`` levels, see :func:`export_bids`)::
 
-    OUT/dataset_description.json  README  participants.tsv  participants.json
-    OUT/sub-<label>/eeg/sub-<label>_task-listening_eeg.edf
-                       sub-<label>_task-listening_eeg.json
+    OUT/dataset_description.json  README  participants.tsv/.json  scans.json
+    OUT/sub-<label>/sub-<label>_scans.tsv
+    OUT/sub-<label>/eeg/sub-<label>_task-listening_eeg.edf (+ _eeg.json)
                        sub-<label>_task-listening_channels.tsv
                        sub-<label>_task-listening_events.tsv (+ .json)
+                       sub-<label>_space-CapTrak_electrodes.tsv (+ .json, _coordsystem.json)
+
+MNE-BIDS writes the EDF, the montage files and the sidecars; Duygu then writes what it
+knows better: ``events.tsv`` with the marker text as ``trial_type`` (``stim_on:<id>``,
+``label:happy``, ...), one ``stimulus:<id>`` row per trial with its label, ratings,
+status and contact quality, the session's marker code table as ``value``, and onsets
+that are exact EEG-clock times (MNE-BIDS would snap them to a sample); the EEG sidecar
+(device, reference, filters); ``participants.tsv`` (age, sex, store id).
 
 Gaps. An EDF file is a continuous grid of samples. Samples missing from the recording
 (device loss, dropped samples, recorder overruns) are grid points held at the channel's
@@ -16,11 +24,11 @@ those of the real data) and covered by a ``BAD_ACQ_SKIP`` annotation (in the EDF
 epoching respect. The file is padded the same way to a whole data record (1 s). The
 filled points are never data: every one of them is annotated.
 
-Range. EDF stores 16-bit integers; each channel's physical range is its data range,
-rounded outward. If a channel's span exceeds :data:`MAX_SPAN_UV` (a glitch of
-hundreds of thousands of µV would make the quantum coarse for every sample), its range
-is centred on its median and the few samples outside are clipped to it and covered by a
-``BAD_clipped`` annotation; the CSV export always keeps exact values.
+Range. EDF stores 16-bit integers; each channel's physical range is its data range. If a
+channel's span exceeds :data:`MAX_SPAN_UV` (a glitch of hundreds of thousands of µV
+would make the quantum coarse for every sample), its range is centred on its median and
+the few samples outside are clipped to it and covered by a ``BAD_clipped`` annotation;
+the CSV export always keeps exact values.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import math
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,8 +49,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from acquisition import __version__
+from acquisition.channels import MONTAGE
 from acquisition.errors import StoreError
-from acquisition.store.sqlite import SessionInfo, SessionStore, bids_label
+from acquisition.marker_codes import STIM_ON_BASE, TRIAL_BASE, code_of, marker_codes
+from acquisition.store.sqlite import Participant, SessionInfo, SessionStore, Trial, bids_label
 
 TASK = "listening"
 BIDS_VERSION = "1.8.0"
@@ -49,6 +60,8 @@ MAX_SPAN_UV = 16384.0
 """Widest channel range written to EDF: a quantum of 0.25 µV, finer than the EPOC+'s 0.51 µV."""
 GAP_ANNOTATION = "BAD_ACQ_SKIP"
 CLIP_ANNOTATION = "BAD_clipped"
+PLACEHOLDER_AUTHORS = ("Unnamed author (set 'authors' in Duygu's settings.toml)", "Unnamed author")
+"""``Authors`` when the settings name none (two entries: the validator warns about one)."""
 
 
 @dataclass
@@ -88,13 +101,13 @@ class ContinuousEeg:
             return float((pos[-1] + (t - times[-1]) / period) / self.sfreq_hz)
         return float(np.interp(t, times, pos) / self.sfreq_hz)
 
-    def index_to_seconds(self, index: int | None, t: float) -> float:
-        """A source sample index (preferred, if stored) or time -> seconds on the grid."""
+    def position_of(self, index: int | None, seconds: float) -> int:
+        """The grid sample of a source index (if stored), else the one at ``seconds``."""
         if index is not None:
             k = int(np.searchsorted(self.indices, index))
             if k < len(self.indices) and self.indices[k] == index:
-                return float(self.positions[k] / self.sfreq_hz)
-        return self.time_to_seconds(t)
+                return int(self.positions[k])
+        return max(0, math.floor(seconds * self.sfreq_hz + 1e-6))
 
 
 def _clock_period(times: NDArray[np.float64]) -> float:
@@ -217,21 +230,31 @@ def _device_text(info: SessionInfo) -> tuple[str, str]:
         return "Emotiv", "EPOC+ (simulated by Duygu: synthetic signals, not EEG)"
     if kind == "brainflow":
         return "BrainFlow", str(info.device.get("name", "BrainFlow board"))
+    if kind == "xdf":
+        return "n/a", f"{info.device.get('name', 'EEG stream')} (imported from an XDF recording)"
     return "Emotiv", "EPOC+"
 
 
-def export_bids(store: SessionStore, session_id: int, out_dir: str | Path,
-                power_line_hz: float | None = 50.0) -> Path:
-    """Write one session as a BIDS-EEG dataset (EDF) in ``out_dir``.
+def export_bids(store: SessionStore, session_ids: int | Sequence[int], out_dir: str | Path,
+                power_line_hz: float | None = 50.0, authors: Sequence[str] = ()) -> Path:
+    """Write sessions as one BIDS-EEG dataset (EDF, through mne-bids) in ``out_dir``.
+
+    One session gives ``sub-<label>/eeg/``; several give ``sub-<label>/ses-<n>/eeg/`` for
+    every one of them (one dataset, any participants), ``n`` being the session's rank among
+    its participant's sessions in the store (1 for the first visit; the same in every
+    export). ``scans.tsv`` names each file's store session id.
 
     Parameters
     ----------
     store : SessionStore
-    session_id : int
+    session_ids : int or sequence of int
     out_dir : str or Path
         New or empty directory; it becomes the dataset root.
     power_line_hz : float, optional
         Mains frequency for ``PowerLineFrequency`` (None writes "n/a").
+    authors : sequence of str
+        ``Authors`` of ``dataset_description.json``; none gives
+        :data:`PLACEHOLDER_AUTHORS`.
 
     Returns
     -------
@@ -241,15 +264,79 @@ def export_bids(store: SessionStore, session_id: int, out_dir: str | Path,
     Raises
     ------
     StoreError
-        Unknown session, no EEG, a non-empty output directory, or a write failure.
+        Unknown session, a session listed twice, no EEG, two participants with one BIDS
+        label, a non-empty output directory, or a write failure.
     """
-    from edfio import Edf, EdfAnnotation, EdfSignal, Patient, Recording
+    ids = [session_ids] if isinstance(session_ids, int) else list(session_ids)
+    if not ids:
+        raise StoreError("no session to export")
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise StoreError(f"session {twice[0]} is listed twice")
+    runs = [_bids_run(store, sid, power_line_hz) for sid in ids]
+    for run in runs:
+        visits = [s.id for s in store.sessions([run.info.participant])]
+        run.visit = visits.index(run.info.id) + 1
+    owners: dict[str, str] = {}
+    for run in runs:
+        other = owners.setdefault(run.sub.lower(), run.info.participant)
+        if other != run.info.participant:
+            raise StoreError(f"participants {other!r} and {run.info.participant!r} would share the BIDS "
+                             f"subject label sub-{run.sub}; rename one of them")
+    multi = len(runs) > 1
+    out, tmp = _prepare_out(out_dir)
+    try:
+        for run in runs:
+            _write_bids_run(run, tmp, session=str(run.visit) if multi else None)
+        _json(tmp / "scans.json", _SCANS_JSON)
+        participants: dict[str, Participant] = {}
+        for run in runs:
+            participants.setdefault(run.sub, run.participant)
+        _tsv(tmp / "participants.tsv", ["participant_id", "age", "sex", "duygu_id"],
+             [[f"sub-{sub}", p.age, p.sex, p.id] for sub, p in sorted(participants.items())])
+        _json(tmp / "participants.json", _PARTICIPANTS_JSON)
+        names = ", ".join(str(r.info.id) for r in runs)
+        _json(tmp / "dataset_description.json", {
+            "Name": f"Duygu listening session{'s' if multi else ''} {names}",
+            "BIDSVersion": BIDS_VERSION,
+            "DatasetType": "raw",
+            "Authors": list(authors) or list(PLACEHOLDER_AUTHORS),
+            "GeneratedBy": [{"Name": "Duygu", "Version": __version__,
+                             "Description": "EEG emotion lab: session store export through MNE-BIDS"}],
+        })
+        (tmp / "README").write_text(_readme(runs), encoding="utf-8")
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StoreError(f"cannot write BIDS export to {out}: {exc.strerror or exc}") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _finish_out(out, tmp)
 
+
+@dataclass
+class _BidsRun:
+    """One session laid out for BIDS: the grid, its events and what the sidecars say."""
+
+    info: SessionInfo
+    participant: Participant
+    sub: str
+    grid: NDArray[np.float64]  # (n_grid, n_channels) µV, gaps and padding filled, clipped
+    events: list[dict[str, Any]]
+    codes: dict[str, int]
+    n_pad: int
+    n_clipped: int
+    n_gap: int
+    n_gaps: int
+    power_line_hz: float | None
+    trials_with_bad_contact: int
+    visit: int = 1
+
+
+def _bids_run(store: SessionStore, session_id: int, power_line_hz: float | None) -> _BidsRun:
     info, eeg = _load(store, session_id)
     trials = store.trials(session_id)
     markers = store.markers(session_id)
-    participant = store.participant(info.participant)
-    sub = bids_label(info.participant)
     sfreq = info.sfreq_hz
     record_n = round(sfreq)
     n_data = len(eeg.data)
@@ -264,148 +351,206 @@ def export_bids(store: SessionStore, session_id: int, out_dir: str | Path,
     grid = np.where(present[:, None], np.clip(grid, pmin, pmax), pmin)
     clipped_mask = np.zeros(n_grid, dtype=bool)
     clipped_mask[present] = clipped
+    duration_s = n_grid / sfreq
+    codes = _event_codes(info, trials)
 
-    # events: trials, markers, gaps, clipped samples, end padding
+    def at(t: float, index: int | None) -> tuple[float, int]:
+        """Exact onset on the EEG clock (never snapped), and its sample on the grid."""
+        onset = min(max(0.0, eeg.time_to_seconds(t)), duration_s)
+        return onset, min(eeg.position_of(index, onset), n_grid - 1)
+
     events: list[dict[str, Any]] = []
     for tr in trials:
-        onset = eeg.index_to_seconds(tr.onset_index, tr.onset_t)
-        offset = eeg.index_to_seconds(tr.offset_index, tr.offset_t)
+        onset, sample = at(tr.onset_t, tr.onset_index)
+        offset, _ = at(tr.offset_t, tr.offset_index)
         events.append({
-            "onset": onset, "duration": max(0.0, offset - onset), "trial_type": "stimulus",
-            "label": tr.label, "stimulus": tr.stimulus_id, "intended": tr.intended,
-            "valence": tr.valence, "arousal": tr.arousal,
-            "sample": round(onset * sfreq), "value": tr.id,
+            "onset": onset, "duration": max(0.0, offset - onset), "trial_type": f"stimulus:{tr.stimulus_id}",
+            "sample": sample, "stimulus": tr.stimulus_id, "label": tr.label, "intended": tr.intended,
+            "valence": tr.valence, "arousal": tr.arousal, "status": tr.status,
+            "contact": _contact_text(tr.contact), "store_id": tr.id,
         })
     for mk in markers:
-        onset = eeg.index_to_seconds(mk.sample_index, mk.t)
-        events.append({"onset": onset, "duration": 0.0, "trial_type": "marker", "label": mk.text,
-                       "sample": round(onset * sfreq), "value": mk.id})
+        onset, sample = at(mk.t, mk.sample_index)
+        events.append({"onset": onset, "duration": 0.0, "trial_type": mk.text, "sample": sample,
+                       "store_id": mk.id})
     for start, n in eeg.gaps:
         events.append({"onset": start / sfreq, "duration": n / sfreq, "trial_type": GAP_ANNOTATION,
-                       "label": f"{n} samples not recorded", "sample": start})
+                       "sample": start})
     if n_grid > n_data:
         events.append({"onset": n_data / sfreq, "duration": (n_grid - n_data) / sfreq,
-                       "trial_type": GAP_ANNOTATION, "label": "padding to a whole EDF data record",
-                       "sample": n_data})
+                       "trial_type": GAP_ANNOTATION, "sample": n_data})
     for start, n in _runs(clipped_mask):
         events.append({"onset": start / sfreq, "duration": n / sfreq, "trial_type": CLIP_ANNOTATION,
-                       "label": f"{n} samples outside the EDF range, clipped", "sample": start})
+                       "sample": start})
+    for e in events:
+        e["value"] = code_of(e["trial_type"], codes)
     events.sort(key=lambda e: (e["onset"], e["trial_type"]))
-
-    out, tmp = _prepare_out(out_dir)
-    try:
-        eeg_dir = tmp / f"sub-{sub}" / "eeg"
-        eeg_dir.mkdir(parents=True)
-        stem = eeg_dir / f"sub-{sub}_task-{TASK}"
-        started = _dt.datetime.fromisoformat(info.start)
-        duration_s = n_grid / sfreq
-        manufacturer, model = _device_text(info)
-        prefilter = "HP:0.16Hz LP:43Hz" if manufacturer == "Emotiv" and "simulated" not in model else ""
-        signals = [
-            EdfSignal(grid[:, c], sfreq, label=name, transducer_type="saline felt electrode",
-                      physical_dimension="uV", physical_range=(float(pmin[c]), float(pmax[c])),
-                      prefiltering=prefilter)
-            for c, name in enumerate(info.channels)
-        ]
-        annotations = [
-            EdfAnnotation(min(max(0.0, e["onset"]), duration_s), e["duration"] or None,
-                          _annotation_text(e))
-            for e in events
-        ]
-        sex = participant.sex if participant.sex in ("F", "M") else "X"
-        edf = Edf(
-            signals,
-            patient=Patient(code=f"sub-{sub}", sex=sex),  # type: ignore[arg-type]
-            recording=Recording(startdate=started.date(), equipment_code=_edf_word(model)),
-            starttime=started.time().replace(microsecond=0),
-            annotations=annotations,
-        )
-        edf.write(Path(f"{stem}_eeg.edf"))
-        _json(Path(f"{stem}_eeg.json"), {
-            "TaskName": TASK,
-            "TaskDescription": "Listening to music stimuli (30 s each, followed by silence) and reporting the felt "
-                               "emotion after each piece.",
-            "Instructions": "Listen to each piece, then report the emotion you felt.",
-            "SamplingFrequency": sfreq,
-            "EEGReference": "CMS/DRL (Emotiv EPOC+ references at the P3/P4 positions)",
-            "EEGGround": "DRL",
-            "PowerLineFrequency": power_line_hz if power_line_hz is not None else "n/a",
-            "SoftwareFilters": "n/a",
-            "HardwareFilters": {"EPOC+ built-in": {"band": "0.16-43 Hz", "notch": "50 and 60 Hz digital"}}
-            if prefilter else "n/a",
-            "Manufacturer": manufacturer,
-            "ManufacturersModelName": model,
-            "CapManufacturer": manufacturer,
-            "EEGPlacementScheme": "10-20 (the 14 EPOC+ positions)",
-            "EEGChannelCount": len(info.channels),
-            "EOGChannelCount": 0,
-            "ECGChannelCount": 0,
-            "EMGChannelCount": 0,
-            "MiscChannelCount": 0,
-            "TriggerChannelCount": 0,
-            "RecordingDuration": duration_s,
-            "RecordingType": "continuous",
-            "SoftwareVersions": f"Duygu {__version__}",
-        })
-        _tsv(Path(f"{stem}_channels.tsv"),
-             ["name", "type", "units", "low_cutoff", "high_cutoff", "sampling_frequency", "status",
-              "status_description"],
-             [[name, "EEG", "uV", 0.16 if prefilter else None, 43.0 if prefilter else None, sfreq, "good", None]
-              for name in info.channels])
-        columns = ["onset", "duration", "trial_type", "label", "stimulus", "intended", "valence", "arousal",
-                   "sample", "value"]
-        _tsv(Path(f"{stem}_events.tsv"), columns, [[e.get(c) for c in columns] for e in events])
-        _json(Path(f"{stem}_events.json"), _EVENTS_JSON)
-        _tsv(tmp / "participants.tsv", ["participant_id", "age", "sex", "duygu_id"],
-             [[f"sub-{sub}", participant.age, participant.sex, info.participant]])
-        _json(tmp / "participants.json", _PARTICIPANTS_JSON)
-        _json(tmp / "dataset_description.json", {
-            "Name": f"Duygu listening session {info.id} ({info.protocol_name or 'protocol'})",
-            "BIDSVersion": BIDS_VERSION,
-            "DatasetType": "raw",
-            "GeneratedBy": [{"Name": "Duygu", "Version": __version__,
-                             "Description": "EEG emotion lab: session store export"}],
-        })
-        (tmp / "README").write_text(_readme(info, eeg, n_grid - n_data, int(clipped_mask.sum())), encoding="utf-8")
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise StoreError(f"cannot write BIDS export to {out}: {exc.strerror or exc}") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return _finish_out(out, tmp)
+    return _BidsRun(
+        info=info, participant=store.participant(info.participant), sub=bids_label(info.participant),
+        grid=grid, events=events, codes=codes, n_pad=n_grid - n_data, n_clipped=int(clipped_mask.sum()),
+        n_gap=sum(n for _, n in eeg.gaps), n_gaps=len(eeg.gaps), power_line_hz=power_line_hz,
+        trials_with_bad_contact=sum(1 for tr in trials if tr.bad_contact),
+    )
 
 
-def _edf_word(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9+._-]+", "_", text)[:40] or "X"
+def _event_codes(info: SessionInfo, trials: list[Trial]) -> dict[str, int]:
+    """The session's marker code table (stored, or rebuilt from its protocol), plus the
+    ``stimulus:<id>`` trial rows."""
+    protocol = info.protocol or {}
+    codes = {str(k): int(v) for k, v in (protocol.get("emotivpro_marker_codes") or {}).items()}
+    if not codes:
+        stimuli = [str(s.get("id")) for s in protocol.get("stimuli", []) if isinstance(s, dict)]
+        stimuli = stimuli or list(dict.fromkeys(tr.stimulus_id for tr in trials))
+        labels = [str(x) for x in protocol.get("labels", [])]
+        labels = labels or sorted({tr.label for tr in trials if tr.label})
+        codes = marker_codes(stimuli, labels)
+    for word, code in list(codes.items()):
+        if word.startswith("stim_on:"):
+            codes["stimulus:" + word.removeprefix("stim_on:")] = code - STIM_ON_BASE + TRIAL_BASE
+    return codes
 
 
-def _annotation_text(event: dict[str, Any]) -> str:
-    kind = event["trial_type"]
-    if kind == "stimulus":
-        return f"stimulus:{event['stimulus']}" + (f" label:{event['label']}" if event.get("label") else "")
-    if kind == "marker":
-        return str(event["label"])
-    return str(kind)
+def _contact_text(contact: dict[str, Any] | None) -> str | None:
+    """``good`` / ``bad: AF3 F7`` for a trial's contact quality (None when not measured)."""
+    if not contact:
+        return None
+    bad = contact.get("bad_channels") or []
+    return "bad: " + " ".join(bad) if bad else "good"
 
 
-_EVENTS_JSON = {
-    "trial_type": {
-        "Description": "Kind of event",
-        "Levels": {
-            "stimulus": "A music stimulus was playing (onset to offset)",
-            "marker": "A marker stored during the session (text in 'label')",
-            GAP_ANNOTATION: "No samples were recorded here; the EDF holds a flat fill that is not data",
-            CLIP_ANNOTATION: "Samples outside the EDF channel range, clipped in the EDF (exact in the store)",
-        },
-    },
-    "label": {"Description": "Felt emotion reported by the participant (stimulus rows), or marker text"},
-    "stimulus": {"Description": "Stimulus id from the protocol"},
-    "intended": {"Description": "Emotion the stimulus was chosen to evoke"},
-    "valence": {"Description": "Self-Assessment Manikin valence rating", "Units": "1-9"},
-    "arousal": {"Description": "Self-Assessment Manikin arousal rating", "Units": "1-9"},
-    "sample": {"Description": "Onset as a sample index of the EDF file (0-based)"},
-    "value": {"Description": "Trial or marker id in the Duygu session store"},
+def _write_bids_run(run: _BidsRun, root: Path, session: str | None) -> None:
+    """Write one session through mne-bids, then make its sidecars say what Duygu knows."""
+    import warnings
+
+    import mne
+    import mne_bids
+
+    info = run.info
+    sfreq = info.sfreq_hz
+    manufacturer, model = _device_text(info)
+    hardware_filters = manufacturer == "Emotiv" and "simulated" not in model
+    mne_info = mne.create_info(list(info.channels), sfreq, "eeg")
+    started = _dt.datetime.fromisoformat(info.start)
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=_dt.UTC)
+    channel_map: dict[str, str] = dict(info.device.get("channel_map") or {})
+    with mne_info._unlock():
+        if hardware_filters:
+            mne_info["highpass"], mne_info["lowpass"] = 0.16, 43.0
+        mne_info["line_freq"] = run.power_line_hz
+        mne_info["subject_info"] = {"his_id": f"sub-{run.sub}",
+                                    "sex": {"M": 1, "F": 2}.get(run.participant.sex or "", 0)}
+    raw = mne.io.RawArray(run.grid.T * 1e-6, mne_info, verbose="error")
+    raw.set_meas_date(started.astimezone(_dt.UTC))
+    positions = {name: (e.x_m, e.y_m, e.z_m) for name, e in MONTAGE.items()
+                 if name in info.channels and channel_map.get(name, name) == name}
+    if positions:  # a board electrode standing in for an EPOC one has no EPOC position
+        raw.set_montage(mne.channels.make_dig_montage(ch_pos=positions, coord_frame="head"), on_missing="ignore")
+    raw.set_annotations(mne.Annotations(
+        [e["onset"] for e in run.events], [e["duration"] for e in run.events],
+        [_edf_word(e["trial_type"], 60) for e in run.events]))
+    path = mne_bids.BIDSPath(subject=run.sub, session=session, task=TASK, datatype="eeg", root=root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "converting to EDF", "no line frequency": handled below
+        mne_bids.write_raw_bids(raw, path, format="EDF", physical_range="channelwise", allow_preload=True,
+                                readme=False, verbose="error")
+    entities = [f"sub-{run.sub}"] + ([f"ses-{session}"] if session else [])
+    base = root.joinpath(*entities, "eeg", "_".join([*entities, f"task-{TASK}"]))
+
+    sidecar = json.loads(Path(f"{base}_eeg.json").read_text(encoding="utf-8"))
+    sidecar.update({
+        "TaskName": TASK,
+        "TaskDescription": "Listening to music stimuli (30 s each, followed by silence) and reporting the felt "
+                           "emotion after each piece.",
+        "Instructions": "Listen to each piece, then report the emotion you felt.",
+        "EEGReference": "CMS/DRL (Emotiv EPOC+ references at the P3/P4 positions)"
+        if manufacturer == "Emotiv" else "n/a",
+        "EEGGround": "DRL" if manufacturer == "Emotiv" else "n/a",
+        "PowerLineFrequency": run.power_line_hz if run.power_line_hz is not None else "n/a",
+        "SoftwareFilters": "n/a",
+        "HardwareFilters": {"EPOC+ built-in": {"band": "0.16-43 Hz", "notch": "50 and 60 Hz digital"}}
+        if hardware_filters else "n/a",
+        "Manufacturer": manufacturer,
+        "ManufacturersModelName": model,
+        "CapManufacturer": manufacturer,
+        "EEGPlacementScheme": "10-20 (the 14 EPOC+ positions)",
+        "RecordingType": "continuous",
+        "SoftwareVersions": f"Duygu {__version__}",
+    })
+    _json(Path(f"{base}_eeg.json"), sidecar)
+
+    channels_tsv = Path(f"{base}_channels.tsv")
+    rows = _read_tsv(channels_tsv)
+    for row in rows:
+        own = channel_map.get(row["name"])
+        if own and own != row["name"]:
+            row["description"] = f"board channel {own} (used for {row['name']})"
+        elif row.get("description") in ("ElectroEncephaloGram", None):
+            row["description"] = "EEG electrode"
+    _tsv(channels_tsv, list(rows[0]), [list(r.values()) for r in rows])
+
+    scans_tsv = base.parent.parent / f"{'_'.join(entities)}_scans.tsv"
+    rows = _read_tsv(scans_tsv)
+    for row in rows:
+        row["duygu_session_id"] = str(info.id)
+        row["duygu_status"] = info.status
+    _tsv(scans_tsv, list(rows[0]), [list(r.values()) for r in rows])
+
+    columns = ["onset", "duration", "trial_type", "value", "sample", "stimulus", "label", "intended",
+               "valence", "arousal", "status", "contact", "store_id"]
+    _tsv(Path(f"{base}_events.tsv"), columns, [[e.get(c) for c in columns] for e in run.events])
+    used = {e["value"]: e["trial_type"] for e in run.events if e["value"] is not None}
+    _json(Path(f"{base}_events.json"), _events_json(run.codes, used))
+
+
+def _read_tsv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def _edf_word(text: str, limit: int = 40) -> str:
+    """Text safe in an EDF header field or annotation (no control characters)."""
+    return re.sub(r"[^\x20-\x7e]+", "_", text)[:limit] or "X"
+
+
+def _events_json(codes: dict[str, int], used: dict[int, str]) -> dict[str, Any]:
+    words = {code: word for word, code in codes.items()}
+    return {
+        "onset": {"Description": "Seconds from the first sample, on the EEG clock (exact, not snapped to a sample)",
+                  "Units": "s"},
+        "trial_type": {
+            "Description": "The marker text Duygu stored (stim_on:<id>, stim_off:<id>, label:<class>, "
+                           "pause:<why>, hardware:<value>, ...), stimulus:<id> for a trial row (onset to "
+                           f"offset), {GAP_ANNOTATION} where no sample was recorded (the EDF holds a flat fill "
+                           f"that is not data), {CLIP_ANNOTATION} for samples clipped to the EDF range"},
+        "value": {"Description": "Integer code of the marker word (the table Duygu's EmotivPRO marker outlet "
+                                 "sends; trial rows are 5000 + k)",
+                  "Levels": {str(code): words.get(code, word) for code, word in sorted(used.items())}},
+        "sample": {"Description": "Sample of the EDF file the event falls on (0-based)"},
+        "stimulus": {"Description": "Stimulus id from the protocol (trial rows)"},
+        "label": {"Description": "Felt emotion reported by the participant (trial rows)"},
+        "intended": {"Description": "Emotion the stimulus was chosen to evoke (trial rows)"},
+        "valence": {"Description": "Self-Assessment Manikin valence rating", "Units": "1-9"},
+        "arousal": {"Description": "Self-Assessment Manikin arousal rating", "Units": "1-9"},
+        "status": {"Description": "Whether the trial is complete",
+                   "Levels": {"complete": "Stimulus played to its end with the EEG recorded",
+                              "interrupted": "Stopped early or with EEG missing; kept but not trained on"}},
+        "contact": {"Description": "Headset contact quality during the trial: 'good', or 'bad:' and the "
+                                   "electrodes whose contact was bad or absent"},
+        "store_id": {"Description": "Trial or marker row id in the Duygu session store"},
+    }
+
+
+_SCANS_JSON = {
+    "filename": {"Description": "Recording file"},
+    "acq_time": {"Description": "Time of the first sample"},
+    "duygu_session_id": {"Description": "Session id in the Duygu session store"},
+    "duygu_status": {"Description": "How the session ended",
+                     "Levels": {"completed": "Every stimulus played and the session was closed",
+                                "aborted": "Stopped early by the operator and closed",
+                                "running": "Still recording when exported (or never closed)",
+                                "interrupted": "The recording process ended without closing it",
+                                "failed": "Ended by a fault (source, store or audio) that lasted too long"}},
 }
 
 _PARTICIPANTS_JSON = {
@@ -416,25 +561,27 @@ _PARTICIPANTS_JSON = {
 }
 
 
-def _readme(info: SessionInfo, eeg: ContinuousEeg, n_pad: int, n_clipped: int) -> str:
-    n_gap = sum(n for _, n in eeg.gaps)
-    lines = [
-        f"Duygu listening session {info.id}",
-        "",
-        f"Participant (pseudonymous): {info.participant}. Protocol: {info.protocol_name or 'n/a'}. "
-        f"Source: {info.source}. Status: {info.status}.",
-        f"Recorded {info.start} to {info.end or 'n/a'}; {len(eeg.indices)} samples at {info.sfreq_hz:g} Hz.",
-        "",
-        "The EDF is continuous. Samples that were not recorded hold the channel's physical minimum and are covered by BAD_ACQ_SKIP",
-        f"events/annotations ({n_gap} samples in {len(eeg.gaps)} gap(s), plus {n_pad} samples of padding to",
-        "a whole data record). They are not data: MNE skips them when filtering.",
-        f"{n_clipped} sample(s) were outside the EDF channel range and are clipped (BAD_clipped).",
-    ]
-    if info.status == "interrupted":
-        lines += ["", "The session was interrupted (the recording process ended without closing it);",
-                  "everything committed before that point is included."]
-    if info.device.get("kind") == "simulated":
-        lines += ["", "The source was Duygu's simulated EPOC+: synthetic signals, not EEG."]
+def _readme(runs: list[_BidsRun]) -> str:
+    lines = ["Duygu listening sessions", "",
+             "Participants are pseudonymous. Each recording is continuous EDF written by MNE-BIDS; samples that",
+             f"were not recorded hold the channel's physical minimum and are covered by {GAP_ANNOTATION} events",
+             "(in the EDF and in events.tsv), as is the padding to a whole data record: they are not data, and",
+             f"MNE skips them when filtering. {CLIP_ANNOTATION} marks samples outside the EDF range (exact in",
+             "Duygu's CSV export). Event onsets are exact times on the EEG clock; 'sample' is the sample they",
+             "fall on. The 'value' column is Duygu's marker code table (events.json lists it).", ""]
+    for run in runs:
+        info = run.info
+        lines += [
+            f"Session {info.id}: participant {info.participant} (sub-{run.sub}), protocol "
+            f"{info.protocol_name or 'n/a'}, source {info.source}, status {info.status}.",
+            f"  Recorded {info.start} to {info.end or 'n/a'}; {info.n_samples} samples at {info.sfreq_hz:g} Hz; "
+            f"{run.n_gap} samples missing in {run.n_gaps} gap(s), {run.n_pad} samples of padding, "
+            f"{run.n_clipped} clipped; {run.trials_with_bad_contact} trial(s) with bad contact.",
+        ]
+        if info.status in ("interrupted", "failed"):
+            lines.append(f"  The session {info.status}; everything committed before that point is included.")
+        if info.device.get("kind") == "simulated":
+            lines.append("  The source was Duygu's simulated EPOC+: synthetic signals, not EEG.")
     return "\n".join(lines) + "\n"
 
 
@@ -442,7 +589,10 @@ def export_csv(store: SessionStore, session_id: int, out_dir: str | Path) -> Pat
     """Write ``eeg.csv``, ``trials.csv``, ``markers.csv`` and ``session.json`` to ``out_dir``.
 
     ``eeg.csv`` has ``time,sample_index,AF3,...,AF4`` (µV, exact float32 values); samples
-    that were not recorded are absent (the index and time columns show the gaps).
+    that were not recorded are absent (the index and time columns show the gaps). A board
+    electrode standing in for an EPOC one is named in the header (``AF3 (board Fz)``) and
+    in ``session.json``'s ``channel_map``. ``trials.csv`` says whether each trial is
+    complete and its contact quality; ``markers.csv`` gives each marker's code.
     """
     info = store.session(session_id)
     data, times, idx = store.eeg(session_id)
@@ -451,7 +601,9 @@ def export_csv(store: SessionStore, session_id: int, out_dir: str | Path) -> Pat
     out, tmp = _prepare_out(out_dir)
     try:
         with (tmp / "eeg.csv").open("w", encoding="utf-8", newline="") as f:
-            f.write(",".join(["time", "sample_index", *info.channels]) + "\n")
+            mapping = dict(info.device.get("channel_map") or {})
+            header = [f"{ch} (board {mapping[ch]})" if mapping.get(ch, ch) != ch else ch for ch in info.channels]
+            f.write(",".join(["time", "sample_index", *header]) + "\n")
             if len(data):
                 # float32 values printed with 9 significant digits round-trip exactly
                 cols = [np.char.mod("%.6f", times), idx.astype(str)] + [
@@ -461,18 +613,23 @@ def export_csv(store: SessionStore, session_id: int, out_dir: str | Path) -> Pat
         with (tmp / "trials.csv").open("w", encoding="utf-8", newline="") as f:
             w = csv.writer(f)
             w.writerow(["trial_id", "stimulus_id", "intended", "onset_t", "offset_t", "onset_index",
-                        "offset_index", "label", "valence", "arousal"])
+                        "offset_index", "label", "valence", "arousal", "status", "contact", "bad_contact"])
             for t in trials:
                 w.writerow([t.id, t.stimulus_id, t.intended, repr(t.onset_t), repr(t.offset_t), t.onset_index,
-                            t.offset_index, t.label, t.valence, t.arousal])
+                            t.offset_index, t.label, t.valence, t.arousal, t.status, _contact_text(t.contact) or "",
+                            " ".join(t.bad_contact)])
+        codes = _event_codes(info, trials)
         with (tmp / "markers.csv").open("w", encoding="utf-8", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["marker_id", "time", "sample_index", "text"])
+            w.writerow(["marker_id", "time", "sample_index", "text", "code"])
             for m in markers:
-                w.writerow([m.id, repr(m.t), m.sample_index, m.text])
+                w.writerow([m.id, repr(m.t), m.sample_index, m.text, code_of(m.text, codes)])
         meta = info.as_dict()
         meta.update({"protocol_definition": info.protocol, "device": info.device, "sfreq_hz": info.sfreq_hz,
-                     "channels": list(info.channels), "units": "uV"})
+                     "channels": list(info.channels), "units": "uV",
+                     "channel_map": dict(info.device.get("channel_map") or {}),
+                     "marker_codes": codes,
+                     "trial_contact": {str(t.id): t.contact for t in trials if t.contact}})
         _json(tmp / "session.json", meta)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from acquisition.store.sqlite import SessionStore
 
-HELP = "list the sessions in the store, export one (BIDS-EEG or CSV), or back the store up"
+HELP = "list the sessions in the store, export them (BIDS-EEG or CSV), or back the store up"
 
 
 def _store_argument(p: argparse.ArgumentParser) -> None:
@@ -41,9 +41,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ls.add_argument("--participants", nargs="+", metavar="ID", help="only these participants")
     ls.add_argument("--json", nargs="?", const="-", metavar="OUT", help="write JSON (to stdout if OUT is omitted)")
     ls.set_defaults(_sessions_run=_list)
-    ex = sub.add_parser("export", help="export one session as BIDS-EEG (EDF) or CSV files")
-    ex.add_argument("session_id", type=int, metavar="ID", help="session id (see 'duygu sessions list')")
-    ex.add_argument("--format", choices=("bids", "csv"), default="bids", help="bids (default) or csv")
+    ex = sub.add_parser("export", help="export sessions as one BIDS-EEG dataset (EDF), or one session as CSV",
+                        description="Export sessions as one BIDS-EEG dataset (several sessions get ses- levels), "
+                                    "or one session as CSV files.")
+    ex.add_argument("session_ids", nargs="?", type=_session_ids, metavar="ID[,ID...]",
+                    help="session id(s) (see 'duygu sessions list')")
+    ex.add_argument("--participant", metavar="ID", help="every session of this participant (instead of IDs)")
+    ex.add_argument("--format", choices=("bids", "csv"), default="bids", help="bids (default) or csv (one session)")
     ex.add_argument("--out", required=True, metavar="DIR", help="new or empty output directory")
     _store_argument(ex)
     ex.add_argument("--power-line-hz", type=float, metavar="HZ",
@@ -119,26 +123,51 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _session_ids(text: str) -> list[int]:
+    try:
+        ids = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"session ids are integers separated by commas, got {text!r}") from None
+    if not ids:
+        raise argparse.ArgumentTypeError("no session id given")
+    return ids
+
+
 def _export(args: argparse.Namespace) -> int:
+    from acquisition.errors import StoreError
+    from acquisition.settings import load_settings
     from acquisition.store.export import export_bids, export_csv
     from app.commands._common import write_json
 
+    if bool(args.session_ids) == bool(args.participant):
+        raise StoreError("give session ids (1 or 1,2,3) or --participant ID, not both and not neither")
     with _open_readonly(args) as store:
-        info = store.session(args.session_id)
-        if args.format == "bids":
-            line_hz = args.power_line_hz
-            if line_hz is None:
-                from acquisition.settings import load_settings
-
-                line_hz = load_settings().notch_hz
-            out = export_bids(store, args.session_id, args.out, power_line_hz=line_hz)
+        if args.participant:
+            ids = [s.id for s in store.sessions([args.participant])]
+            if not ids:
+                raise StoreError(f"participant {args.participant!r} has no sessions in {store_path(args)}")
         else:
-            out = export_csv(store, args.session_id, args.out)
-    print(f"exported session {info.id} ({info.status}, {info.eeg_seconds:.1f} s of EEG, "
-          f"{info.n_trials} trials) as {args.format} to {out}")
+            ids = list(args.session_ids)
+        infos = [store.session(i) for i in ids]
+        if args.format == "bids":
+            settings = load_settings()
+            line_hz = args.power_line_hz if args.power_line_hz is not None else settings.notch_hz
+            out = export_bids(store, ids, args.out, power_line_hz=line_hz, authors=settings.authors)
+        else:
+            if len(ids) > 1:
+                raise StoreError(f"a CSV export holds one session; {len(ids)} given (use --format bids, "
+                                 "or one export per session)")
+            out = export_csv(store, ids[0], args.out)
+    for info in infos:
+        print(f"exported session {info.id} ({info.status}, {info.eeg_seconds:.1f} s of EEG, "
+              f"{info.n_trials} trials) as {args.format} to {out}")
     if args.json:
-        write_json({"session_id": info.id, "format": args.format, "out": str(out), "status": info.status,
-                    "eeg_seconds": info.eeg_seconds, "trials": info.n_trials}, args.json)
+        sessions = [{"session_id": i.id, "participant": i.participant, "status": i.status,
+                     "eeg_seconds": i.eeg_seconds, "trials": i.n_trials} for i in infos]
+        summary: dict[str, object] = {"format": args.format, "out": str(out), "sessions": sessions}
+        if len(infos) == 1:
+            summary.update(sessions[0])
+        write_json(summary, args.json)
     return 0
 
 
