@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
 from acquisition.settings import Settings, load_settings
 from acquisition.sources.base import BaseSource
 from app import qt_compat  # noqa: F401  (PySide6 6.12 refcount work-around)
-from app.contact_quality import ContactQualityReader
 from app.controller import SourceController
 from app.notifications import NotificationArea, NotificationCenter
 from app.state import AppState
@@ -72,13 +71,17 @@ class MainWindow(QMainWindow):
         Session store (``settings.store_path`` by default).
     protocol_path : Path, optional
         Protocol preselected in the session view.
+    contact_quality : bool
+        Follow the headset's own contact-quality stream (EmotivPRO) in the quality view.
+    markers : bool
+        Publish session markers on an LSL outlet made at launch (``duygu-markers``).
     """
 
     _engine_loaded = Signal(list)
 
     def __init__(self, settings: Settings | None = None, qsettings: QSettings | None = None,
                  store_path: Path | None = None, protocol_path: Path | None = None,
-                 contact_quality: bool = True) -> None:
+                 contact_quality: bool = True, markers: bool = True) -> None:
         super().__init__()
         self.settings = settings or load_settings()
         self.qsettings = qsettings or QSettings(str(self.settings.config_dir / "gui-layout.ini"),
@@ -94,7 +97,13 @@ class MainWindow(QMainWindow):
         self.pool = WorkerPool(notify=self.notes.notify, parent=self)
         self.controller = SourceController(self.pool, self.notes, self)
         self.state = AppState(self.settings, store_path, protocol_path, self.pool, self.notes, self)
-        self.contact = ContactQualityReader(on_error=self.notes.warning) if contact_quality else None
+        if markers:  # at launch, so LabRecorder can select it before any session
+            try:
+                from acquisition.session.markers import MarkerOutlet
+
+                self.state.marker_outlet = MarkerOutlet()
+            except Exception as exc:  # LSL markers are a courtesy: sessions store them anyway
+                log.warning("no LSL marker outlet: %s", exc)
 
         self.source_panel = SourcePanel(self.controller)
         dock = QDockWidget("Source", self)
@@ -114,7 +123,7 @@ class MainWindow(QMainWindow):
         self.signals_view = SignalsView(window_s=self.settings.display_seconds,
                                         interval_ms=self.settings.gui_refresh_ms, state=self.state)
         self.spectrum_view = SpectrumView(state=self.state)
-        self.headmap_view = HeadMapView(contact=self.contact, state=self.state)
+        self.headmap_view = HeadMapView(contact_quality=contact_quality, state=self.state)
         self.tabs.addTab(self.signals_view, "Signals")
         self.tabs.addTab(self.spectrum_view, "Spectrum")
         self.tabs.addTab(self.headmap_view, "Signal quality")
@@ -145,8 +154,6 @@ class MainWindow(QMainWindow):
         # a daemon thread, not the pool: imports cannot be cancelled, and closing the window
         # right after start must not wait for scikit-learn to finish loading
         threading.Thread(target=self._warm_up, name="duygu-engine-warm-up", daemon=True).start()
-        if self.contact is not None:
-            self.contact.start()
 
     # -- construction ------------------------------------------------------------------
     def _add_engine_views(self) -> None:
@@ -280,7 +287,7 @@ class MainWindow(QMainWindow):
         for view in self.live_views:
             view.timer.stop()
         for view in (self.session_view, self.prediction_view, self.training_view, self.replay_view,
-                     self.stimulus_view):
+                     self.stimulus_view, self.headmap_view):
             if view is not None and hasattr(view, "shutdown"):
                 try:
                     view.shutdown()
@@ -288,8 +295,8 @@ class MainWindow(QMainWindow):
                     log.exception("shutting down %s", type(view).__name__)
         self.pool.shutdown(timeout_ms=15000)
         self.controller.shutdown()
-        if self.contact is not None:
-            self.contact.stop()
+        if self.state.marker_outlet is not None:
+            self.state.marker_outlet.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_layout()

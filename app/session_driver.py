@@ -30,7 +30,8 @@ def run_session(options: dict[str, Any], on_event: Callable[[Any], None], set_ru
 
     ``options``: participant, protocol_path, time_scale, labels ("prompt"|"auto"), audio
     (bool), store_path, source (connected BaseSource), spec (str), markers (bool),
-    max_outage_s (float, optional: the settings' value).
+    marker_outlet (the app's MarkerOutlet or None), max_outage_s (float, optional: the
+    settings' value).
     """
     from acquisition.session.protocol import load_protocol, preflight
     from acquisition.session.runner import SessionRunner
@@ -49,14 +50,8 @@ def run_session(options: dict[str, Any], on_event: Callable[[Any], None], set_ru
         from app.player import StimulusPlayer
 
         player = StimulusPlayer()
-    markers = None
-    if options.get("markers", True):
-        try:
-            from acquisition.session.markers import MarkerOutlet
-
-            markers = MarkerOutlet()
-        except Exception as exc:  # markers on LSL are optional; they are stored anyway
-            log.warning("no LSL marker outlet: %s", exc)
+    # the app's marker outlet, made at launch so recorders can attach before the session
+    markers = options.get("marker_outlet") if options.get("markers", True) else None
     store = SessionStore(store_path, participant_pattern=settings.participant_pattern)
     try:
         runner = SessionRunner(protocol, options["source"], store, participant, player=player,
@@ -71,5 +66,3 @@ def run_session(options: dict[str, Any], on_event: Callable[[Any], None], set_ru
         return runner.run()
     finally:
         store.close()
-        if markers is not None:
-            markers.close()

@@ -85,6 +85,7 @@ class AppState(QObject):
         self._protocol_path = Path(protocol_path)
         self.source: BaseSource | None = None
         self.source_spec = ""
+        self.marker_outlet: Any = None  # the app's LSL marker outlet (made at launch)
         self.session_context = SessionContext()
         self.classifier_names: list[str] | None = None
 

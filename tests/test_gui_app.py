@@ -72,6 +72,7 @@ def make_window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
         kwargs.setdefault("qsettings", qsettings_in(tmp_path))
         kwargs.setdefault("store_path", tmp_path / "store.sqlite")
         kwargs.setdefault("contact_quality", False)
+        kwargs.setdefault("markers", False)
         win = MainWindow(**kwargs)
         qtbot.addWidget(win)
         win.show()
@@ -266,8 +267,10 @@ def test_brainflow_synthetic_board_from_the_panel(qtbot, make_window) -> None:  
     win = make_window()
     panel = win.source_panel
     panel.set_kind("brainflow")
-    panel.bf_board.setValue(-1)
-    assert panel.spec() == "brainflow:-1"
+    panel.bf_board.setCurrentText("SYNTHETIC_BOARD")  # boards by name, parameters as fields
+    assert panel.spec() == "brainflow:SYNTHETIC_BOARD"
+    panel.bf_params["timeout"].setText("15")
+    assert panel.spec() == "brainflow:SYNTHETIC_BOARD?timeout=15"
     panel.connect_selected()
     qtbot.waitUntil(lambda: win.controller.source is not None
                     and win.controller.source.buffer.total > 256, timeout=30000)
@@ -275,6 +278,7 @@ def test_brainflow_synthetic_board_from_the_panel(qtbot, make_window) -> None:  
     frames = win.signals_view.frames
     qtbot.waitUntil(lambda: win.signals_view.frames > frames + 2, timeout=10000)
     qtbot.waitUntil(lambda: "250" in panel.device_label.text(), timeout=5000)  # native rate shown
+    assert "AF3←Fz" in panel.device_label.text()  # and which board channel stands for which
 
 
 def test_layout_is_remembered(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -574,15 +578,15 @@ def test_invalid_participant_is_refused(qtbot, make_window, tmp_path: Path) -> N
 
 
 def test_contact_quality_values_map_to_levels() -> None:
-    from app.contact_quality import is_quality_type, levels_from_values
+    from acquisition.sources.quality import reading_from_sample
 
-    assert is_quality_type("CQ") and is_quality_type("Contact-Quality") and not is_quality_type("EEG")
-    labels = ["Overall", "AF3", "F7", "F3", "FC5", "T7", "P7", "O1", "O2", "P8", "T8", "FC6", "F4", "F8", "AF4"]
-    values = np.array([3, 4, 3, 2, 1, 0, 4, 4, 4, 4, 4, 4, 4, 4, 4], dtype=float)
-    report = levels_from_values(labels, values)
-    assert report.levels()[:5] == ["good", "fair", "poor", "bad", "no data"]
-    scaled = levels_from_values(labels, values * 256.0)  # a 0..1024 scale
-    assert scaled.levels()[:5] == ["good", "fair", "poor", "bad", "no data"]
+    # EmotivPRO's Contact-Quality layout: the timestamp and the battery are never sensors
+    labels = ["Timestamp", "BatteryPercent", "Overall", "Signal", "AF3", "F7", "F3", "FC5", "T7", "P7", "O1", "O2",
+              "P8", "T8", "FC6", "F4", "F8", "AF4"]
+    values = [1.7e9, 80, 75, 1, 4, 3, 2, 1, 0, 4, 4, 4, 4, 4, 4, 4, 4, 4]
+    reading = reading_from_sample(labels, values, "X-Contact-Quality")
+    assert reading.levels()[:5] == ["good", "fair", "poor", "bad", "no data"]
+    assert reading.battery_percent == 80 and reading.overall == 75 and reading.bad_channels() == ["FC5", "T7"]
 
 
 @pytest.mark.timeout(120)
@@ -616,3 +620,38 @@ def test_a_fault_pauses_the_session_offers_resume_now_and_end_and_it_resumes_by_
     assert result.status == "completed" and len(result.trials) == 4 and len(result.interrupted) >= 1
     assert sv.resume_button.text() == "Resume" and sv.abort_button.text() == "Abort"
     assert any("fault" in item for item in (sv.log.item(i).text() for i in range(sv.log.count())))
+
+
+@pytest.mark.timeout(120)
+def test_the_quality_view_shows_emotivpro_contact_quality_and_battery(qtbot, make_window) -> None:  # type: ignore[no-untyped-def]
+    """Real outlets in other processes: the EEG in EmotivPRO's layout and its
+    Contact-Quality stream; the head map takes the headset's levels, with the battery."""
+    import uuid
+
+    import pylsl
+
+    from tests.support.lsl_outlets import start_outlet, stop_outlet
+
+    prefix = f"Emo{uuid.uuid4().hex[:8]}"
+    sensors = "4,4,4,3,3,2,1,0,4,4,4,4,4,4"
+    procs = [start_outlet("emotiv", "--name", f"{prefix}-EEG"),
+             start_outlet("quality", "--name", f"{prefix}-Contact-Quality", "--type", "Contact-Quality",
+                          "--sensors", sensors, "--battery", "80", "--overall", "75")]
+    try:
+        for name in (f"{prefix}-EEG", f"{prefix}-Contact-Quality"):
+            assert pylsl.resolve_bypred(f"name='{name}'", 1, 60), name
+        win = make_window(contact_quality=True)
+        view = win.headmap_view
+        win.tabs.setCurrentWidget(view)  # live views redraw while shown
+        win.controller.connect_spec(f"lsl:{prefix}-EEG")
+        qtbot.waitUntil(lambda: view.reading is not None and view.report is not None
+                        and view.report.channels[7].level == "no data", timeout=60_000)
+        levels = [c.level for c in view.report.channels]
+        assert levels[:9] == ["good", "good", "good", "fair", "fair", "poor", "bad", "no data", "good"]
+        assert "battery 80%" in view.contact_label.text() and "overall 75%" in view.contact_label.text()
+        view.mode.setCurrentIndex(1)  # computed from the EEG instead
+        view.refresh()
+        assert "good" in [c.level for c in view.report.channels] and view.report.channels[7].level != "no data"
+    finally:
+        for p in procs:
+            stop_outlet(p)

@@ -20,7 +20,7 @@ def window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
 
     protocol = write_protocol(tmp_path / "protocol", n_per_class=3)
     win = MainWindow(qsettings=qsettings_in(tmp_path), store_path=tmp_path / "store.sqlite",
-                     protocol_path=protocol, contact_quality=False)
+                     protocol_path=protocol, contact_quality=False, markers=False)
     qtbot.addWidget(win)
     win.show()
     yield win

@@ -40,7 +40,7 @@ def test_stimulus_view_features_cache_and_music_model(qtbot, tmp_path: Path) -> 
 
     protocol = _demo_protocol(tmp_path / "protocol")
     win = MainWindow(qsettings=qsettings_in(tmp_path), store_path=tmp_path / "store.sqlite",
-                     protocol_path=protocol, contact_quality=False)
+                     protocol_path=protocol, contact_quality=False, markers=False)
     qtbot.addWidget(win)
     win.show()
     try:

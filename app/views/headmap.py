@@ -1,11 +1,15 @@
 """Head map of the 14 EPOC electrodes coloured by signal quality.
 
-Quality is computed from the data (:func:`processing.quality.channel_quality`); when an
-EmotivPRO contact-quality stream is on the network (found by type, optional), its
-values can be shown instead.
+With EmotivPRO, the headset's own contact quality is shown: the quality stream that
+belongs to the connected EEG stream (same host and name prefix, read by channel label:
+:mod:`acquisition.sources.quality`), with its battery and overall figures. Otherwise --
+or when the operator asks -- the quality is computed from the last seconds of data
+(:func:`processing.quality.channel_quality`).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -23,7 +27,6 @@ from PySide6.QtWidgets import (
 
 from acquisition.channels import EPOC_CHANNELS, MONTAGE, SFREQ_HZ
 from acquisition.sources.base import BaseSource
-from app.contact_quality import ContactQualityReader
 from app.state import AppState
 from app.views.common import QUALITY_COLOURS, LiveView
 from processing.quality import LEVELS, ChannelQuality, QualityReport, channel_quality
@@ -43,22 +46,24 @@ class HeadMapView(LiveView):
     """Electrodes on a head outline, coloured good/fair/poor/bad, with a table of reasons."""
 
     def __init__(self, window_s: float = 4.0, interval_ms: int = 500,
-                 contact: ContactQualityReader | None = None, parent: QWidget | None = None,
+                 contact_quality: bool = True, parent: QWidget | None = None,
                  state: AppState | None = None) -> None:
         super().__init__(interval_ms, parent, state)
         self.window_s = window_s
         self.sfreq_hz = SFREQ_HZ
         self.channels = EPOC_CHANNELS
-        self.contact = contact
+        self.follow_contact = contact_quality  # read the headset's own quality stream
+        self.quality: Any = None  # the source's QualityReader, while one runs
+        self.reading: Any = None  # the latest EmotivPRO reading shown
         self.report: QualityReport | None = None
 
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Colour by"))
         self.mode = QComboBox()
+        self.mode.addItem("EmotivPRO contact quality when available", "contact")
         self.mode.addItem("Signal quality computed from the data", "computed")
-        self.mode.addItem("EmotivPRO contact quality (LSL)", "contact")
         bar.addWidget(self.mode)
-        self.contact_label = QLabel("contact-quality stream: not found")
+        self.contact_label = QLabel("computed from the data")
         self.contact_label.setStyleSheet("color: #6b7280;")
         bar.addWidget(self.contact_label)
         bar.addStretch(1)
@@ -118,18 +123,39 @@ class HeadMapView(LiveView):
         self.mode.currentIndexChanged.connect(self.refresh)
 
     def on_source(self, source: BaseSource | None) -> None:
+        if self.quality is not None:
+            self.quality.stop(timeout_s=0.0)  # its thread ends by itself within a second
+            self.quality = None
         if source is not None:
             self.sfreq_hz = float(source.sfreq_hz)
+            if self.follow_contact:
+                self.quality = source.quality_reader()
+                if self.quality is not None:
+                    self.quality.start()
         self.report = None
+        self.reading = None
+
+    def shutdown(self) -> None:
+        self.timer.stop()
+        if self.quality is not None:
+            self.quality.stop()
+            self.quality = None
 
     def refresh(self) -> None:
-        contact = self.contact.snapshot() if self.contact is not None else None
-        if contact is not None:
-            self.contact_label.setText(f"contact-quality stream: {contact[0]}")
+        reading = self.quality.latest() if self.quality is not None else None
+        self.reading = reading
+        if reading is not None:
+            figures = [f"{name} {value:g}%" for name, value in (("battery", reading.battery_percent),
+                                                                ("overall", reading.overall)) if value is not None]
+            self.contact_label.setText(f"EmotivPRO: {reading.stream}" + (" · " + " · ".join(figures) if figures else ""))
+        elif self.source is None:
+            self.contact_label.setText("no source")
         else:
-            self.contact_label.setText("contact-quality stream: not found")
-        if self.mode.currentData() == "contact" and contact is not None:
-            self.show_report(contact[1])
+            self.contact_label.setText(f"computed from the last {self.window_s:g} s of EEG")
+        if self.mode.currentData() == "contact" and reading is not None:
+            self.show_report(QualityReport(tuple(
+                ChannelQuality(ch, level, () if value is None else (f"contact {value:g}/4",))
+                for ch, (level, value) in ((c, reading.channels[c]) for c in self.channels)), 0.0))
             return
         src = self.source
         if src is None:

@@ -316,7 +316,8 @@ class SessionView(QWidget):
             "participant": participant, "protocol_path": path, "time_scale": float(self.time_scale.value()),
             "labels": str(self.labels_mode.currentData()), "audio": self.audio.isChecked(),
             "store_path": self.state.store_path, "source": self.source, "spec": self.state.source_spec,
-            "markers": self.markers_enabled, "max_outage_s": float(self.max_outage.value()),
+            "markers": self.markers_enabled, "marker_outlet": self.state.marker_outlet,
+            "max_outage_s": float(self.max_outage.value()),
         }
         self._interrupting = False
         self.events.clear()

@@ -52,6 +52,13 @@ def discover_lsl_streams(wait_time_s: float = 1.0) -> list[dict[str, object]]:
     return out
 
 
+def _board_names() -> list[str]:
+    from acquisition.sources.brainflow import board_ids
+
+    first = ["SYNTHETIC_BOARD", "PLAYBACK_FILE_BOARD", "STREAMING_BOARD"]
+    return first + sorted(n for n in board_ids() if n not in first)
+
+
 def status_badge_css(status: str) -> str:
     colour = STATUS_COLOURS.get(status, "#6b7280")
     return (f"QLabel {{ background: {colour}; color: white; border-radius: 9px; padding: 3px 10px;"
@@ -105,14 +112,25 @@ class SourcePanel(QWidget):
         row.addWidget(self.lsl_refresh)
         f.addRow("Stream", row)
         self.pages.addWidget(lsl)
-        # brainflow
+        # brainflow: the board by name, and the BrainFlowInputParams it may need
         bf = QWidget()
         f = QFormLayout(bf)
-        self.bf_board = QSpinBox()
-        self.bf_board.setRange(-100, 1000)
-        self.bf_board.setValue(-1)
-        self.bf_board.setToolTip("BrainFlow board id (-1 = synthetic board)")
-        f.addRow("Board id", self.bf_board)
+        self.bf_board = QComboBox()
+        self.bf_board.setEditable(True)
+        self.bf_board.setToolTip("A BrainFlow board (BoardIds name, or an id)")
+        for name in ("SYNTHETIC_BOARD", "PLAYBACK_FILE_BOARD", "STREAMING_BOARD"):
+            self.bf_board.addItem(name)
+        f.addRow("Board", self.bf_board)
+        self.bf_params: dict[str, QLineEdit] = {}
+        hints = {"serial_port": "/dev/ttyUSB0", "ip_address": "192.168.4.1", "ip_port": "6677",
+                 "mac_address": "", "serial_number": "", "file": "a BrainFlow recording (playback board)",
+                 "master_board": "SYNTHETIC_BOARD (playback and streaming boards)", "timeout": "s",
+                 "other_info": ""}
+        for key, hint in hints.items():
+            edit = QLineEdit()
+            edit.setPlaceholderText(hint)
+            self.bf_params[key] = edit
+            f.addRow(key.replace("_", " "), edit)
         self.pages.addWidget(bf)
         # replay
         rp = QWidget()
@@ -176,6 +194,15 @@ class SourcePanel(QWidget):
         self.timer.setInterval(refresh_ms)
         self.timer.timeout.connect(self.refresh)
         self.timer.start()
+        controller.pool.submit("brainflow boards", lambda _t: _board_names(), on_result=self._fill_boards)
+
+    def _fill_boards(self, names: list[str]) -> None:
+        """Every board BrainFlow knows, by name (listed in a worker: loading BrainFlow's
+        library takes a moment)."""
+        current = self.bf_board.currentText()
+        self.bf_board.clear()
+        self.bf_board.addItems(names)
+        self.bf_board.setCurrentText(current)
 
     # -- actions ------------------------------------------------------------------------
     def spec(self) -> str:
@@ -188,7 +215,9 @@ class SourcePanel(QWidget):
             name = text.split("  (")[0].strip() if text else "type=EEG"
             return f"lsl:{name}"
         if kind == "brainflow":
-            return f"brainflow:{self.bf_board.value()}"
+            board = self.bf_board.currentText().strip() or "SYNTHETIC_BOARD"
+            params = "&".join(f"{k}={e.text().strip()}" for k, e in self.bf_params.items() if e.text().strip())
+            return f"brainflow:{board}" + (f"?{params}" if params else "")
         speed = self.replay_speed.value()
         return f"replay:{self.replay_path.text().strip()}@{speed:g}"
 
@@ -266,8 +295,12 @@ class SourcePanel(QWidget):
         self.status_label.setStyleSheet(status_badge_css(status))
         dev = src.info
         if dev is not None:
+            mapping = ""
+            if dev.channel_map:  # the device's own electrodes stand in for the EPOC ones
+                pairs = ", ".join(f"{epoc}←{own}" for epoc, own in dev.channel_map.items())
+                mapping = f"<br><span style='color:#b45309'>channels used as EPOC+: {pairs}</span>"
             self.device_label.setText(f"<b>{dev.name}</b><br>{self.controller.spec}<br>"
-                                      f"native {dev.native_sfreq_hz:g} Hz → {src.sfreq_hz:g} Hz")
+                                      f"native {dev.native_sfreq_hz:g} Hz → {src.sfreq_hz:g} Hz{mapping}")
         now = time.monotonic()
         received = int(stats["received"])  # type: ignore[call-overload]
         self._rate_hist.append((now, received))
