@@ -5,6 +5,9 @@ packages=(
   libportaudio2            # sounddevice
   pulseaudio pulseaudio-utils libasound2-plugins   # null sink: real, paced audio with no sound card
   libegl1 libgl1 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0 libdbus-1-3   # Qt offscreen
+  # Qt's xcb platform: a real window when a display exists (make run on a desktop)
+  libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0
+  libxcb-xinerama0 libxcb-xkb1 libxcb-randr0 libxcb-xfixes0 libxcb-sync1 libxcb-shm0 libx11-xcb1
 )
 missing=()
 for p in "${packages[@]}"; do
