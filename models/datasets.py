@@ -67,7 +67,14 @@ class Dataset:
     feature_names : list of str
     meta : dict
         Where the data came from (``source``, ``preset``, ``channels``, ``sfreq_hz``,
-        rejected windows, skipped trials, ...).
+        ``domain``, rejected windows, skipped trials, ...).
+    stimuli : ndarray of str, shape (n_rows,), or None
+        The stimulus of each row when the rows carry that stimulus's own features
+        (EEG + music fusion): the same stimulus is heard by several subjects, so grouped
+        and loso splits keep stimuli apart.
+    windows : ndarray of float32, shape (n_rows, n_channels, n_samples), or None
+        The filtered raw window each row's features came from (kept on request, for
+        classifiers that read raw EEG).
     """
 
     X: NDArray[np.float64]
@@ -76,6 +83,8 @@ class Dataset:
     subjects: NDArray[np.str_] | None = None
     feature_names: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    stimuli: NDArray[np.str_] | None = None
+    windows: NDArray[np.float32] | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -110,7 +119,8 @@ class Dataset:
         X = self.X
         if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
             raise DataError(f"features must be a non-empty 2-D table, got shape {X.shape}")
-        for name, arr in (("labels", self.y), ("groups", self.groups), ("subjects", self.subjects)):
+        for name, arr in (("labels", self.y), ("groups", self.groups), ("subjects", self.subjects),
+                          ("stimuli", self.stimuli), ("windows", self.windows)):
             if arr is not None and len(arr) != X.shape[0]:
                 raise DataError(f"{name} must have one entry per row ({X.shape[0]}), got {len(arr)}")
         bad = ~np.isfinite(X)
@@ -132,7 +142,13 @@ def _as_str_array(values: Iterable[Any]) -> NDArray[np.str_]:
 
 
 # -- (a) labelled trials --------------------------------------------------------------
-def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset:
+#: ``meta["domain"]`` of a dataset: what the EEG was before Duygu's filter.
+DOMAIN_EPOC = "epoc-raw"
+DOMAIN_DEAP = "deap-preprocessed"
+DOMAIN_FEATURES = "feature-table"
+
+
+def from_trials(trials: Sequence[TrialLike], preset: Any = "default", keep_windows: bool = False) -> Dataset:
     """Cut each trial into feature windows with ``processing.pipeline.segment_features``.
 
     Parameters
@@ -141,6 +157,9 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
         Raw µV in EPOC order at 128 Hz, with label, trial id and subject.
     preset : str or FeaturePreset
         Feature preset (``"default"``, ``"paper"`` or a preset object).
+    keep_windows : bool
+        Keep each row's filtered window in ``windows`` (for classifiers of raw EEG;
+        14 x 512 float32 per row with the default preset).
 
     Returns
     -------
@@ -163,6 +182,7 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
     if not trials:
         raise DataError("trials must not be empty: no labelled trial to build a dataset from")
     parts: list[NDArray[np.float64]] = []
+    window_parts: list[NDArray[np.float32]] = []
     labels: list[str] = []
     groups: list[str] = []
     subjects: list[str] = []
@@ -181,12 +201,14 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
         if duration_s < preset_obj.window_s:
             skipped.append({"trial_id": tid, "reason": f"{duration_s:.2f} s is shorter than the {preset_obj.window_s:g} s window"})
             continue
-        seg = segment_features(data, SFREQ_HZ, preset_obj, EPOC_CHANNELS)
+        seg = segment_features(data, SFREQ_HZ, preset_obj, EPOC_CHANNELS, keep_windows=keep_windows)
         n_rejected += int(seg.n_rejected)
         if len(seg.X) == 0:
             skipped.append({"trial_id": tid, "reason": f"all {seg.n_rejected} windows rejected as artefacts"})
             continue
         parts.append(np.asarray(seg.X, dtype=np.float64))
+        if seg.windows is not None:
+            window_parts.append(seg.windows)
         labels += [str(trial.label)] * len(seg.X)
         groups += [tid] * len(seg.X)
         subjects += [str(trial.subject)] * len(seg.X)
@@ -202,6 +224,7 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
         feature_names=list(feature_names(preset_obj, EPOC_CHANNELS)),
         meta={
             "source": "trials",
+            "domain": DOMAIN_EPOC,
             "preset": preset_obj.name,
             "preset_params": _preset_params(preset_obj),
             "channels": list(EPOC_CHANNELS),
@@ -210,6 +233,7 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
             "n_rejected_windows": n_rejected,
             "skipped_trials": skipped,
         },
+        windows=np.concatenate(window_parts) if keep_windows else None,
     ).validate()
 
 
@@ -280,7 +304,8 @@ def deap_quadrant(valence: float, arousal: float, threshold: float = DEAP_THRESH
 
 
 def load_deap(directory: str | Path, preset: Any = "default", *, labels: str = "quadrant",
-              baseline: str = "remove", subjects: Sequence[str] | None = None) -> Dataset:
+              baseline: str = "remove", subjects: Sequence[str] | None = None,
+              keep_windows: bool = False) -> Dataset:
     """Load DEAP's preprocessed Python files (``s01.dat`` ...) from ``directory``.
 
     Each trial keeps the 14 EPOC channels (picked by name from DEAP's 32, put in EPOC
@@ -298,6 +323,8 @@ def load_deap(directory: str | Path, preset: Any = "default", *, labels: str = "
     baseline : {"remove", "subtract"}
     subjects : list of str, optional
         Only these files (``["s01", "s02"]``).
+    keep_windows : bool
+        Keep each row's filtered window (see :func:`from_trials`).
 
     Raises
     ------
@@ -331,9 +358,12 @@ def load_deap(directory: str | Path, preset: Any = "default", *, labels: str = "
             quadrant = deap_quadrant(float(ratings[k, 0]), float(ratings[k, 1]))
             label = DEAP_QUADRANT_EMOTION[quadrant] if labels == "emotion" else quadrant
             trials.append(_Trial(eeg[n_base:], label, f"{path.stem}-t{k + 1:02d}", path.stem, DEAP_SFREQ_HZ))
-    ds = from_trials(trials, preset)
+    ds = from_trials(trials, preset, keep_windows=keep_windows)
     ds.meta.update({
         "source": "deap",
+        # DEAP's preprocessed files are 4-45 Hz band-passed, average-referenced and
+        # EOG-cleaned: another signal than a raw EPOC+ stream (bundles record it)
+        "domain": DOMAIN_DEAP,
         "directory": str(directory),
         "files": [p.name for p in files],
         "deap_labels": labels,
@@ -427,7 +457,7 @@ def load_feature_table(path: str | Path, label: str, group: str | None = None,
         groups=_as_str_array(v.strip() for v in table[:, cols[group]]) if group else None,
         subjects=_as_str_array(v.strip() for v in table[:, cols[subject]]) if subject else None,
         feature_names=feature_cols,
-        meta={"source": "features", "path": str(path), "label": label, "group": group,
+        meta={"source": "features", "domain": DOMAIN_FEATURES, "path": str(path), "label": label, "group": group,
               "subject": subject, "dropped": list(drop), "preset": None, "channels": None,
               "sfreq_hz": None},
     )
