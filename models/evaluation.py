@@ -224,9 +224,12 @@ def check_protocol(dataset: Dataset, protocol: ProtocolSpec) -> None:
             per_class = _groups_per_class(dataset.y, units)
             worst = min(per_class, key=per_class.__getitem__)
             if per_class[worst] < 2:
+                noun = {"stimulus": "stimulus"}.get(unit_name, unit_name)
                 raise DataError(
-                    f"class {worst!r} has {per_class[worst]} {unit_name}(s), fewer than the 2 folds "
-                    f"protocol {protocol.name!r} needs at least"
+                    f"class {worst!r} has {per_class[worst]} {noun}{'' if per_class[worst] == 1 else 's'}, "
+                    f"fewer than the 2 folds protocol {protocol.name!r} needs at least"
+                    + (" (fused music columns identify the stimulus, so stimuli are kept apart)"
+                       if unit_name == "stimulus" else "")
                 )
         if split.kind == "logo":
             if dataset.subjects is None:

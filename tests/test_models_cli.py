@@ -40,7 +40,12 @@ def test_evaluate_features_json_and_report(tmp_path: Path, table: Path, capsys: 
     assert "Accuracy %" in printed and "Precision %" in printed and "Recall %" in printed and "F1 %" in printed
     assert "leakage gap" in printed and "p = " in printed
     result = json.loads(out.read_text())
-    assert list(result) == ["protocol", "chance", "results", "leakage_gap"]
+    assert list(result)[:4] == ["protocol", "chance", "results", "leakage_gap"]  # the keys scripts rely on
+    assert result["main_split"] == "grouped"
+    perm = result["permutation"]
+    assert perm["reference"] == "lda" and perm["n_permutations"] == 4 and perm["scheme"] == "whole trials"
+    assert set(perm["p_values"]) == {"lda"} and 0 < perm["p_values"]["lda"] <= 1
+    assert result["inner_cv"]["by"] in ("trial", "trial (rows in 4 folds)", "rows") and "grouped" in result["inner_cv"]
     assert result["protocol"] == "grouped" and isinstance(result["chance"], float)
     assert isinstance(result["leakage_gap"], float)
     assert [(r["classifier"], r["split"]) for r in result["results"]] == [

@@ -144,7 +144,7 @@ def test_bad_inputs_are_one_line_errors() -> None:
     with pytest.raises(DataError, match="needs groups"):
         evaluate(Dataset(ds.X, ds.y, None, None, ds.feature_names), "grouped", ["lda"])
     one_trial = synthetic_dataset(n_trials=4, rows_per_trial=6)
-    with pytest.raises(DataError, match=r"class '.*' has 1 group\(s\), fewer than the 2 folds"):
+    with pytest.raises(DataError, match=r"class '.*' has 1 trial, fewer than the 2 folds"):
         evaluate(one_trial, "grouped", ["lda"])
     with pytest.raises(DataError, match="needs >= 2 subjects"):
         evaluate(synthetic_dataset(n_subjects=1), "loso", ["lda"])
