@@ -53,6 +53,11 @@ class Eta:
             return None
         return self.elapsed_s / self.done * max(self.total - self.done, 0)
 
+    def short(self) -> str:
+        """``120/1000 · ETA 4 min 16 s`` (for a GUI progress bar, which shows the percentage)."""
+        left = self.remaining_s
+        return f"{self.done}/{self.total} · " + ("ETA …" if left is None else f"ETA {format_duration(left)}")
+
     def text(self, what: str = "units") -> str:
         """``120/1000 units (12%), 35 s elapsed, ETA 4 min 16 s``."""
         pct = 100.0 * self.done / self.total if self.total else 0.0

@@ -99,7 +99,7 @@ def test_deap_picks_epoc_channels_by_name(tmp_path: Path, monkeypatch: pytest.Mo
     path = write_deap_file(tmp_path / "s01.dat", n_trials=4)
     seen: list[np.ndarray] = []
 
-    def spy(trials, preset):  # type: ignore[no-untyped-def]
+    def spy(trials, preset, keep_windows=False):  # type: ignore[no-untyped-def]
         seen.extend(t.data for t in trials)
         raise _Seen
 
