@@ -34,6 +34,7 @@ FORMAT_VERSION = 1
 #: any other type is refused; a new registry entry that needs more types adds them here
 #: (tests/test_models_bundle.py checks every entry round-trips).
 TRUSTED_TYPES: tuple[str, ...] = (
+    "models.registry.ShrinkageLDA",
     "models.registry.SigmoidCalibrated",
     "pyriemann.estimation.Covariances",
     "pyriemann.tangentspace.TangentSpace",

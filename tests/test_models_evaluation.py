@@ -172,3 +172,19 @@ def test_real_eye_state_recording_paper_protocol(eye_state_csv: Path) -> None:
     accs = [r["accuracy"] for r in report.results]
     assert len(accs) == 3 and all(0.5 < a < 1.0 for a in accs)
     assert report.chance == pytest.approx(max(np.mean(ds.y == "0"), np.mean(ds.y == "1")))
+
+
+def test_shrinkage_lda_is_scikit_learns_model() -> None:
+    """The registry's fast LDA (the permutation reference) gives scikit-learn's
+    ``LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")`` probabilities."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    from models.registry import ShrinkageLDA
+
+    ds = synthetic_dataset(n_trials=16, rows_per_trial=6, n_features=8, effect=0.5)
+    for keep in (ds.classes, ds.classes[:2]):  # multiclass and binary
+        rows = np.isin(ds.y, keep)
+        ours = ShrinkageLDA().fit(ds.X[rows], ds.y[rows])
+        theirs = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(ds.X[rows], ds.y[rows])
+        np.testing.assert_allclose(ours.predict_proba(ds.X), theirs.predict_proba(ds.X), atol=1e-9)
+        assert (ours.predict(ds.X) == theirs.predict(ds.X)).all()
