@@ -82,8 +82,9 @@ class Bundle:
         """True when the model reads raw filtered windows, not feature vectors."""
         return self.meta.get("input") == "windows"
 
-    def predict_proba(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Class probabilities, columns in :attr:`classes` order."""
+    def predict_proba(self, X: NDArray[np.float64] | NDArray[np.float32]) -> NDArray[np.float64]:
+        """Class probabilities of feature rows (or raw windows, :attr:`reads_windows`), columns
+        in :attr:`classes` order."""
         return np.asarray(self.estimator.predict_proba(X), dtype=np.float64)
 
 

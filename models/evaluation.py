@@ -341,7 +341,8 @@ class Learner:
         return align_proba(proba, est.classes_, classes), best_params(est)
 
 
-def align_proba(proba: NDArray[np.float64], est_classes: Sequence[Any], classes: Sequence[str]) -> NDArray[np.float64]:
+def align_proba(proba: NDArray[np.float64], est_classes: Sequence[Any] | NDArray[Any],
+                classes: Sequence[str]) -> NDArray[np.float64]:
     """Probability columns of an estimator (its ``classes_`` order) in ``classes`` order;
     a class the estimator never saw gets probability 0."""
     out = np.zeros((proba.shape[0], len(classes)))

@@ -379,7 +379,7 @@ class ShrinkageLDA(ClassifierMixin, BaseEstimator):
 
 
 # -- calibration ------------------------------------------------------------------------
-def _decision_matrix(estimator: Any, X: Any, classes: Sequence[Any]) -> NDArray[np.float64]:
+def _decision_matrix(estimator: Any, X: Any, classes: Sequence[Any] | NDArray[Any]) -> NDArray[np.float64]:
     """Decision scores of ``estimator`` as (n, n_classes) in ``classes`` order.
 
     A binary problem gives one column per class (``-f``, ``f``); a class the estimator
