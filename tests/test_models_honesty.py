@@ -272,3 +272,43 @@ def test_cli_loso_of_the_paper_classifiers_with_100_permutations(tmp_path: Path,
     assert [r["classifier"] for r in result["results"]] == ["ann", "svm-poly", "svm-rbf", "knn"]
     assert all(r["accuracy"] > 0.5 for r in result["results"])
     assert "evaluate loso: " in cap.err and "ETA" in cap.err  # progress lines (stderr is not a terminal)
+
+
+# -- 4. stronger classifiers on raw windows ---------------------------------------------------
+@pytest.mark.timeout(180)
+def test_raw_window_classifiers_run_on_the_engine() -> None:
+    from acquisition.errors import DataError
+    from models.datasets import from_trials
+    from tests.support.models_data import simulated_trials
+
+    ds = from_trials(simulated_trials(n_per_state=2, trial_s=10.0), "default", keep_windows=True)
+    assert ds.windows is not None and ds.windows.shape == (ds.n_rows, 14, 512)
+    report = run_evaluation(ds, "grouped", ["riemann", "eegnet"], n_permutations=0)
+    assert report.row("riemann", "grouped")["accuracy"] > 0.5  # chance 0.25
+    for r in report.results:
+        assert np.asarray(r["confusion"]).sum() == ds.n_rows
+    with pytest.raises(DataError, match="classifier 'riemann' reads raw EEG windows"):
+        run_evaluation(Dataset(ds.X, ds.y, ds.groups, ds.subjects, ds.feature_names), "grouped", ["riemann"])
+
+
+# -- 9. progress with an ETA --------------------------------------------------------------------
+def test_progress_lines_with_eta_when_stderr_is_not_a_terminal() -> None:
+    import io
+
+    from app.progress import Eta, stderr_progress
+
+    now = [0.0]
+    out = io.StringIO()
+    update, close = stderr_progress("evaluate loso", stream=out, every_s=5.0, tty=False, clock=lambda: now[0])
+    for done in range(1, 101):
+        now[0] = done * 0.5  # half a second per unit
+        update(done, 100)
+    close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 + 99 // 10 + 1  # the first, one every 5 s (10 units), the last
+    assert lines[1] == "evaluate loso: 11/100 work units (11%), 6 s elapsed, ETA 44 s"
+    assert lines[-1].startswith("evaluate loso: 100/100 work units (100%), 50 s elapsed, ETA 0 s")
+    eta = Eta(clock=lambda: 90.0)
+    eta.t0 = 0.0
+    eta.update(30, 100)
+    assert eta.remaining_s == pytest.approx(210.0) and eta.short() == "30/100 · ETA 3 min 30 s"
