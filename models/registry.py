@@ -119,9 +119,29 @@ def _eegnet(rs: int) -> Steps:
     torch.manual_seed(rs)
     # channels, samples and classes are read from the data at fit; CPU only; no internal
     # validation split (the engine's folds are the validation)
-    return [("clf", EEGClassifier(EEGNetv4, max_epochs=30, batch_size=64, lr=1e-3,
-                                  optimizer=torch.optim.AdamW, train_split=None, device="cpu",
-                                  verbose=0, iterator_train__shuffle=True))]
+    return [("clf", IntegerLabels(EEGClassifier(EEGNetv4, max_epochs=30, batch_size=64, lr=1e-3,
+                                                optimizer=torch.optim.AdamW, train_split=None, device="cpu",
+                                                verbose=0, iterator_train__shuffle=True)))]
+
+
+class IntegerLabels(ClassifierMixin, BaseEstimator):
+    """Fit ``estimator`` on labels 0..k-1 and float32 rows (torch classifiers take no
+    strings); ``classes_`` are the original labels."""
+
+    def __init__(self, estimator: Any = None) -> None:
+        self.estimator = estimator
+
+    def fit(self, X: Any, y: Any) -> IntegerLabels:
+        self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
+        self.estimator.fit(np.asarray(X, dtype=np.float32), codes.astype(np.int64))
+        return self
+
+    def predict_proba(self, X: Any) -> NDArray[np.float64]:
+        proba = np.asarray(self.estimator.predict_proba(np.asarray(X, dtype=np.float32)), dtype=np.float64)
+        return proba / np.maximum(proba.sum(axis=1, keepdims=True), 1e-300)
+
+    def predict(self, X: Any) -> NDArray[Any]:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
 def _specs() -> tuple[ClassifierSpec, ...]:
