@@ -224,9 +224,9 @@ def check_protocol(dataset: Dataset, protocol: ProtocolSpec) -> None:
             per_class = _groups_per_class(dataset.y, units)
             worst = min(per_class, key=per_class.__getitem__)
             if per_class[worst] < 2:
-                noun = {"stimulus": "stimulus"}.get(unit_name, unit_name)
+                noun = unit_name if per_class[worst] == 1 else {"stimulus": "stimuli"}.get(unit_name, unit_name + "s")
                 raise DataError(
-                    f"class {worst!r} has {per_class[worst]} {noun}{'' if per_class[worst] == 1 else 's'}, "
+                    f"class {worst!r} has {per_class[worst]} {noun}, "
                     f"fewer than the 2 folds protocol {protocol.name!r} needs at least"
                     + (" (fused music columns identify the stimulus, so stimuli are kept apart)"
                        if unit_name == "stimulus" else "")

@@ -318,11 +318,14 @@ class TrainingView(QWidget):
     def best_row(self, result: dict[str, Any]) -> int:
         """Index of the row to highlight: the best balanced accuracy on the protocol's main
         split (never a ``random`` row: that split leaks); -1 when there is none."""
-        main = result.get("main_split") or {"paper": "cv5", "grouped": "grouped", "loso": "loso"}.get(
-            result["protocol"], "")
-        rows = result["results"]
-        candidates = [i for i, r in enumerate(rows) if r["split"] == main]
-        return max(candidates, key=lambda i: rows[i]["balanced_accuracy"]) if candidates else -1
+        from acquisition.errors import DataError
+        from models.evaluation import best_main_row  # loaded by now: the result came from it
+
+        try:
+            best = best_main_row(result)
+        except DataError:
+            return -1
+        return next(i for i, r in enumerate(result["results"]) if r is best)
 
     def show_result(self, result: dict[str, Any]) -> None:
         rows = result["results"]
