@@ -48,7 +48,10 @@ def train(store_path: str, session_ids: list[int], protocol: str, preset: str, c
     if not trials:
         raise DataError(f"no labelled trials in session(s) {list(session_ids)} of {store_path}")
     report(0.05, f"features of {len(trials)} trials")
-    dataset = from_trials(trials, preset, keep_windows=any(input_of(c) == WINDOWS for c in classifiers))
+    from acquisition.settings import load_settings
+
+    dataset = from_trials(trials, preset, keep_windows=any(input_of(c) == WINDOWS for c in classifiers),
+                          cache_dir=load_settings().features_cache_dir)
     report(0.15, "cross-validation")
     eta = Eta()
 

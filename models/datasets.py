@@ -148,7 +148,8 @@ DOMAIN_DEAP = "deap-preprocessed"
 DOMAIN_FEATURES = "feature-table"
 
 
-def from_trials(trials: Sequence[TrialLike], preset: Any = "default", keep_windows: bool = False) -> Dataset:
+def from_trials(trials: Sequence[TrialLike], preset: Any = "default", keep_windows: bool = False,
+                cache_dir: str | Path | None = None) -> Dataset:
     """Cut each trial into feature windows with ``processing.pipeline.segment_features``.
 
     Parameters
@@ -160,6 +161,10 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default", keep_windo
     keep_windows : bool
         Keep each row's filtered window in ``windows`` (for classifiers of raw EEG;
         14 x 512 float32 per row with the default preset).
+    cache_dir : path, optional
+        Keep the computed features in ``cache_dir/<sha256>.npz``, keyed by the trials'
+        samples, labels, ids and subjects, the preset and Duygu's version, and read them
+        back instead of recomputing (not with ``keep_windows``: windows are not cached).
 
     Returns
     -------
@@ -181,6 +186,12 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default", keep_windo
     preset_obj = get_preset(preset)
     if not trials:
         raise DataError("trials must not be empty: no labelled trial to build a dataset from")
+    cache = None
+    if cache_dir is not None and not keep_windows:
+        cache = Path(cache_dir) / f"{_trials_key(trials, preset_obj)}.npz"
+        cached = _read_cached(cache)
+        if cached is not None:
+            return cached
     parts: list[NDArray[np.float64]] = []
     window_parts: list[NDArray[np.float32]] = []
     labels: list[str] = []
@@ -216,7 +227,7 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default", keep_windo
         log.warning("trial %s skipped: %s", s["trial_id"], s["reason"])
     if not parts:
         raise DataError(f"trials gave no usable window for preset {preset_obj.name!r} ({len(skipped)} trial(s) skipped)")
-    return Dataset(
+    ds = Dataset(
         X=np.concatenate(parts),
         y=_as_str_array(labels),
         groups=_as_str_array(groups),
@@ -235,6 +246,46 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default", keep_windo
         },
         windows=np.concatenate(window_parts) if keep_windows else None,
     ).validate()
+    if cache is not None:
+        _write_cached(cache, ds)
+    return ds
+
+
+def _trials_key(trials: Sequence[TrialLike], preset: Any) -> str:
+    """SHA-256 of everything a feature table of ``trials`` depends on."""
+    import json
+
+    from acquisition import __version__
+
+    h = hashlib.sha256(json.dumps([__version__, _preset_params(preset)], sort_keys=True, default=str).encode())
+    for t in trials:
+        data = np.ascontiguousarray(t.data, dtype=np.float64)
+        h.update(f"\x1e{t.trial_id}\x1f{t.label}\x1f{t.subject}\x1f{t.sfreq_hz!r}\x1f{data.shape}".encode())
+        h.update(data.tobytes())
+    return h.hexdigest()
+
+
+def _read_cached(path: Path) -> Dataset | None:
+    """The dataset cached at ``path``, or ``None`` (missing or unreadable: recomputed)."""
+    import json
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return Dataset(X=z["X"], y=z["y"], groups=z["groups"], subjects=z["subjects"],
+                           feature_names=z["feature_names"].tolist(), meta=json.loads(str(z["meta"])))
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _write_cached(path: Path, ds: Dataset) -> None:
+    import json
+
+    assert ds.groups is not None and ds.subjects is not None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part.npz")
+    np.savez(tmp, X=ds.X, y=ds.y, groups=ds.groups, subjects=ds.subjects,
+             feature_names=np.asarray(ds.feature_names), meta=np.asarray(json.dumps(ds.meta)))
+    tmp.replace(path)
 
 
 def _preset_params(preset: Any) -> dict[str, Any]:
@@ -305,7 +356,7 @@ def deap_quadrant(valence: float, arousal: float, threshold: float = DEAP_THRESH
 
 def load_deap(directory: str | Path, preset: Any = "default", *, labels: str = "quadrant",
               baseline: str = "remove", subjects: Sequence[str] | None = None,
-              keep_windows: bool = False) -> Dataset:
+              keep_windows: bool = False, cache_dir: str | Path | None = None) -> Dataset:
     """Load DEAP's preprocessed Python files (``s01.dat`` ...) from ``directory``.
 
     Each trial keeps the 14 EPOC channels (picked by name from DEAP's 32, put in EPOC
@@ -325,6 +376,8 @@ def load_deap(directory: str | Path, preset: Any = "default", *, labels: str = "
         Only these files (``["s01", "s02"]``).
     keep_windows : bool
         Keep each row's filtered window (see :func:`from_trials`).
+    cache_dir : path, optional
+        Feature cache (see :func:`from_trials`).
 
     Raises
     ------
@@ -358,7 +411,7 @@ def load_deap(directory: str | Path, preset: Any = "default", *, labels: str = "
             quadrant = deap_quadrant(float(ratings[k, 0]), float(ratings[k, 1]))
             label = DEAP_QUADRANT_EMOTION[quadrant] if labels == "emotion" else quadrant
             trials.append(_Trial(eeg[n_base:], label, f"{path.stem}-t{k + 1:02d}", path.stem, DEAP_SFREQ_HZ))
-    ds = from_trials(trials, preset, keep_windows=keep_windows)
+    ds = from_trials(trials, preset, keep_windows=keep_windows, cache_dir=cache_dir)
     ds.meta.update({
         "source": "deap",
         # DEAP's preprocessed files are 4-45 Hz band-passed, average-referenced and

@@ -141,7 +141,8 @@ def trial_summaries(trials: Sequence[Any], protocols: dict[int, dict[str, Any]])
 
 
 def from_store(store: Any, preset: Any = "default", participants: Sequence[str] | None = None,
-               session_ids: Sequence[int] | None = None, keep_windows: bool = False) -> Dataset:
+               session_ids: Sequence[int] | None = None, keep_windows: bool = False,
+               cache_dir: str | Path | None = None) -> Dataset:
     """A fused EEG + music dataset of the labelled trials in a session store, with the
     stimulus of every row (see the module docstring).
 
@@ -155,7 +156,7 @@ def from_store(store: Any, preset: Any = "default", participants: Sequence[str] 
     trials = store.labelled_trials(participants=participants, session_ids=session_ids)
     if not trials:
         raise DataError(f"store {store.path} holds no labelled trial to fuse")
-    eeg = from_trials(trials, preset, keep_windows=keep_windows)
+    eeg = from_trials(trials, preset, keep_windows=keep_windows, cache_dir=cache_dir)
     used = sorted({int(t.session_id) for t in trials})
     protocols = {sid: store.session(sid).protocol or {} for sid in used}
     fused = fuse_music(eeg, trial_summaries(trials, protocols), trial_stimuli(trials, protocols))

@@ -42,8 +42,10 @@ def load_dataset(args: argparse.Namespace, keep_windows: bool = False) -> Any:
     """The :class:`models.datasets.Dataset` the input options name (with the raw windows
     of every row when ``keep_windows``, for classifiers of raw EEG)."""
     from acquisition.errors import DataError
+    from acquisition.settings import load_settings
     from models import datasets
 
+    cache = load_settings().features_cache_dir
     if getattr(args, "fuse_music", False) and not args.store:
         raise DataError("--fuse-music needs --store PATH (the stimuli come from the sessions' protocols)")
     if args.features:
@@ -58,7 +60,8 @@ def load_dataset(args: argparse.Namespace, keep_windows: bool = False) -> Any:
             raise DataError(f"--{opt} applies to --features only")
     if args.deap:
         return datasets.load_deap(args.deap, args.preset, labels=args.deap_labels, baseline=args.deap_baseline,
-                                  subjects=_csv_list(args.deap_subjects), keep_windows=keep_windows)
+                                  subjects=_csv_list(args.deap_subjects), keep_windows=keep_windows,
+                                  cache_dir=cache)
     from acquisition.store.sqlite import SessionStore
 
     if getattr(args, "fuse_music", False):
@@ -66,13 +69,13 @@ def load_dataset(args: argparse.Namespace, keep_windows: bool = False) -> Any:
 
         with SessionStore(args.store, readonly=True) as store:
             return from_store(store, args.preset, participants=_csv_list(args.participants),
-                              keep_windows=keep_windows)
+                              keep_windows=keep_windows, cache_dir=cache)
     with SessionStore(args.store, readonly=True) as store:
         trials = store.labelled_trials(participants=_csv_list(args.participants))
     if not trials:
         who = f" of participants {args.participants}" if args.participants else ""
         raise DataError(f"store {args.store} holds no labelled trial{who}")
-    return datasets.from_trials(trials, args.preset, keep_windows=keep_windows)
+    return datasets.from_trials(trials, args.preset, keep_windows=keep_windows, cache_dir=cache)
 
 
 def needs_windows(names: list[str] | None) -> bool:
