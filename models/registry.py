@@ -193,17 +193,17 @@ def _specs() -> tuple[ClassifierSpec, ...]:
         ClassifierSpec(
             # no grid: 100 boosting rounds with L2 0.1 and 31 leaves; early stopping would
             # hold out rows at random (leaky on windows), so it is off
-            "hgb", "Gradient boosting (hist)",
+            "hgb", "Gradient boosting",
             # (not an auto candidate: 20x the fit time of the RBF SVM, and no better on band features)
             lambda rs: _scaled(HistGradientBoostingClassifier(max_iter=100, l2_regularization=0.1,
                                                               early_stopping=False, random_state=rs)),
         ),
         ClassifierSpec(
-            "riemann", "Riemannian (tangent space)",
+            "riemann", "Riemann tangent space",
             _riemann, input=WINDOWS, requires="pyriemann",
         ),
         ClassifierSpec(
-            "eegnet", "EEGNet (braindecode, CPU)",
+            "eegnet", "EEGNet (braindecode)",
             _eegnet, input=WINDOWS, requires="braindecode",
         ),
     )
