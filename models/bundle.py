@@ -38,7 +38,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "models.registry.SigmoidCalibrated",
     "pyriemann.estimation.Covariances",
     "pyriemann.tangentspace.TangentSpace",
-    # bundles written before the calibration moved into the registry (still loadable)
+    # the two calibration types: bundles written before the calibration moved into the
+    # registry (SigmoidCalibrated) still load
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
