@@ -55,6 +55,11 @@ class Settings:
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 
+    @property
+    def features_cache_dir(self) -> Path:
+        """Feature tables of stored trials and DEAP files, keyed by content (safe to delete)."""
+        return self.data_dir / "cache" / "features"
+
 
 def _dirs() -> tuple[Path, Path]:
     import platformdirs

@@ -25,15 +25,18 @@ def export_session(store_path: str, session_id: int, fmt: str, out_dir: str) -> 
 
 def train(store_path: str, session_ids: list[int], protocol: str, preset: str, classifiers: list[str],
           n_permutations: int, final: str | None, bundle_out: str,
-          progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
-    """Evaluate ``classifiers`` on the labelled trials of ``session_ids``, train the best one and
-    save it to ``bundle_out``; returns the evaluation, the classifier, the trial count and classes.
+          progress: Callable[[float, str], None] | None = None, n_jobs: int = -1) -> dict[str, Any]:
+    """Evaluate ``classifiers`` on the labelled trials of ``session_ids``, train the best one on
+    the protocol's main split (never ``random``: that split leaks) and save it to ``bundle_out``;
+    returns the evaluation, the classifier, the trial count and classes.
     """
     from acquisition.errors import DataError
     from acquisition.store.sqlite import SessionStore
+    from app.progress import Eta
     from models.bundle import save_bundle, train_bundle
     from models.datasets import from_trials
-    from models.evaluation import evaluate
+    from models.evaluation import best_main_row, run_evaluation
+    from models.registry import WINDOWS, input_of
 
     report = progress or (lambda _f, _t="": None)
     report(0.0, "reading trials")
@@ -45,20 +48,27 @@ def train(store_path: str, session_ids: list[int], protocol: str, preset: str, c
     if not trials:
         raise DataError(f"no labelled trials in session(s) {list(session_ids)} of {store_path}")
     report(0.05, f"features of {len(trials)} trials")
-    dataset = from_trials(trials, preset)
+    from acquisition.settings import load_settings
+
+    dataset = from_trials(trials, preset, keep_windows=any(input_of(c) == WINDOWS for c in classifiers),
+                          cache_dir=load_settings().features_cache_dir)
     report(0.15, "cross-validation")
+    eta = Eta()
 
-    def on_fold(done: int, total: int) -> None:
-        report(0.15 + 0.75 * done / max(total, 1), f"cross-validation {done}/{total}")
+    def on_unit(done: int, total: int) -> None:
+        eta.update(done, total)
+        report(0.15 + 0.75 * done / max(total, 1), f"cross-validation {eta.short()}")
 
-    result = evaluate(dataset, protocol=protocol, classifiers=classifiers, n_permutations=n_permutations,
-                      progress=on_fold)
-    best = final or max(result["results"], key=lambda r: r["balanced_accuracy"])["classifier"]
+    evaluation = run_evaluation(dataset, protocol=protocol, classifiers=classifiers, n_permutations=n_permutations,
+                                n_jobs=n_jobs, progress=on_unit)
+    result = evaluation.as_full_json()
+    best = final or best_main_row(result)["classifier"]
     report(0.92, f"training {best} on every trial")
-    bundle = train_bundle(dataset, best, protocol_result=result)
+    bundle = train_bundle(dataset, best, protocol_result=evaluation)
     save_bundle(Path(bundle_out), bundle.estimator, bundle.meta)
     report(1.0, "done")
-    return {"evaluation": result, "classifier": best, "n_trials": len(trials), "classes": list(dataset.classes)}
+    return {"evaluation": result, "classifier": best, "n_trials": len(trials), "classes": list(dataset.classes),
+            "warnings": list(evaluation.warnings)}
 
 
 def describe_stimuli(paths: list[str], model_path: str | None = None, features: bool = True,

@@ -35,14 +35,25 @@ FORMAT_VERSION = 1
 #: any other type is refused; a new registry entry that needs more types adds them here
 #: (tests/test_models_bundle.py checks every entry round-trips).
 TRUSTED_TYPES: tuple[str, ...] = (
+    "models.registry.ShrinkageLDA",
+    "models.registry.SigmoidCalibrated",
+    "pyriemann.estimation.Covariances",
+    "pyriemann.tangentspace.TangentSpace",
+    # the two calibration types: bundles written before the calibration moved into the
+    # registry (SigmoidCalibrated) still load
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.metrics._dist_metrics.EuclideanDistance64",
     "sklearn.model_selection._split.StratifiedKFold",
     "sklearn.neighbors._ball_tree.BallTree",
     "sklearn.neighbors._kd_tree.KDTree",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
     "sklearn.tree._tree.Tree",
 )
+
+#: Entries whose fitted model is not a skops-safe pipeline (a torch module).
+NOT_BUNDLED: tuple[str, ...] = ("eegnet",)
 
 
 @dataclass
@@ -54,10 +65,11 @@ class Bundle:
     estimator : sklearn Pipeline
         ``StandardScaler -> classifier``, fitted; has ``predict_proba``.
     meta : dict
-        ``classifier``, ``classes``, ``channels``, ``sfreq_hz``, ``preset``,
-        ``preset_params``, ``feature_names``, ``protocol``, ``metrics``,
-        ``best_params``, ``training_data`` (hash, rows, source), ``versions``,
-        ``created``.
+        ``classifier`` (``chosen_classifier`` for ``auto``), ``classes``, ``channels``,
+        ``sfreq_hz``, ``preset``, ``preset_params``, ``feature_names``, ``input``
+        (features or windows), ``protocol``, ``inner_cv``, ``domain`` (``epoc-raw``,
+        ``deap-preprocessed``, ``feature-table``), ``metrics``, ``best_params``,
+        ``training_data`` (hash, rows, source), ``versions``, ``created``.
     """
 
     estimator: Any
@@ -67,8 +79,14 @@ class Bundle:
     def classes(self) -> list[str]:
         return [str(c) for c in self.estimator.classes_]
 
-    def predict_proba(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Class probabilities, columns in :attr:`classes` order."""
+    @property
+    def reads_windows(self) -> bool:
+        """True when the model reads raw filtered windows, not feature vectors."""
+        return self.meta.get("input") == "windows"
+
+    def predict_proba(self, X: NDArray[np.float64] | NDArray[np.float32]) -> NDArray[np.float64]:
+        """Class probabilities of feature rows (or raw windows, :attr:`reads_windows`), columns
+        in :attr:`classes` order."""
         return np.asarray(self.estimator.predict_proba(X), dtype=np.float64)
 
 
@@ -212,59 +230,90 @@ def check_compatible(bundle: Bundle, channels: tuple[str, ...] | list[str] | Non
             raise ModelFormatError(f"{name} was trained at {have_hz} Hz, the source runs at {sfreq_hz:g} Hz")
 
 
+def domain_warning(bundle: Bundle) -> str | None:
+    """A one-line warning when ``bundle`` was trained on another kind of EEG than a live
+    EPOC+ source delivers (raw µV), else ``None``.
+
+    DEAP's preprocessed files are down-sampled, 4-45 Hz band-passed, average-referenced
+    and EOG-cleaned; a model trained on them sees different band powers and spatial
+    structure than a raw EPOC+ stream, so its live accuracy is unknown.
+    """
+    from models.datasets import DOMAIN_DEAP
+
+    if bundle.meta.get("domain") == DOMAIN_DEAP:
+        return ("this model was trained on DEAP's preprocessed EEG (4-45 Hz band-pass, average reference, "
+                "EOG removed); the live EPOC+ source is raw: the domains differ and its accuracy will not transfer")
+    return None
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
 
 
 def train_bundle(dataset: Dataset, classifier: str, protocol_result: Any = None,
-                 random_state: int = 0) -> Bundle:
-    """Fit registry entry ``classifier`` on all of ``dataset`` and wrap it as a :class:`Bundle`.
+                 random_state: int = 0, protocol: str | None = None) -> Bundle:
+    """Fit registry entry ``classifier`` (or ``auto``) on all of ``dataset`` and wrap it as a :class:`Bundle`.
 
-    The inner hyper-parameter search is grouped by trial when the dataset has groups.
+    The inner hyper-parameter search (and the calibration of the SVMs) is grouped by the
+    protocol's unit: the subject for ``loso``, the trial (stimulus for fused data)
+    otherwise, the subject for a table with subjects but no groups.
 
     Parameters
     ----------
     dataset : Dataset
     classifier : str
-        Registry name.
+        Registry name or ``auto``.
     protocol_result : dict or EvaluationReport, optional
         An evaluation of this classifier to keep in ``meta["metrics"]``.
     random_state : int
+    protocol : str, optional
+        The protocol whose unit groups the inner CV (default: that of ``protocol_result``,
+        else ``grouped`` when the rows have groups).
 
     Raises
     ------
     DataError
-        Bad dataset (NaN/inf, one class) or unknown classifier.
+        Bad dataset (NaN/inf, one class), unknown classifier, or one that a bundle cannot
+        hold.
     """
-    from models.evaluation import EvaluationReport
+    from models.evaluation import EvaluationReport, get_protocol, inner_groups
     from models.registry import (
+        AUTO,
         best_params,
         final_pipeline,
         fit_classifier,
-        get_spec,
+        input_of,
         make_classifier,
+        parse_classifiers,
     )
 
-    spec = get_spec(classifier)
+    name = parse_classifiers([classifier])[0]
+    if name in NOT_BUNDLED:
+        raise DataError(f"classifier {name!r} cannot be saved in a model bundle (a torch module is not a "
+                        f"skops-safe pipeline); evaluate it with 'duygu evaluate'")
     dataset.validate()
     _, counts = np.unique(dataset.y, return_counts=True)
     if counts.min() < 2:
         raise DataError(f"every class needs >= 2 samples to train, one has {int(counts.min())}")
-    fitted = fit_classifier(make_classifier(spec.name, random_state), dataset.X, dataset.y,
-                            dataset.groups if dataset.has_groups() else None)
-    pipeline = final_pipeline(fitted)
     metrics: dict[str, Any] | None = None
-    protocol = None
     if isinstance(protocol_result, EvaluationReport):
-        metrics = protocol_result.as_json()
+        metrics = protocol_result.as_full_json()
         metrics["p_value"] = protocol_result.p_value
-        protocol = protocol_result.protocol
+        protocol = protocol or protocol_result.protocol
     elif isinstance(protocol_result, dict):
         metrics = dict(protocol_result)
-        protocol = protocol_result.get("protocol")
+        protocol = protocol or protocol_result.get("protocol")
+    groups, by = inner_groups(dataset, get_protocol(protocol or "grouped"))
+    rows = dataset.windows if input_of(name) == "windows" else dataset.X
+    if rows is None:
+        raise DataError(f"classifier {name!r} reads raw EEG windows: train on labelled trials (--store or --deap)")
+    fitted = fit_classifier(make_classifier(name, random_state), rows, dataset.y, groups, by)
+    pipeline = final_pipeline(fitted)
+    inner = getattr(fitted, "inner_cv_", None)
     meta = {
-        "classifier": spec.name,
+        "classifier": name,
+        "chosen_classifier": getattr(fitted, "chosen_", name) if name == AUTO else name,
         "classes": [str(c) for c in pipeline.classes_],
         "channels": dataset.meta.get("channels"),
         "sfreq_hz": dataset.meta.get("sfreq_hz"),
@@ -272,7 +321,11 @@ def train_bundle(dataset: Dataset, classifier: str, protocol_result: Any = None,
         "preset_params": dataset.meta.get("preset_params"),
         "feature_names": list(dataset.feature_names),
         "n_features": int(dataset.X.shape[1]),
+        "input": input_of(name),
         "protocol": protocol,
+        "inner_cv": None if inner is None else inner.as_dict(),
+        "inner_scores": dict(getattr(fitted, "scores_", {})),
+        "domain": dataset.meta.get("domain"),
         "metrics": metrics,
         "best_params": best_params(fitted),
         "random_state": random_state,

@@ -75,7 +75,14 @@ class Dataset:
     feature_names : list of str
     meta : dict
         Where the data came from (``source``, ``preset``, ``channels``, ``sfreq_hz``,
-        rejected windows, skipped trials, ...).
+        ``domain``, rejected windows, skipped trials, ...).
+    stimuli : ndarray of str, shape (n_rows,), or None
+        The stimulus of each row when the rows carry that stimulus's own features
+        (EEG + music fusion): the same stimulus is heard by several subjects, so grouped
+        and loso splits keep stimuli apart.
+    windows : ndarray of float32, shape (n_rows, n_channels, n_samples), or None
+        The filtered raw window each row's features came from (kept on request, for
+        classifiers that read raw EEG).
     """
 
     X: NDArray[np.float64]
@@ -84,6 +91,8 @@ class Dataset:
     subjects: NDArray[np.str_] | None = None
     feature_names: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    stimuli: NDArray[np.str_] | None = None
+    windows: NDArray[np.float32] | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -118,7 +127,8 @@ class Dataset:
         X = self.X
         if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
             raise DataError(f"features must be a non-empty 2-D table, got shape {X.shape}")
-        for name, arr in (("labels", self.y), ("groups", self.groups), ("subjects", self.subjects)):
+        for name, arr in (("labels", self.y), ("groups", self.groups), ("subjects", self.subjects),
+                          ("stimuli", self.stimuli), ("windows", self.windows)):
             if arr is not None and len(arr) != X.shape[0]:
                 raise DataError(f"{name} must have one entry per row ({X.shape[0]}), got {len(arr)}")
         bad = ~np.isfinite(X)
@@ -140,7 +150,14 @@ def _as_str_array(values: Iterable[Any]) -> NDArray[np.str_]:
 
 
 # -- (a) labelled trials --------------------------------------------------------------
-def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset:
+#: ``meta["domain"]`` of a dataset: what the EEG was before Duygu's filter.
+DOMAIN_EPOC = "epoc-raw"
+DOMAIN_DEAP = "deap-preprocessed"
+DOMAIN_FEATURES = "feature-table"
+
+
+def from_trials(trials: Sequence[TrialLike], preset: Any = "default", keep_windows: bool = False,
+                cache_dir: str | Path | None = None) -> Dataset:
     """Cut each trial into feature windows with ``processing.pipeline.segment_features``.
 
     Parameters
@@ -149,6 +166,13 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
         Raw µV in EPOC order at 128 Hz, with label, trial id and subject.
     preset : str or FeaturePreset
         Feature preset (``"default"``, ``"paper"`` or a preset object).
+    keep_windows : bool
+        Keep each row's filtered window in ``windows`` (for classifiers of raw EEG;
+        14 x 512 float32 per row with the default preset).
+    cache_dir : path, optional
+        Keep the computed features in ``cache_dir/<sha256>.npz``, keyed by the trials'
+        samples, labels, ids and subjects, the preset and Duygu's version, and read them
+        back instead of recomputing (not with ``keep_windows``: windows are not cached).
 
     Returns
     -------
@@ -174,7 +198,14 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
     preset_obj = get_preset(preset)
     if not trials:
         raise DataError("trials must not be empty: no labelled trial to build a dataset from")
+    cache = None
+    if cache_dir is not None and not keep_windows:
+        cache = Path(cache_dir) / f"{_trials_key(trials, preset_obj)}.npz"
+        cached = _read_cached(cache)
+        if cached is not None:
+            return cached
     parts: list[NDArray[np.float64]] = []
+    window_parts: list[NDArray[np.float32]] = []
     labels: list[str] = []
     groups: list[str] = []
     subjects: list[str] = []
@@ -212,10 +243,12 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
         rows_before = sum(len(x) for x in parts)
         trial_rejected = 0
         for a, b in usable:
-            seg = segment_features(data[a:b], SFREQ_HZ, preset_obj, EPOC_CHANNELS)
+            seg = segment_features(data[a:b], SFREQ_HZ, preset_obj, EPOC_CHANNELS, keep_windows=keep_windows)
             trial_rejected += int(seg.n_rejected)
             if len(seg.X):
                 parts.append(np.asarray(seg.X, dtype=np.float64))
+                if seg.windows is not None:
+                    window_parts.append(seg.windows)
         n_rejected += trial_rejected
         n_rows = sum(len(x) for x in parts) - rows_before
         if n_rows == 0:
@@ -228,7 +261,7 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
         log.warning("trial %s skipped: %s", s["trial_id"], s["reason"])
     if not parts:
         raise DataError(f"trials gave no usable window for preset {preset_obj.name!r} ({len(skipped)} trial(s) skipped)")
-    return Dataset(
+    ds = Dataset(
         X=np.concatenate(parts),
         y=_as_str_array(labels),
         groups=_as_str_array(groups),
@@ -236,6 +269,7 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
         feature_names=list(feature_names(preset_obj, EPOC_CHANNELS)),
         meta={
             "source": "trials",
+            "domain": DOMAIN_EPOC,
             "preset": preset_obj.name,
             "preset_params": _preset_params(preset_obj),
             "channels": list(EPOC_CHANNELS),
@@ -247,7 +281,51 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default") -> Dataset
             "trials_with_bad_contact": len(bad_contact),
             "skipped_trials": skipped,
         },
+        windows=np.concatenate(window_parts) if keep_windows else None,
     ).validate()
+    if cache is not None:
+        _write_cached(cache, ds)
+    return ds
+
+
+def _trials_key(trials: Sequence[TrialLike], preset: Any) -> str:
+    """SHA-256 of everything a feature table of ``trials`` depends on."""
+    import json
+
+    from acquisition import __version__
+
+    h = hashlib.sha256(json.dumps([__version__, _preset_params(preset)], sort_keys=True, default=str).encode())
+    for t in trials:
+        data = np.ascontiguousarray(t.data, dtype=np.float64)
+        pieces_of = getattr(t, "contiguous_pieces", None)
+        pieces = list(pieces_of()) if callable(pieces_of) else []
+        extra = f"{pieces}\x1f{getattr(t, 'n_missing', 0)}\x1f{list(getattr(t, 'bad_contact', ()))}"
+        h.update(f"\x1e{t.trial_id}\x1f{t.label}\x1f{t.subject}\x1f{t.sfreq_hz!r}\x1f{data.shape}\x1f{extra}".encode())
+        h.update(data.tobytes())
+    return h.hexdigest()
+
+
+def _read_cached(path: Path) -> Dataset | None:
+    """The dataset cached at ``path``, or ``None`` (missing or unreadable: recomputed)."""
+    import json
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return Dataset(X=z["X"], y=z["y"], groups=z["groups"], subjects=z["subjects"],
+                           feature_names=z["feature_names"].tolist(), meta=json.loads(str(z["meta"])))
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _write_cached(path: Path, ds: Dataset) -> None:
+    import json
+
+    assert ds.groups is not None and ds.subjects is not None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part.npz")
+    np.savez(tmp, X=ds.X, y=ds.y, groups=ds.groups, subjects=ds.subjects,
+             feature_names=np.asarray(ds.feature_names), meta=np.asarray(json.dumps(ds.meta)))
+    tmp.replace(path)
 
 
 def _preset_params(preset: Any) -> dict[str, Any]:
@@ -317,7 +395,8 @@ def deap_quadrant(valence: float, arousal: float, threshold: float = DEAP_THRESH
 
 
 def load_deap(directory: str | Path, preset: Any = "default", *, labels: str = "quadrant",
-              baseline: str = "remove", subjects: Sequence[str] | None = None) -> Dataset:
+              baseline: str = "remove", subjects: Sequence[str] | None = None,
+              keep_windows: bool = False, cache_dir: str | Path | None = None) -> Dataset:
     """Load DEAP's preprocessed Python files (``s01.dat`` ...) from ``directory``.
 
     Each trial keeps the 14 EPOC channels (picked by name from DEAP's 32, put in EPOC
@@ -335,6 +414,10 @@ def load_deap(directory: str | Path, preset: Any = "default", *, labels: str = "
     baseline : {"remove", "subtract"}
     subjects : list of str, optional
         Only these files (``["s01", "s02"]``).
+    keep_windows : bool
+        Keep each row's filtered window (see :func:`from_trials`).
+    cache_dir : path, optional
+        Feature cache (see :func:`from_trials`).
 
     Raises
     ------
@@ -368,9 +451,12 @@ def load_deap(directory: str | Path, preset: Any = "default", *, labels: str = "
             quadrant = deap_quadrant(float(ratings[k, 0]), float(ratings[k, 1]))
             label = DEAP_QUADRANT_EMOTION[quadrant] if labels == "emotion" else quadrant
             trials.append(_Trial(eeg[n_base:], label, f"{path.stem}-t{k + 1:02d}", path.stem, DEAP_SFREQ_HZ))
-    ds = from_trials(trials, preset)
+    ds = from_trials(trials, preset, keep_windows=keep_windows, cache_dir=cache_dir)
     ds.meta.update({
         "source": "deap",
+        # DEAP's preprocessed files are 4-45 Hz band-passed, average-referenced and
+        # EOG-cleaned: another signal than a raw EPOC+ stream (bundles record it)
+        "domain": DOMAIN_DEAP,
         "directory": str(directory),
         "files": [p.name for p in files],
         "deap_labels": labels,
@@ -464,7 +550,7 @@ def load_feature_table(path: str | Path, label: str, group: str | None = None,
         groups=_as_str_array(v.strip() for v in table[:, cols[group]]) if group else None,
         subjects=_as_str_array(v.strip() for v in table[:, cols[subject]]) if subject else None,
         feature_names=feature_cols,
-        meta={"source": "features", "path": str(path), "label": label, "group": group,
+        meta={"source": "features", "domain": DOMAIN_FEATURES, "path": str(path), "label": label, "group": group,
               "subject": subject, "dropped": list(drop), "preset": None, "channels": None,
               "sfreq_hz": None},
     )

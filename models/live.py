@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.errors import DataError, ModelFormatError
-from models.bundle import Bundle, check_compatible
+from models.bundle import Bundle, check_compatible, domain_warning
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +109,14 @@ class LivePredictor:
         self.sfreq_hz = float(source.sfreq_hz)
         self.extractor = OnlineFeatureExtractor(self.preset, self.sfreq_hz, tuple(source.channels))
         n_expected = bundle.meta.get("n_features")
-        if n_expected is not None and int(n_expected) != self.extractor.n_features:
+        if not bundle.reads_windows and n_expected is not None and int(n_expected) != self.extractor.n_features:
             raise ModelFormatError(
                 f"the model expects {n_expected} features, preset {self.preset.name!r} makes {self.extractor.n_features}"
             )
+        #: a one-line warning when the bundle was trained on another kind of EEG (DEAP)
+        self.domain_warning = domain_warning(bundle)
+        if self.domain_warning:
+            log.warning("%s", self.domain_warning)
         self.hop_s = float(hop_s)
         self.hop_samples = max(1, round(hop_s * self.sfreq_hz))
         self.smoothing = int(smoothing)
@@ -177,7 +181,8 @@ class LivePredictor:
             if not self.extractor.ready:
                 return None
             artefacts = self.extractor.window_artefacts
-            proba = self.bundle.predict_proba(self.extractor.features())[0]
+            rows = self.extractor.window() if self.bundle.reads_windows else self.extractor.features()
+            proba = self.bundle.predict_proba(rows)[0]
             self._recent.append(proba)
             if self.smoothing > 1:
                 proba = np.mean(np.stack(self._recent), axis=0)

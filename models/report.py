@@ -85,9 +85,8 @@ def null_histogram_svg(null: list[float], observed: float, chance: float, width:
 
 def render_report(report: EvaluationReport, title: str = "Duygu evaluation") -> str:
     """The whole HTML page for ``report``."""
-    from models.registry import registry
+    from models.registry import label_of
 
-    labels = {name: spec.label for name, spec in registry().items()}
     rows = []
     for r in report.results:
         key = f"{r['classifier']} | {r['split']}"
@@ -95,7 +94,7 @@ def render_report(report: EvaluationReport, title: str = "Duygu evaluation") -> 
         fold_text = ", ".join(f"{100 * a:.1f}" for a in folds)
         rows.append(
             "<tr>" + "".join(f"<td>{_esc(v)}</td>" for v in (
-                labels.get(r["classifier"], r["classifier"]), SPLIT_LABELS.get(r["split"], r["split"]))) +
+                label_of(r["classifier"]), SPLIT_LABELS.get(r["split"], r["split"]))) +
             "".join(f'<td class="n">{100 * r[k]:.2f}</td>' for k in ("accuracy", "balanced_accuracy", "precision", "recall", "f1")) +
             f'<td class="n">{r["mcc"]:.3f}</td><td class="n">{len(folds)}</td><td>{_esc(fold_text)}</td></tr>'
         )

@@ -89,6 +89,8 @@ class SegmentFeatures:
         Starts of the windows with an artefact, in samples.
     report : ArtefactReport
         Counts of flagged samples and windows.
+    windows : ndarray of float32, shape (n_windows, n_channels, n_samples), or None
+        The filtered samples of each row's window (with ``keep_windows=True``).
     """
 
     X: NDArray[np.float64]
@@ -97,6 +99,7 @@ class SegmentFeatures:
     clean: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
     rejected_starts: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     report: ArtefactReport = field(default_factory=ArtefactReport)
+    windows: NDArray[np.float32] | None = None
 
 
 def window_samples(preset: str | FeaturePreset, sfreq_hz: float) -> tuple[int, int]:
@@ -111,6 +114,7 @@ def segment_features(
     preset: str | FeaturePreset,
     channels: tuple[str, ...] | list[str] = EPOC_CHANNELS,
     reject: bool = True,
+    keep_windows: bool = False,
 ) -> SegmentFeatures:
     """Filter a recorded segment as the live path does, cut windows and extract features.
 
@@ -128,6 +132,8 @@ def segment_features(
     channels : sequence of str
     reject : bool
         Drop artefact windows (True) or mark them (False).
+    keep_windows : bool
+        Also return the filtered window of every row (for classifiers of raw EEG).
 
     Raises
     ------
@@ -149,12 +155,14 @@ def segment_features(
     flagged = np.concatenate([[0], np.cumsum(flags != 0)])
     bad = flagged[starts + win] - flagged[starts] > 0
     report = ArtefactReport.from_flags(flags, n_windows=len(starts), n_rejected=int(bad.sum()))
-    if reject:
-        kept = starts[~bad]
-        X = segment_window_features(filtered, kept, win, fs, p, chans)
-        return SegmentFeatures(X, kept, int(bad.sum()), np.ones(len(kept), dtype=bool), starts[bad], report)
-    X = segment_window_features(filtered, starts, win, fs, p, chans)
-    return SegmentFeatures(X, starts, int(bad.sum()), ~bad, starts[bad], report)
+    rows = starts[~bad] if reject else starts
+    X = segment_window_features(filtered, rows, win, fs, p, chans)
+    windows = None
+    if keep_windows:
+        windows = np.stack([filtered[a:a + win].T for a in rows]).astype(np.float32) if len(rows) else (
+            np.zeros((0, len(chans), win), dtype=np.float32))
+    clean = np.ones(len(rows), dtype=bool) if reject else ~bad
+    return SegmentFeatures(X, rows, int(bad.sum()), clean, starts[bad], report, windows)
 
 
 class OnlineFeatureExtractor:
@@ -268,6 +276,21 @@ class OnlineFeatureExtractor:
             self._flags[:-n] = self._flags[n:]
             self._flags[-n:] = flags
         self.total_samples += n
+
+    def window(self) -> NDArray[np.float32]:
+        """The filtered samples of the latest window, shape (1, n_channels, n_samples):
+        the rows :func:`segment_features` keeps with ``keep_windows=True``.
+
+        Raises
+        ------
+        DataError
+            Before a whole window has been pushed.
+        """
+        if not self.ready:
+            raise DataError(
+                f"not enough data for a window: {self.total_samples} of {self.window_samples} samples pushed"
+            )
+        return self._buf.T[None].astype(np.float32)
 
     def features(self) -> NDArray[np.float64]:
         """Features of the latest window, shape (1, n_features).

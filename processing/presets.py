@@ -4,10 +4,13 @@ A :class:`FeaturePreset` names the filter (band and notch), the windows (length 
 prediction, step for cutting trials), the frames inside a window, the features and the
 artefact thresholds. Two presets ship:
 
-* ``paper`` — the EEG paper's method, faithfully: 1-50 Hz band-pass, 25 ms frames with
-  50% overlap, Hamming window, FFT, and per-frame std, max, min, mean and RMS of the
-  magnitude spectrum. At 128 Hz a 25 ms frame is 3.2 samples (3 after rounding), whose
-  FFT bins are 42.7 Hz apart: no EEG band is resolved. Kept for replication only.
+* ``paper`` — the EEG paper's method: 1-50 Hz band-pass, short frames with 50% overlap,
+  Hamming window, FFT, and per-frame std, max, min, mean and RMS of the magnitude
+  spectrum. The paper's 25 ms is 3.2 samples at 128 Hz; rounded to 3 samples with a hop
+  of 2 (1.6 rounded) the frames would overlap by 33%, not 50%. The preset uses 4-sample
+  frames (31.25 ms) with a 2-sample hop: exactly 50%, the nearest frame to 25 ms that
+  halves evenly. Its FFT bins are 32 Hz apart: no EEG band is resolved (a
+  ``FrameResolutionWarning`` says so). Kept for replication only.
 * ``default`` — 1 s Hamming frames with 50% overlap (1 Hz bins, a Welch estimate over the
   7 frames of a 4 s window); differential entropy and relative power in the delta, theta,
   alpha, beta and gamma bands, and frontal asymmetry. See docs/FEATURES.md.
@@ -159,13 +162,15 @@ _PAPER = FeaturePreset(
     step_s=2.0,
     band_hz=(1.0, 50.0),
     notch_hz=None,
-    frame_s=0.025,
+    # the paper's 25 ms frame is 3.2 samples at 128 Hz; 4 samples (31.25 ms) with a
+    # 2-sample hop is the nearest frame whose 50% overlap is exact
+    frame_s=4 / 128,
     frame_overlap=0.5,
     frame_detrend=False,
     features=("stats",),
     description=(
-        "the EEG paper's method: 1-50 Hz, 25 ms Hamming frames (50% overlap), FFT, "
-        "std/max/min/mean/RMS per frame; a frame is 3 samples at 128 Hz, no band is resolved"
+        "the EEG paper's method: 1-50 Hz, 4-sample (31.25 ms, the paper's 25 ms) Hamming frames "
+        "with exactly 50% overlap, FFT, std/max/min/mean/RMS per frame; no EEG band is resolved"
     ),
 )
 

@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Evaluations use every core by default (--jobs -1). pytest-xdist already runs 4 workers on
+# the 2 cores, so in the suite "all cores" means one: the work units then run in-process
+# (joblib's sequential backend). Tests of parallel runs ask for --jobs N / n_jobs=N.
+os.environ.setdefault("LOKY_MAX_CPU_COUNT", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

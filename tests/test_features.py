@@ -57,9 +57,9 @@ def test_names_match_columns_and_are_unique() -> None:
 
 def test_paper_statistics_equal_a_per_frame_loop() -> None:
     w = _noise(2, seed=4) + 3.0
-    with pytest.warns(FrameResolutionWarning, match=r"3\.2 samples at 128 Hz"):
+    with pytest.warns(FrameResolutionWarning, match=r"4\.0 samples at 128 Hz"):
         X = extract_features(w, FS, "paper")
-    np.testing.assert_allclose(X[1], _loop_stats(w[1], 3, 2, detrend=False), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(X[1], _loop_stats(w[1], 4, 2, detrend=False), rtol=1e-9, atol=1e-9)
     p = replace(get_preset("default"), name="stats1s", features=("stats",))
     X = extract_features(w, FS, p)
     np.testing.assert_allclose(X[0], _loop_stats(w[0], 128, 64, detrend=True), rtol=1e-9, atol=1e-9)
@@ -109,7 +109,13 @@ def test_presets_are_data() -> None:
         assert get_preset(name) is p
         assert get_preset(p.to_dict()) == p
         assert p.window_s > 0 and p.step_s > 0
-    assert get_preset("paper").frame_s == 0.025 and get_preset("paper").frame_overlap == 0.5
+    paper = get_preset("paper")
+    assert paper.frame_s == 4 / 128 and paper.frame_overlap == 0.5
+    from processing.features import FrameResolutionWarning, frame_geometry
+
+    with pytest.warns(FrameResolutionWarning, match="no EEG band is resolved"):
+        frame, hop = frame_geometry(paper, 128.0)
+    assert (frame, hop) == (4, 2) and hop / frame == 0.5  # exactly 50% overlap, as the paper says
     with pytest.raises(TypeError):
         PRESETS["mine"] = get_preset("default")  # type: ignore[index]
     with pytest.raises(DataError) as exc:

@@ -21,7 +21,7 @@ from models.bundle import (
     save_bundle,
     train_bundle,
 )
-from models.registry import CLASSIFIERS
+from models.registry import FEATURE_CLASSIFIERS
 from tests.support.models_data import synthetic_dataset
 
 
@@ -30,10 +30,10 @@ def _eeg_meta(ds_meta: dict) -> dict:  # type: ignore[type-arg]
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("name", CLASSIFIERS)
+@pytest.mark.parametrize("name", [*FEATURE_CLASSIFIERS, "auto"])
 def test_every_registry_entry_round_trips(tmp_path: Path, name: str) -> None:
     ds = synthetic_dataset(n_trials=8, rows_per_trial=6, effect=2.0)
-    bundle = train_bundle(ds, name)
+    bundle = train_bundle(ds, name, protocol="grouped")
     path = save_bundle(tmp_path / f"{name}.skops", bundle.estimator, bundle.meta)
     back = load_bundle(path)
     np.testing.assert_allclose(back.predict_proba(ds.X), bundle.predict_proba(ds.X))
@@ -44,6 +44,30 @@ def test_every_registry_entry_round_trips(tmp_path: Path, name: str) -> None:
     assert {"scikit-learn", "skops", "numpy"} <= set(meta["versions"])
     assert meta["created"].endswith("+00:00")
     assert set(sio.get_untrusted_types(data=sio.dumps(back.estimator))) <= set(TRUSTED_TYPES)
+    assert meta["protocol"] == "grouped" and meta["domain"] == ds.meta.get("domain") and meta["input"] == "features"
+    if meta["inner_cv"] is not None:  # entries with a grid or calibration search on trial-grouped folds
+        assert meta["inner_cv"]["grouped"] and meta["inner_cv"]["by"] == "trial"
+    if name == "auto":
+        assert meta["chosen_classifier"] in meta["best_params"]["classifier"]
+
+
+@pytest.mark.timeout(120)
+def test_raw_window_entries_bundle_or_refuse(tmp_path: Path) -> None:
+    """The Riemannian pipeline reads raw windows and round-trips; EEGNet (torch) is refused."""
+    from acquisition.errors import DataError
+    from models.datasets import from_trials
+    from tests.support.models_data import simulated_trials
+
+    ds = from_trials(simulated_trials(n_per_state=2, trial_s=10.0), "default", keep_windows=True)
+    assert ds.windows is not None and ds.windows.shape[1:] == (14, 512)
+    bundle = train_bundle(ds, "riemann", protocol="grouped")
+    back = load_bundle(save_bundle(tmp_path / "r.skops", bundle.estimator, bundle.meta))
+    assert back.reads_windows and back.meta["domain"] == "epoc-raw"
+    np.testing.assert_allclose(back.predict_proba(ds.windows), bundle.predict_proba(ds.windows))
+    with pytest.raises(DataError, match="'eegnet' cannot be saved in a model bundle"):
+        train_bundle(ds, "eegnet")
+    with pytest.raises(DataError, match="reads raw EEG windows"):
+        train_bundle(synthetic_dataset(n_trials=8), "riemann")
 
 
 @pytest.fixture

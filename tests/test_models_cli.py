@@ -36,11 +36,21 @@ def test_evaluate_features_json_and_report(tmp_path: Path, table: Path, capsys: 
     assert main(["evaluate", "--features", str(table), "--label", "label", "--group", "trial", "--drop", "note",
                  "--protocol", "grouped", "--classifiers", "lda,knn", "--permutations", "4",
                  "--json", str(out), "--report", str(report)]) == 0
-    printed = capsys.readouterr().out
+    cap = capsys.readouterr()
+    printed = cap.out
     assert "Accuracy %" in printed and "Precision %" in printed and "Recall %" in printed and "F1 %" in printed
     assert "leakage gap" in printed and "p = " in printed
+    assert "duygu: warning: inner CV falls back to row folds in 2 of 4 outer folds" in cap.err
     result = json.loads(out.read_text())
-    assert list(result) == ["protocol", "chance", "results", "leakage_gap", "dataset"]
+    assert list(result)[:4] == ["protocol", "chance", "results", "leakage_gap"]  # the keys scripts rely on
+    assert result["dataset"]["windows_lost_to_gaps"] == 0 and "trials_with_bad_contact" in result["dataset"]
+    assert result["main_split"] == "grouped"
+    perm = result["permutation"]
+    assert perm["reference"] == "lda" and perm["n_permutations"] == 4 and perm["scheme"] == "whole trials"
+    assert set(perm["p_values"]) == {"lda"} and 0 < perm["p_values"]["lda"] <= 1
+    # 2 trials per class: a grouped fold trains on 1 per class, too few for a grouped inner CV
+    assert result["inner_cv"]["grouped"] is False and result["inner_cv"]["ungrouped_folds"] == 2
+    assert "a grouped inner CV needs >= 2 per class" in result["inner_cv"]["reason"]
     assert result["protocol"] == "grouped" and isinstance(result["chance"], float)
     assert isinstance(result["leakage_gap"], float)
     assert [(r["classifier"], r["split"]) for r in result["results"]] == [

@@ -99,7 +99,7 @@ def test_deap_picks_epoc_channels_by_name(tmp_path: Path, monkeypatch: pytest.Mo
     path = write_deap_file(tmp_path / "s01.dat", n_trials=4)
     seen: list[np.ndarray] = []
 
-    def spy(trials, preset):  # type: ignore[no-untyped-def]
+    def spy(trials, preset, **_options):  # type: ignore[no-untyped-def]
         seen.extend(t.data for t in trials)
         raise _Seen
 
@@ -159,3 +159,27 @@ def test_window_shorter_than_a_frame_is_refused() -> None:
 
     with pytest.raises(DataError, match="shorter than a frame"):
         replace(get_preset("default"), name="tiny", window_s=0.5)
+
+
+def test_trial_features_are_computed_once_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import processing.pipeline as pipeline
+    from tests.support.models_data import shuffled_trial_labels
+
+    trials = simulated_trials(n_per_state=1, trial_s=8.0)
+    first = from_trials(trials, "default", cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    calls = {"n": 0}
+    real = pipeline.segment_features
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "segment_features", counting)
+    again = from_trials(trials, "default", cache_dir=tmp_path)
+    assert calls["n"] == 0  # read back, not recomputed
+    np.testing.assert_array_equal(again.X, first.X)
+    assert (again.y == first.y).all() and (again.groups == first.groups).all() and again.meta == first.meta
+    relabelled = from_trials(shuffled_trial_labels(trials, seed=3), "default", cache_dir=tmp_path)
+    assert calls["n"] == len(trials) and len(list(tmp_path.glob("*.npz"))) == 2  # other labels: another key
+    assert relabelled.n_rows == first.n_rows

@@ -22,6 +22,7 @@ from models.registry import (
     classifier_names,
     fit_classifier,
     get_spec,
+    inner_folds,
     make_classifier,
     make_pipeline,
 )
@@ -32,8 +33,9 @@ ROW_KEYS = ["classifier", "split", "accuracy", "balanced_accuracy", "precision",
 
 def test_registry_names_and_unknown() -> None:
     assert {"ann", "svm-poly", "svm-rbf", "knn", "logreg"} <= set(CLASSIFIERS)
-    assert len(CLASSIFIERS) >= 6 and classifier_names() == list(CLASSIFIERS)
-    with pytest.raises(DataError, match=r"classifier must be one of ann, svm-poly.*got 'xgboost'"):
+    assert {"hgb", "riemann", "eegnet"} <= set(CLASSIFIERS)
+    assert classifier_names() == [*CLASSIFIERS, "auto"]
+    with pytest.raises(DataError, match=r"classifier must be one of ann, svm-poly.*auto, got 'xgboost'"):
         get_spec("xgboost")
     with pytest.raises(DataError, match="got 'nope'"):
         run_evaluation(synthetic_dataset(), "grouped", ["lda", "nope"])
@@ -42,7 +44,9 @@ def test_registry_names_and_unknown() -> None:
 def test_paper_layout_and_exact_json() -> None:
     ds = synthetic_dataset()
     result = evaluate(ds, "paper", ["lda", "knn"], n_permutations=0)
-    assert list(result) == ["protocol", "chance", "results", "leakage_gap", "dataset"]
+    assert list(result)[:4] == ["protocol", "chance", "results", "leakage_gap"]  # the stable core first
+    assert list(result)[4] == "dataset"
+    assert result["main_split"] == "cv5" and result["permutation"]["n_permutations"] == 0
     assert result["protocol"] == "paper" and result["leakage_gap"] is None
     assert [(r["classifier"], r["split"]) for r in result["results"]] == [
         ("lda", "cv5"), ("lda", "70/30"), ("lda", "80/20"), ("knn", "cv5"), ("knn", "70/30"), ("knn", "80/20")]
@@ -141,7 +145,7 @@ def test_bad_inputs_are_one_line_errors() -> None:
     with pytest.raises(DataError, match="needs groups"):
         evaluate(Dataset(ds.X, ds.y, None, None, ds.feature_names), "grouped", ["lda"])
     one_trial = synthetic_dataset(n_trials=4, rows_per_trial=6)
-    with pytest.raises(DataError, match=r"class '.*' has 1 group\(s\), fewer than the 2 folds"):
+    with pytest.raises(DataError, match=r"class '.*' has 1 trial, fewer than the 2 folds"):
         evaluate(one_trial, "grouped", ["lda"])
     with pytest.raises(DataError, match="needs >= 2 subjects"):
         evaluate(synthetic_dataset(n_subjects=1), "loso", ["lda"])
@@ -151,11 +155,13 @@ def test_bad_inputs_are_one_line_errors() -> None:
 
 def test_inner_search_is_grouped_and_seeded() -> None:
     ds = synthetic_dataset(n_trials=12, rows_per_trial=5)
-    est = make_classifier("logreg", random_state=1)
-    cv = est.cv  # type: ignore[attr-defined]
     assert ds.groups is not None
-    for train, test in cv.split(ds.X, ds.y, ds.groups):
+    folds, info = inner_folds(ds.y, ds.groups, random_state=1, by="trial")
+    assert info.grouped and info.by == "trial" and info.n_splits == 3
+    for train, test in folds:
         assert not set(ds.groups[train]) & set(ds.groups[test])
+    est = fit_classifier(make_classifier("logreg", random_state=1), ds.X, ds.y, ds.groups, "trial")
+    assert est.inner_cv_ == info and set(est.best_params_) == {"C"}
     a = fit_classifier(make_pipeline("ann", 5), ds.X, ds.y).predict_proba(ds.X)  # type: ignore[attr-defined]
     b = fit_classifier(make_pipeline("ann", 5), ds.X, ds.y).predict_proba(ds.X)  # type: ignore[attr-defined]
     np.testing.assert_array_equal(a, b)
@@ -167,3 +173,19 @@ def test_real_eye_state_recording_paper_protocol(eye_state_csv: Path) -> None:
     accs = [r["accuracy"] for r in report.results]
     assert len(accs) == 3 and all(0.5 < a < 1.0 for a in accs)
     assert report.chance == pytest.approx(max(np.mean(ds.y == "0"), np.mean(ds.y == "1")))
+
+
+def test_shrinkage_lda_is_scikit_learns_model() -> None:
+    """The registry's fast LDA (the permutation reference) gives scikit-learn's
+    ``LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")`` probabilities."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    from models.registry import ShrinkageLDA
+
+    ds = synthetic_dataset(n_trials=16, rows_per_trial=6, n_features=8, effect=0.5)
+    for keep in (ds.classes, ds.classes[:2]):  # multiclass and binary
+        rows = np.isin(ds.y, keep)
+        ours = ShrinkageLDA().fit(ds.X[rows], ds.y[rows])
+        theirs = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(ds.X[rows], ds.y[rows])
+        np.testing.assert_allclose(ours.predict_proba(ds.X), theirs.predict_proba(ds.X), atol=1e-9)
+        assert (ours.predict(ds.X) == theirs.predict(ds.X)).all()

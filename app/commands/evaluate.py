@@ -38,11 +38,14 @@ def _csv_list(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def load_dataset(args: argparse.Namespace) -> Any:
-    """The :class:`models.datasets.Dataset` the input options name."""
+def load_dataset(args: argparse.Namespace, keep_windows: bool = False) -> Any:
+    """The :class:`models.datasets.Dataset` the input options name (with the raw windows
+    of every row when ``keep_windows``, for classifiers of raw EEG)."""
     from acquisition.errors import DataError
+    from acquisition.settings import load_settings
     from models import datasets
 
+    cache = load_settings().features_cache_dir
     if getattr(args, "fuse_music", False) and not args.store:
         raise DataError("--fuse-music needs --store PATH (the stimuli come from the sessions' protocols)")
     if args.features:
@@ -57,20 +60,29 @@ def load_dataset(args: argparse.Namespace) -> Any:
             raise DataError(f"--{opt} applies to --features only")
     if args.deap:
         return datasets.load_deap(args.deap, args.preset, labels=args.deap_labels, baseline=args.deap_baseline,
-                                  subjects=_csv_list(args.deap_subjects))
+                                  subjects=_csv_list(args.deap_subjects), keep_windows=keep_windows,
+                                  cache_dir=cache)
     from acquisition.store.sqlite import SessionStore
 
     if getattr(args, "fuse_music", False):
         from models.fusion import from_store
 
         with SessionStore(args.store, readonly=True) as store:
-            return from_store(store, args.preset, participants=_csv_list(args.participants))
+            return from_store(store, args.preset, participants=_csv_list(args.participants),
+                              keep_windows=keep_windows, cache_dir=cache)
     with SessionStore(args.store, readonly=True) as store:
         trials = store.labelled_trials(participants=_csv_list(args.participants))
     if not trials:
         who = f" of participants {args.participants}" if args.participants else ""
         raise DataError(f"store {args.store} holds no labelled trial{who}")
-    return datasets.from_trials(trials, args.preset)
+    return datasets.from_trials(trials, args.preset, keep_windows=keep_windows, cache_dir=cache)
+
+
+def needs_windows(names: list[str] | None) -> bool:
+    """True when one of ``names`` reads raw EEG windows."""
+    from models.registry import WINDOWS, input_of
+
+    return bool(names) and any(input_of(n) == WINDOWS for n in names or [])
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -79,54 +91,59 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="paper: random 5-fold + 70/30 + 80/20 (leaky); grouped: by trial, with the leakage gap; "
                         "loso: leave one subject out (default: grouped)")
     p.add_argument("--classifiers", metavar="NAMES",
-                   help="comma-separated registry names; the first is the reference for the chance level "
-                        "(default: paper's four for paper, all otherwise)")
-    p.add_argument("--permutations", type=int, default=20, metavar="N",
-                   help="label permutations for the chance level and p-value (0: majority rate; default: 20)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel workers on this machine (-1: all cores)")
+                   help="comma-separated registry names, or auto (chosen by inner CV per fold) "
+                        "(default: paper's four for paper, every feature classifier otherwise)")
+    p.add_argument("--permutations", type=int, default=200, metavar="N",
+                   help="label permutations for the chance level and p-value (0: majority rate; default: 200, "
+                        "so p can reach 0.005)")
+    p.add_argument("--permutation-reference", metavar="NAME",
+                   help="classifier whose permuted runs give the chance level (default: the protocol's, lda)")
+    p.add_argument("--permutations-for", choices=("reference", "all"), default="reference",
+                   help="permute the reference only, or every classifier for a p-value each (default: reference)")
+    p.add_argument("--jobs", type=int, default=-1, metavar="N",
+                   help="parallel workers on this machine (default: -1, all cores)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="run on a dask.distributed cluster (e.g. tcp://host:8786)")
     p.add_argument("--json", metavar="OUT", help="write the result JSON ('-' for stdout)")
     p.add_argument("--report", metavar="OUT.html", help="write an HTML report with confusion-matrix plots")
 
 
-def progress_bar(description: str) -> Any:
-    """A ``progress(done, total)`` callback drawing a tqdm bar on stderr (TTY only), and its closer."""
-    from tqdm import tqdm
+def check_jobs(jobs: int) -> int:
+    """``--jobs`` must be -1 (all cores) or >= 1."""
+    from acquisition.errors import DataError
 
-    state: dict[str, Any] = {}
+    if jobs == 0 or jobs < -1:
+        raise DataError(f"--jobs must be -1 (all cores) or >= 1, got {jobs}")
+    return jobs
 
-    def update(done: int, total: int) -> None:
-        bar = state.get("bar")
-        if bar is None:
-            bar = state["bar"] = tqdm(total=total, desc=description, file=sys.stderr, disable=None,
-                                      unit="fit", leave=False)
-        bar.update(done - bar.n)
 
-    def close() -> None:
-        if state.get("bar") is not None:
-            state["bar"].close()
-
-    return update, close
+def warn(message: str) -> None:
+    """One ``duygu: warning: ...`` line on stderr."""
+    print(f"duygu: warning: {message}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
     from app.commands._common import write_json
+    from app.progress import stderr_progress
     from models.evaluation import format_table, run_evaluation
     from models.registry import parse_classifiers
 
     classifiers = parse_classifiers(args.classifiers) if args.classifiers else None
-    dataset = load_dataset(args)
-    update, close = progress_bar(f"evaluate {args.protocol}")
+    reference = parse_classifiers(args.permutation_reference)[0] if args.permutation_reference else None
+    dataset = load_dataset(args, keep_windows=needs_windows([*(classifiers or []), *([reference] if reference else [])]))
+    update, close = stderr_progress(f"evaluate {args.protocol}")
     try:
         report = run_evaluation(dataset, args.protocol, classifiers, n_permutations=args.permutations,
-                                n_jobs=args.jobs, scheduler=args.scheduler, random_state=args.seed,
-                                progress=update)
+                                n_jobs=check_jobs(args.jobs), scheduler=args.scheduler, random_state=args.seed,
+                                progress=update, permutation_reference=reference,
+                                permutations_for=args.permutations_for)
     finally:
         close()
+    for message in report.warnings:
+        warn(message)
     out = sys.stderr if args.json == "-" else sys.stdout
     print(format_table(report), file=out)
     if args.json:
-        write_json(report.as_json(), args.json)
+        write_json(report.as_full_json(), args.json)
     if args.report:
         from models.report import write_report
 

@@ -71,6 +71,8 @@ def _predict(args: argparse.Namespace, source: Any, bundle: Any, out: Any) -> No
 
     with source:
         predictor = LivePredictor(bundle, source, hop_s=args.hop, smoothing=args.smoothing)
+        if predictor.domain_warning:
+            print(f"duygu: warning: {predictor.domain_warning}", file=sys.stderr)
         predictor.add_listener(pending.put)
         target = source.buffer.total + round(args.seconds * source.sfreq_hz)
         deadline = time.monotonic() + 2 * args.seconds + 10.0

@@ -238,6 +238,8 @@ class PredictionView(QWidget):
             self._want_running = False
             self.state.notes.error(f"live prediction: {exc}")
             return False
+        if predictor.domain_warning:
+            self.state.notes.warning(f"live prediction: {predictor.domain_warning}")
         predictor.add_listener(self._on_prediction)
         try:
             predictor.start()

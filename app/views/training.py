@@ -40,7 +40,10 @@ from app.workers import Task
 METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "mcc")
 PROTOCOLS = (("grouped", "grouped by trial (honest)"), ("paper", "paper (5-fold CV + 70/30 + 80/20)"),
              ("loso", "leave one subject out"))
-DEFAULT_CLASSIFIERS = ("logreg", "svm-rbf")
+#: "Evaluate and train" chooses by inner CV unless the operator ticks classifiers
+DEFAULT_CLASSIFIERS = ("auto",)
+#: permutations of the reference (shrinkage LDA): p-values down to 1/201
+DEFAULT_PERMUTATIONS = 200
 
 
 def run_training(task: Task, store_path: Path, session_ids: list[int], protocol: str, preset: str,
@@ -77,6 +80,7 @@ class TrainingView(QWidget):
         self.bundle: Any = None
         self.bundle_path: Path | None = None
         self.classes: list[str] = []
+        self.best_index = -1
 
         # -- inputs
         left = QVBoxLayout()
@@ -117,8 +121,9 @@ class TrainingView(QWidget):
         form.addRow("Classifiers", self.classifiers)
         self.permutations = QSpinBox()
         self.permutations.setRange(0, 1000)
-        self.permutations.setValue(0)
-        self.permutations.setToolTip("Label permutations for the chance level and p-value (0: majority rate)")
+        self.permutations.setValue(DEFAULT_PERMUTATIONS)
+        self.permutations.setToolTip("Label permutations of the reference (shrinkage LDA) for the chance level "
+                                     "and p-value (0: majority rate)")
         form.addRow("Permutations", self.permutations)
         left.addWidget(opt_box)
 
@@ -304,14 +309,29 @@ class TrainingView(QWidget):
                                   + (f" ({classes})" if classes else "") + " — not saved yet")
         self.save_button.setEnabled(True)
         self.use_button.setEnabled(True)
+        for message in out.get("warnings", []):
+            self.state.notes.warning(message)
         self.state.notes.notify(f"training done: {out['classifier']} on {out['n_trials']} trials", "success")
         self.trained.emit(self.bundle)
 
     # -- results -----------------------------------------------------------------------
+    def best_row(self, result: dict[str, Any]) -> int:
+        """Index of the row to highlight: the best balanced accuracy on the protocol's main
+        split (never a ``random`` row: that split leaks); -1 when there is none."""
+        from acquisition.errors import DataError
+        from models.evaluation import best_main_row  # loaded by now: the result came from it
+
+        try:
+            best = best_main_row(result)
+        except DataError:
+            return -1
+        return next(i for i, r in enumerate(result["results"]) if r is best)
+
     def show_result(self, result: dict[str, Any]) -> None:
         rows = result["results"]
         self.table.setRowCount(len(rows))
-        best = max(range(len(rows)), key=lambda i: rows[i]["balanced_accuracy"]) if rows else -1
+        best = self.best_row(result)
+        self.best_index = best
         for i, r in enumerate(rows):
             cells = [r["classifier"], r["split"], *(f"{r[m]:.3f}" for m in METRICS)]
             for j, text in enumerate(cells):
@@ -322,12 +342,22 @@ class TrainingView(QWidget):
                     font = item.font()
                     font.setBold(True)
                     item.setFont(font)
+                if r["split"] == "random":
+                    item.setForeground(pg.mkColor("#9ca3af"))
+                    item.setToolTip("random k-fold of overlapping windows: leaky, shown for the leakage gap only")
                 self.table.setItem(i, j, item)
         gap = result.get("leakage_gap")
         gap_text = "" if gap is None else f" · leakage gap (random − grouped): <b>{gap:+.3f}</b>"
+        perm = result.get("permutation") or {}
+        p_text = ""
+        if perm.get("p_values"):
+            ref = perm["reference"]
+            p_text = f" ({perm['n_permutations']} permutations of {ref}, p = {perm['p_values'][ref]:.3g})"
+        auto = result.get("auto")
+        auto_text = "" if not auto else " · auto chose " + ", ".join(f"{k} ×{n}" for k, n in auto["chosen"].items())
         self.summary.setText(f"protocol <b>{result['protocol']}</b> · chance <b>{result['chance']:.3f}</b>"
-                             + gap_text)
-        if rows:
+                             + p_text + gap_text + auto_text)
+        if best >= 0:
             self.table.selectRow(best)
             self.show_confusion(rows[best])
 
