@@ -5,7 +5,7 @@ A library is a folder with one sub-folder per emotion (as in the audio paper)::
     library/happy/*.ogg   library/sad/*.wav   ...
 
 Every file is cut into segments (default 10 s every 5 s). Each segment gives one row of
-clip summaries (:func:`processing.audio.summary_feature_names`, 63 values) for the
+clip summaries (:func:`processing.audio.summary_feature_names`, 64 values) for the
 shared registry's classifiers, and one sequence of frame features (averaged over
 ``pool_frames`` frames, 23 ms each, plus the onset strength: 32 values per step) for the
 LSTM. The group of every row is its file, so grouped protocols never put segments of
@@ -138,8 +138,7 @@ def load_library(root: str | os.PathLike[str], *, segment_s: float = SEGMENT_S, 
             if ff.duration_s < segment_s:
                 raise DataError(f"{path.name}: shorter than one segment ({ff.duration_s:.2f} s < {segment_s} s)")
             bounds = ff.segment_bounds(segment_s, hop_s)
-            summaries = np.stack([audio.summarise(ff.frames[a:b], ff.onset_envelope[a:b], ff.sfreq_hz)
-                                  for a, b in bounds])
+            summaries = np.stack([ff.summary(a, b) for a, b in bounds])
         except DataError as exc:
             log.warning("skipped %s: %s", rel, exc)
             skipped.append((rel, str(exc)))
@@ -279,7 +278,7 @@ class MusicModel:
                 raise DataError(
                     f"{Path(ff.info.path).name}: too short for this model ({ff.duration_s:.2f} s < {audio.MIN_TEMPO_S} s)"
                 )
-            X = np.stack([audio.summarise(ff.frames[a:b], ff.onset_envelope[a:b], ff.sfreq_hz) for a, b in bounds])
+            X = np.stack([ff.summary(a, b) for a, b in bounds])
             proba = np.asarray(self.estimator.predict_proba(X), dtype=np.float64)
             est_classes = [str(c) for c in self.estimator.classes_]
         mean = align_proba(proba, est_classes, self.classes).mean(axis=0)
@@ -383,13 +382,15 @@ def train_music_model(library: MusicLibrary, classifier: str = "svm-rbf", random
 def describe_stimuli(paths: Sequence[str | os.PathLike[str]], model: MusicModel | None = None) -> list[dict[str, Any]]:
     """One row per stimulus for a stimulus table: features and the perceived emotion.
 
-    Each row holds ``path``, ``duration_s``, ``tempo_bpm``, ``energy_rms``,
-    ``brightness_hz``, ``key``, ``mode``, ``warnings`` and, with a ``model``,
+    Each row holds ``path``, ``duration_s``, ``tempo_bpm`` (None unless the tempo is
+    confident), ``tempo_estimate_bpm``, ``tempo_confidence``, ``tempo_status``,
+    ``energy_rms``, ``brightness_hz``, ``key``, ``mode``, ``warnings`` and, with a ``model``,
     ``perceived`` (most probable class) and ``perceived_probabilities``. A file that
     cannot be analysed gives ``{"path", "error"}`` (one line) instead; a file the model
     cannot read keeps its features and gets ``perceived_error``.
     """
-    keys = ("duration_s", "tempo_bpm", "energy_rms", "brightness_hz", "key", "mode", "warnings")
+    keys = ("duration_s", "tempo_bpm", "tempo_estimate_bpm", "tempo_confidence", "tempo_status", "energy_rms",
+            "brightness_hz", "key", "mode", "warnings")
     rows: list[dict[str, Any]] = []
     for path in paths:
         try:

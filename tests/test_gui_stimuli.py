@@ -53,11 +53,16 @@ def test_stimulus_view_features_cache_and_music_model(qtbot, tmp_path: Path) -> 
         assert [r["intended"] for r in rows] == list(PROTOCOL_EMOTIONS)
         for r in rows:
             assert math.isfinite(_value(r["tempo (BPM)"])) and _value(r["tempo (BPM)"]) > 0, r
+            assert 0.5 <= _value(r["tempo confidence"]) < 1.0, r  # the demo pieces have a clear beat
             assert math.isfinite(_value(r["energy (RMS)"])) and _value(r["energy (RMS)"]) > 0, r
             assert _value(r["brightness (Hz)"]) > 0, r
             assert r["perceived"] == ""  # no model yet
         tempo = {r["intended"]: _value(r["tempo (BPM)"]) for r in rows}
-        assert tempo["tense"] > tempo["sad"]  # the synthesiser's tense music is faster
+        for emotion, bpm in (("happy", 140.0), ("sad", 60.0), ("tense", 160.0)):  # as synthesised
+            assert tempo[emotion] == pytest.approx(bpm, rel=0.08), (emotion, tempo)
+        from app.views.stimuli import TEMPO_COLUMN
+
+        assert "BPM, confidence" in view.table.item(0, TEMPO_COLUMN).toolTip()
         assert len(view.features) == 3
 
         # cached per (path, mtime): analysing again starts no analysis

@@ -30,10 +30,14 @@ def test_features_batch_reports_bad_files_and_exits_zero(tmp_path: Path, capsys:
             assert f"{name}: warning:" in captured.err
     assert "analysed 5 of 7 file(s); 2 failed" in captured.err
     good = records["good.ogg"]
-    assert {"path", "duration_s", "tempo_bpm", "mfcc_01_mean", "chroma_A_std", "rms_mean"} <= set(good)
+    assert {"path", "duration_s", "tempo_bpm", "tempo_estimate_bpm", "tempo_confidence", "tempo_status",
+            "mfcc_01_mean", "chroma_A_std", "rms_mean"} <= set(good)
     assert good["duration_s"] == pytest.approx(6.0, abs=0.01)
-    assert records["short_1s.wav"]["tempo_bpm"] is None
-    assert "good.ogg" in captured.out  # the table
+    assert good["tempo_bpm"] == pytest.approx(120.0, rel=0.03) and good["tempo_status"] == "ok"
+    assert records["short_1s.wav"]["tempo_bpm"] is None and records["short_1s.wav"]["tempo_status"] == "too short"
+    table = {line.split()[0]: line for line in captured.out.splitlines()[1:]}
+    assert f"{good['tempo_bpm']:.1f} ({good['tempo_confidence']:.2f})" in table["good.ogg"]  # tempo and confidence
+    assert "too short" in table["short_1s.wav"] and "no onsets" in table["silent.wav"]
 
 
 def test_features_of_only_bad_files_fails_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

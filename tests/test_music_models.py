@@ -29,14 +29,19 @@ def test_library_rows_groups_and_sequences(music_library: Any) -> None:
     ds = music_library.dataset
     assert ds.classes == EMOTIONS
     assert len(music_library.files) == 16 and music_library.skipped == []
-    assert ds.X.shape == (16 * 3, 63) and np.all(np.isfinite(ds.X))  # 12 s -> 3 segments of 6 s every 3 s
+    assert ds.X.shape == (16 * 3, 64) and np.all(np.isfinite(ds.X))  # 12 s -> 3 segments of 6 s every 3 s
     assert len(np.unique(ds.groups)) == 16
     for g in np.unique(ds.groups):  # one label per file
         assert len(np.unique(ds.y[ds.groups == g])) == 1
     assert music_library.sequences.shape[:1] == (48,) and music_library.sequences.shape[2] == 32
-    tempo = ds.X[:, ds.feature_names.index("tempo_bpm")]
+    tempo = ds.X[:, ds.feature_names.index("tempo_estimate_bpm")]
+    confidence = ds.X[:, ds.feature_names.index("tempo_confidence")]
+    assert np.all((tempo >= 40.0) & (tempo <= 220.0)) and np.all((confidence >= 0.0) & (confidence < 1.0))
     by_class = {c: np.median(tempo[ds.y == c]) for c in EMOTIONS}
     assert by_class["tense"] > by_class["sad"] and by_class["happy"] > by_class["relaxing"]
+    # the beat of the synthesised pieces (140 / 60 / 160 bpm) even in 6 s segments
+    for emotion, bpm in (("happy", 140.0), ("sad", 60.0), ("tense", 160.0)):
+        assert by_class[emotion] == pytest.approx(bpm, rel=0.08), (emotion, by_class[emotion])
 
 
 @pytest.mark.timeout(240)
@@ -147,7 +152,9 @@ def test_sklearn_music_bundle_round_trip_and_prediction(music_library: Any, musi
     (tmp_path / "notes.txt").write_text("not audio")
     rows = music.describe_stimuli([music_library_dir / "happy" / "bells.wav", tmp_path / "notes.txt"], loaded)
     assert rows[0]["perceived"] in EMOTIONS and set(rows[0]["perceived_probabilities"]) == set(EMOTIONS)
-    assert rows[0]["tempo_bpm"] > 0 and rows[0]["mode"] in ("major", "minor") and rows[0]["energy_rms"] > 0
+    assert rows[0]["tempo_bpm"] == pytest.approx(140.0, rel=0.08) and rows[0]["tempo_status"] == "ok"
+    assert 0.5 < rows[0]["tempo_confidence"] < 1.0
+    assert rows[0]["mode"] in ("major", "minor") and rows[0]["energy_rms"] > 0
     assert set(rows[1]) == {"path", "error"}
 
 

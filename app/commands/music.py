@@ -18,8 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="music_cmd", metavar="COMMAND", required=True)
 
     f = sub.add_parser("features", help="features of one audio file or of every file in a folder",
-                       description="One record per file: path, duration_s, tempo_bpm, key/mode and the "
-                       "mean and std of MFCC, chroma, spectral and energy features. Files that cannot be "
+                       description="One record per file: path, duration_s, tempo_bpm (null unless the "
+                       "tempo is confident; tempo_estimate_bpm, tempo_confidence and tempo_status say more), "
+                       "key/mode and the mean and std of MFCC, chroma, spectral and energy features. Files that cannot be "
                        "analysed are reported (stderr and 'error' in JSON); the exit status is 0 when at "
                        "least one file was analysed.")
     f.add_argument("path", metavar="FILE|DIR")
@@ -104,7 +105,7 @@ def _features(args: argparse.Namespace) -> int:
     records: list[dict[str, Any]] = []
     quiet = args.json == "-"
     if not quiet:
-        print(f"{'file':<40} {'duration s':>10} {'tempo bpm':>9} {'key':<9} {'rms':>8} {'centroid Hz':>11}")
+        print(f"{'file':<40} {'duration s':>10} {'tempo bpm':>14} {'key':<9} {'rms':>8} {'centroid Hz':>11}")
     for path in files:
         try:
             rec = audio.analyse_file(path, duration_s=args.duration_s)
@@ -120,9 +121,9 @@ def _features(args: argparse.Namespace) -> int:
             rec["label"] = rel.parts[0] if len(rel.parts) > 1 else None
         records.append(rec)
         if not quiet:
-            tempo = "-" if rec["tempo_bpm"] is None else f"{rec['tempo_bpm']:.1f}"
+            tempo = tempo_text(rec)
             name = path.name if len(path.name) <= 40 else path.name[:37] + "..."
-            print(f"{name:<40} {rec['duration_s']:>10.2f} {tempo:>9} {rec['key'] or '-':<9} "
+            print(f"{name:<40} {rec['duration_s']:>10.2f} {tempo:>14} {rec['key'] or '-':<9} "
                   f"{rec['rms_mean']:>8.4f} {rec['spectral_centroid_hz_mean']:>11.0f}")
     analysed = [r for r in records if "error" not in r]
     if args.json:
@@ -136,6 +137,15 @@ def _features(args: argparse.Namespace) -> int:
     return 0
 
 
+def tempo_text(rec: dict[str, Any]) -> str:
+    """A record's tempo for a table: ``128.3 (0.91)``, or its status when it is not reported."""
+    if rec.get("tempo_bpm") is not None:
+        return f"{rec['tempo_bpm']:.1f} ({rec['tempo_confidence']:.2f})"
+    if rec.get("tempo_status") == "low confidence":
+        return f"unsure ({rec['tempo_confidence']:.2f})"
+    return str(rec.get("tempo_status") or "-")
+
+
 def _write_table(records: list[dict[str, Any]], out: str) -> None:
     from processing import audio
 
@@ -143,7 +153,7 @@ def _write_table(records: list[dict[str, Any]], out: str) -> None:
     rows = [r for r in records if all(r.get(n) is not None and math.isfinite(r[n]) for n in names)]
     for r in records:
         if r not in rows:
-            print(f"duygu: {r['path']}: not in the table (tempo_bpm missing: {r.get('duration_s')} s)", file=sys.stderr)
+            print(f"duygu: {r['path']}: not in the table (no tempo estimate: {r.get('duration_s')} s)", file=sys.stderr)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
