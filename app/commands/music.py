@@ -31,23 +31,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     e = sub.add_parser("evaluate", help="evaluate music-emotion classifiers on a labelled library",
                        description="DIR holds one sub-folder per emotion. Segments of a file never sit on "
-                       "both sides of a grouped split. Prints accuracy, precision, recall, F1, MCC and ROC AUC.")
+                       "both sides of a grouped split. The protocols, permutation test and leakage gap are "
+                       "those of 'duygu evaluate'. Prints accuracy, precision, recall, F1, MCC and ROC AUC.")
     _add_input(e)
     e.add_argument("--protocol", default="grouped", help="paper, grouped or loso (= leave one file out) "
                    "(default: grouped)")
-    e.add_argument("--classifiers", metavar="A,B", help="registry names and/or lstm "
-                   "(default: ann,svm-rbf,knn,logreg,lstm; lstm needs DIR)")
+    e.add_argument("--classifiers", metavar="A,B", help="registry names, lstm, cnn and/or emb:NAME (registry "
+                   "classifier NAME on --embedding features); the first is the reference of the permutation test "
+                   "(default: ann,svm-rbf,knn,logreg,lstm,cnn, plus emb:logreg,emb:svm-rbf,emb:knn with "
+                   "--embedding; lstm, cnn and emb:NAME need DIR)")
     e.add_argument("--permutations", type=int, default=0, metavar="N",
                    help="label permutations for the chance level (default 0: majority class)")
+    e.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel workers on this machine (-1: all cores)")
+    e.add_argument("--scheduler", metavar="ADDRESS", help="run on a dask.distributed cluster (e.g. tcp://host:8786)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", metavar="OUT", help="write the evaluation JSON ('-' for stdout)")
 
     t = sub.add_parser("train", help="train a music-emotion model on a labelled library",
-                       description="Registry classifiers are saved as skops bundles, the LSTM as weights "
-                       "plus JSON metadata (read back with torch.load(weights_only=True)).")
+                       description="Registry classifiers (also emb:NAME) are saved as skops bundles, the LSTM "
+                       "and the CNN as weights plus JSON metadata (read back with torch.load(weights_only=True)).")
     t.add_argument("dir", metavar="DIR")
     _add_segments(t)
-    t.add_argument("--classifier", default="svm-rbf", metavar="NAME", help="registry name or lstm (default: svm-rbf)")
+    t.add_argument("--classifier", default="svm-rbf", metavar="NAME",
+                   help="registry name, lstm, cnn or emb:NAME (default: svm-rbf)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
 
@@ -62,7 +68,12 @@ def _add_segments(p: argparse.ArgumentParser) -> None:
                    help="segment length (default 10 s; >= 4 s)")
     p.add_argument("--hop-s", type=positive_float, default=5.0, metavar="S", help="segment step (default 5 s)")
     p.add_argument("--max-duration-s", type=positive_float, metavar="S", help="use only the first S seconds of each file")
-    p.add_argument("--epochs", type=int, default=80, metavar="N", help="LSTM training epochs (default 80)")
+    p.add_argument("--epochs", type=int, metavar="N", help="training epochs of lstm and cnn (default: 80 and 30)")
+    p.add_argument("--embedding", metavar="PATH", help="folder of a pretrained audio transformer (HuBERT, "
+                   "wav2vec 2.0, ...; config.json and weights as save_pretrained writes them) whose pooled hidden "
+                   "states are the features of emb:NAME classifiers; read offline, never downloaded")
+    p.add_argument("--embedding-layer", type=int, default=-1, metavar="N",
+                   help="hidden state pooled (0: input of the first transformer layer; default -1: the last)")
 
 
 def _add_input(p: argparse.ArgumentParser) -> None:
@@ -163,19 +174,41 @@ def _write_table(records: list[dict[str, Any]], out: str) -> None:
 
 
 # -- evaluate / train -------------------------------------------------------------------
-def _lstm_params(args: argparse.Namespace) -> dict[str, Any]:
+def _deep_params(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Settings of the LSTM and the CNN from the options."""
     from acquisition.errors import DataError
 
+    if args.epochs is None:
+        return {}, {}
     if args.epochs < 1:
         raise DataError(f"--epochs must be >= 1, got {args.epochs}")
-    return {"epochs": args.epochs}
+    return {"epochs": args.epochs}, {"epochs": args.epochs}
+
+
+def _check_embedding(args: argparse.Namespace, names: list[str]) -> None:
+    """--embedding and emb:NAME classifiers come together (checked before the slow part)."""
+    from acquisition.errors import DataError
+    from models import music
+
+    if music.uses_embedding(names) and not args.embedding:
+        first = next(n for n in names if n.startswith(music.EMBEDDING_PREFIX))
+        raise DataError(f"classifier {first!r} needs --embedding PATH (a pretrained audio model folder)")
+    if args.embedding and not music.uses_embedding(names):
+        raise DataError(f"--embedding is only read by emb:NAME classifiers, got {','.join(names)}")
 
 
 def _load_library(args: argparse.Namespace, directory: str) -> Any:
     from models import music
 
+    embedder = None
+    if args.embedding:
+        from models.embedding import AudioEmbedder
+
+        embedder = AudioEmbedder.load(args.embedding, args.embedding_layer)
+        print(f"embedding: {embedder.model_type} from {embedder.path} ({embedder.n_layers} layers, "
+              f"{embedder.hidden_size} values, layer {args.embedding_layer})", file=sys.stderr)
     lib = music.load_library(directory, segment_s=args.segment_s, hop_s=args.hop_s,
-                             max_duration_s=args.max_duration_s, progress=_progress("analysing"))
+                             max_duration_s=args.max_duration_s, progress=_progress("analysing"), embedder=embedder)
     for path, reason in lib.skipped:
         print(f"duygu: {path}: skipped: {reason}", file=sys.stderr)
     ds = lib.dataset
@@ -194,11 +227,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     from models.evaluation import get_protocol
 
     get_protocol(args.protocol)  # fail before the slow part
-    music.parse_music_classifiers(args.classifiers)
-    lstm_params = _lstm_params(args)
+    names = (music.parse_music_classifiers(args.classifiers) if args.classifiers
+             else music.default_classifiers(bool(args.embedding)))
+    lstm_params, cnn_params = _deep_params(args)
     if args.features is not None:
         if not args.label:
             raise DataError("--features needs --label COL (the label column)")
+        if args.embedding:
+            raise DataError("--embedding needs a library DIR (a feature table holds no audio)")
         from models.datasets import load_feature_table
 
         group = args.group
@@ -208,13 +244,14 @@ def _evaluate(args: argparse.Namespace) -> int:
             group = "group" if "group" in header else None
         drop = [c for c in args.drop.split(",") if c.strip()]
         lib = music.library_from_table(load_feature_table(args.features, args.label, group=group, drop=drop))
-        classifiers = args.classifiers or ",".join(c for c in music.DEFAULT_CLASSIFIERS if c != music.LSTM)
+        if not args.classifiers:
+            names = [c for c in names if c not in (music.LSTM, music.CNN)]
     else:
+        _check_embedding(args, names)
         lib = _load_library(args, args.dir)
-        classifiers = args.classifiers
-    result = music.evaluate_library(lib, args.protocol, classifiers, n_permutations=args.permutations,
-                                    random_state=args.seed, lstm_params=lstm_params,
-                                    progress=_progress("evaluating"))
+    result = music.evaluate_library(lib, args.protocol, names, n_permutations=args.permutations,
+                                    random_state=args.seed, lstm_params=lstm_params, cnn_params=cnn_params,
+                                    progress=_progress("evaluating"), n_jobs=args.jobs, scheduler=args.scheduler)
     if args.json != "-":
         print(format_music_table(result))
     if args.json:
@@ -224,11 +261,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def format_music_table(result: dict[str, Any]) -> str:
     """The evaluation as a text table (percentages; MCC and ROC AUC as fractions)."""
-    head = f"{'classifier':<10} {'split':<8} {'acc %':>6} {'prec %':>6} {'rec %':>6} {'F1 %':>6} {'MCC':>6} {'AUC':>6}"
+    head = f"{'classifier':<14} {'split':<8} {'acc %':>6} {'prec %':>6} {'rec %':>6} {'F1 %':>6} {'MCC':>6} {'AUC':>6}"
     lines = [f"protocol: {result['protocol']}", head, "-" * len(head)]
     for r in result["results"]:
         auc = "-" if r.get("roc_auc") is None else f"{r['roc_auc']:.3f}"
-        lines.append(f"{r['classifier']:<10} {r['split']:<8} {100 * r['accuracy']:>6.1f} {100 * r['precision']:>6.1f} "
+        lines.append(f"{r['classifier']:<14} {r['split']:<8} {100 * r['accuracy']:>6.1f} {100 * r['precision']:>6.1f} "
                      f"{100 * r['recall']:>6.1f} {100 * r['f1']:>6.1f} {r['mcc']:>6.3f} {auc:>6}")
     lines.append(f"chance: {100 * result['chance']:.1f} %")
     if result.get("leakage_gap") is not None:
@@ -239,12 +276,15 @@ def format_music_table(result: dict[str, Any]) -> str:
 def _train(args: argparse.Namespace) -> int:
     from models import music
 
-    music.parse_music_classifiers([args.classifier])  # fail before the slow part
-    lstm_params = _lstm_params(args)
+    names = music.parse_music_classifiers([args.classifier])  # fail before the slow part
+    _check_embedding(args, names)
+    lstm_params, cnn_params = _deep_params(args)
     lib = _load_library(args, args.dir)
-    model = music.train_music_model(lib, args.classifier, random_state=args.seed, lstm_params=lstm_params)
+    model = music.train_music_model(lib, names[0], random_state=args.seed, lstm_params=lstm_params,
+                                    cnn_params=cnn_params)
     model.save(args.out)
-    print(f"wrote {args.out}: {model.classifier} on {lib.dataset.n_rows} segment(s), classes {', '.join(model.classes)}")
+    print(f"wrote {args.out}: {model.describe()}, trained on {lib.dataset.n_rows} segment(s), "
+          f"classes {', '.join(model.classes)}")
     return 0
 
 

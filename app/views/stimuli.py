@@ -130,7 +130,8 @@ class StimulusView(QWidget):
         self.analyse_button.clicked.connect(self.refresh)
         top.addWidget(self.analyse_button)
         self.model_button = QPushButton("Load music model…")
-        self.model_button.setToolTip("A model trained with 'duygu music train' (.skops or LSTM file)")
+        self.model_button.setToolTip("A model trained with 'duygu music train': registry or embedding classifier "
+                                     "(.skops), LSTM or CNN (torch file)")
         self.model_button.clicked.connect(self._choose_model)
         top.addWidget(self.model_button)
         lay.addLayout(top)
@@ -256,7 +257,7 @@ class StimulusView(QWidget):
     # -- music model -------------------------------------------------------------------
     def _choose_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Music model", str(self.state.settings.data_dir),
-                                              "Music models (*.skops *.lstm *.pt);;All files (*)")
+                                              "Music models (*.skops *.lstm *.cnn *.pt);;All files (*)")
         if path:
             self.load_model(Path(path))
 
@@ -270,7 +271,7 @@ class StimulusView(QWidget):
 
         def loaded(info: dict[str, Any]) -> None:
             self.model_path, self.model_info = path, info
-            self.model_label.setText(f"music model: <b>{path.name}</b> ({info['classifier']}, "
+            self.model_label.setText(f"music model: <b>{path.name}</b> ({info['description']}; "
                                      f"{', '.join(info['classes'])})")
             self._fill()
             if self.task is not None and not self.task.is_done:
