@@ -614,7 +614,8 @@ def estimate_tempo(accents: np.ndarray, frame_rate_hz: float = ANALYSIS_SFREQ_HZ
     def prior(bpm: np.ndarray | float) -> np.ndarray:
         return np.exp(-0.5 * (np.log2(np.asarray(bpm) / TEMPO_PRIOR_BPM) / TEMPO_PRIOR_OCTAVES) ** 2)
 
-    best = float(grid[int(np.argmax(np.maximum(score, 0.0) * prior(grid)))])
+    rank = np.maximum(score, 0.0) * prior(grid) if np.any(score > 0) else score  # no periodicity: the least bad
+    best = float(grid[int(np.argmax(rank))])
     family = [best * 2.0 ** j for j in range(-3, 4) if TEMPO_MIN_BPM <= best * 2.0 ** j <= TEMPO_MAX_BPM]
     beat_r = at(60.0 * frame_rate_hz / np.asarray(family))
     significant = [t for t, v in zip(family, beat_r, strict=True) if np.isfinite(v) and v >= TEMPO_OCTAVE_Z * noise]

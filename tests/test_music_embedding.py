@@ -164,6 +164,8 @@ def test_cli_embedding_evaluate_train_predict(music_library_dir: Path, tiny_hube
           str(tmp_path / "nowhere")], "must be a folder"),
         (["music", "evaluate", "--features", "t.csv", "--label", "label", "--embedding", str(tiny_hubert)],
          "--embedding needs a library DIR"),
+        (["music", "evaluate", str(music_library_dir), "--classifiers", "lda", "--embedding-layer", "3"],
+         "--embedding-layer 3 needs --embedding PATH"),
     ):
         assert main(argv) == 1
         err = capsys.readouterr().err.strip().splitlines()

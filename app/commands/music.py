@@ -195,6 +195,8 @@ def _check_embedding(args: argparse.Namespace, names: list[str]) -> None:
         raise DataError(f"classifier {first!r} needs --embedding PATH (a pretrained audio model folder)")
     if args.embedding and not music.uses_embedding(names):
         raise DataError(f"--embedding is only read by emb:NAME classifiers, got {','.join(names)}")
+    if args.embedding_layer != -1 and not args.embedding:
+        raise DataError(f"--embedding-layer {args.embedding_layer} needs --embedding PATH")
 
 
 def _load_library(args: argparse.Namespace, directory: str) -> Any:
