@@ -102,8 +102,9 @@ def describe_stimuli(paths: list[str], model_path: str | None = None, features: 
 
 def music_model_info(model_path: str) -> dict[str, Any]:
     """Load a music model (:meth:`models.music.MusicModel.load`) to check it; returns its
-    classifier and classes (``ModelFormatError`` for foreign or damaged files)."""
+    classifier, a one-line description and its classes (``ModelFormatError`` for foreign or
+    damaged files, or an embedding model whose transformer folder is gone or changed)."""
     from models import music
 
     model = music.MusicModel.load(model_path)
-    return {"classifier": model.classifier, "classes": list(model.classes)}
+    return {"classifier": model.classifier, "description": model.describe(), "classes": list(model.classes)}

@@ -3,8 +3,8 @@
 A fused dataset is :func:`models.datasets.from_trials` (rows: the accepted EEG windows of
 each labelled trial; groups: trial ids; subjects: participants) with the clip summary
 of the stimulus excerpt the trial played (:func:`processing.audio.summarise` over
-``start_s .. start_s + music_s`` of the protocol stored with the session, 63 values,
-named ``music_<name>``) appended to every row.
+``start_s .. start_s + music_s`` of the protocol stored with the session, 64 values,
+named ``music_<name>``) appended to every row. Groups and subjects are unchanged.
 
 A stimulus is the same for every participant who heard it, so its music columns
 identify it across trials and subjects: grouped by trial, a classifier learns "this
@@ -40,7 +40,7 @@ def music_feature_names() -> list[str]:
 
 
 def stimulus_summary(path: str | Path, start_s: float, duration_s: float | None) -> NDArray[np.float64]:
-    """Clip summary (63 values) of ``duration_s`` seconds of ``path`` from ``start_s``.
+    """Clip summary (:func:`processing.audio.summary_feature_names`) of ``duration_s`` seconds of ``path`` from ``start_s``.
 
     Raises
     ------
@@ -51,7 +51,7 @@ def stimulus_summary(path: str | Path, start_s: float, duration_s: float | None)
     from processing import audio
 
     ff = audio.extract_frames(path, offset_s=float(start_s), duration_s=duration_s)
-    summary = np.asarray(audio.summarise(ff.frames, ff.onset_envelope, ff.sfreq_hz), dtype=np.float64)
+    summary = np.asarray(ff.summary(), dtype=np.float64)
     if not np.isfinite(summary).all():
         bad = [n for n, ok in zip(audio.summary_feature_names(), np.isfinite(summary), strict=True) if not ok]
         raise DataError(f"{Path(path).name}: the {ff.duration_s:.2f} s excerpt gives no {', '.join(bad)} "

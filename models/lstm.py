@@ -1,7 +1,7 @@
 """An LSTM classifier of feature sequences (PyTorch, CPU), with a safe file format.
 
-PyTorch is the optional extra ``deep``: it is imported inside the functions, so the rest
-of Duygu works without it and a missing install is a one-line :class:`DuyguError`.
+PyTorch is the optional extra ``deep`` (see :mod:`models.deep`, which holds the training
+loop and the file format this model shares with the CNN).
 
 The network is one (or more) LSTM layers over standardised sequences of frame features,
 mean-pooled over time, dropout and a linear layer to the classes. The file is one
@@ -12,49 +12,22 @@ which refuses any pickled code.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import pickle
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from acquisition.errors import DataError, DuyguError, ModelFormatError
-from acquisition.settings import atomic_output
+from acquisition.errors import DataError, ModelFormatError
+from models import deep
 
 FORMAT = "duygu-lstm"
 FORMAT_VERSION = 1
 
 
-def _torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:
-        raise DuyguError(f"the LSTM needs PyTorch: pip install 'duygu[deep]' ({exc})") from None
-    return torch
-
-
-@contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """Run torch on ``n`` intra-op threads, then restore the previous setting.
-
-    A small LSTM gains nothing from more threads, and on a busy machine idle-spinning
-    OpenMP workers make it many times slower.
-    """
-    torch = _torch()
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _build(n_features: int, n_classes: int, hidden_size: int, num_layers: int, dropout: float) -> Any:
-    torch = _torch()
+    torch = deep.torch_module("the LSTM")
     nn = torch.nn
 
     class LstmNet(nn.Module):  # type: ignore[name-defined]
@@ -129,7 +102,6 @@ class LstmClassifier:
 
     def fit(self, X: NDArray[Any], y: Sequence[str] | NDArray[Any]) -> LstmClassifier:
         """Train on ``X`` (n, steps, features) and string labels ``y``."""
-        torch = _torch()
         X = self._check_X(X)
         y_arr = np.asarray(y).astype(str)
         if y_arr.shape != (X.shape[0],):
@@ -140,40 +112,19 @@ class LstmClassifier:
         flat = X.reshape(-1, X.shape[2])
         self._mean = flat.mean(axis=0)
         self._std = np.where(flat.std(axis=0) > 1e-8, flat.std(axis=0), 1.0).astype(np.float32)
-        Xt = torch.from_numpy((X - self._mean) / self._std)
-        yt = torch.from_numpy(np.searchsorted(self.classes_, y_arr).astype(np.int64))
-        with _threads(self.n_threads), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.random_state)
-            net = _build(X.shape[2], len(self.classes_), self.hidden_size, self.num_layers, self.dropout)
-            opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-            loss_fn = torch.nn.CrossEntropyLoss()
-            gen = torch.Generator().manual_seed(self.random_state)
-            net.train()
-            self.loss_curve_ = []
-            for _ in range(self.epochs):
-                order = torch.randperm(Xt.shape[0], generator=gen)
-                total = 0.0
-                for start in range(0, Xt.shape[0], self.batch_size):
-                    idx = order[start:start + self.batch_size]
-                    opt.zero_grad()
-                    loss = loss_fn(net(Xt[idx]), yt[idx])
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach()) * len(idx)
-                self.loss_curve_.append(total / Xt.shape[0])
-        net.eval()
-        self._net = net
+        self._net, self.loss_curve_ = deep.train_classifier_net(
+            lambda: _build(X.shape[2], len(self.classes_), self.hidden_size, self.num_layers, self.dropout),
+            (X - self._mean) / self._std, np.searchsorted(self.classes_, y_arr).astype(np.int64),
+            epochs=self.epochs, learning_rate=self.learning_rate, weight_decay=self.weight_decay,
+            batch_size=self.batch_size, random_state=self.random_state, n_threads=self.n_threads)
         return self
 
     def predict_proba(self, X: NDArray[Any]) -> NDArray[np.float64]:
         """Class probabilities (n, n_classes), columns in ``classes_`` order."""
-        torch = _torch()
         if self._net is None or self._mean is None or self._std is None:
             raise DataError("LstmClassifier is not fitted: call fit() or load a model first")
         X = self._check_X(X, len(self._mean))
-        with _threads(self.n_threads), torch.no_grad():
-            logits = self._net(torch.from_numpy((X - self._mean) / self._std))
-            return torch.softmax(logits, dim=1).double().numpy()
+        return deep.predict_proba_net(self._net, (X - self._mean) / self._std, self.n_threads)
 
     def predict(self, X: NDArray[Any]) -> NDArray[np.str_]:
         return np.asarray(self.classes_)[np.argmax(self.predict_proba(X), axis=1)]
@@ -181,7 +132,7 @@ class LstmClassifier:
     # -- files ---------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], meta: dict[str, Any] | None = None) -> None:
         """Write weights, standardisation and JSON metadata (``meta`` is stored too)."""
-        torch = _torch()
+        torch = deep.torch_module("the LSTM")
         if self._net is None or self._mean is None or self._std is None:
             raise DataError("LstmClassifier is not fitted: nothing to save")
         header = {
@@ -189,15 +140,11 @@ class LstmClassifier:
             "n_features": len(self._mean), "params": self._params(), "torch": torch.__version__,
             "meta": meta or {},
         }
-        payload = {
-            "format": FORMAT,
-            "meta_json": json.dumps(header, allow_nan=False),
+        deep.save_model_file(path, FORMAT, header, {
             "state_dict": {k: v.detach().clone() for k, v in self._net.state_dict().items()},
             "mean": torch.from_numpy(self._mean.copy()),
             "std": torch.from_numpy(self._std.copy()),
-        }
-        with atomic_output(path) as tmp:
-            torch.save(payload, os.fspath(tmp))
+        })
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> tuple[LstmClassifier, dict[str, Any]]:
@@ -208,20 +155,17 @@ class LstmClassifier:
         ModelFormatError
             Not such a file, tampered with, or holding anything but plain tensors and text.
         """
-        torch = _torch()
+        fmt, header, payload = deep.load_model_file(path)
         name = os.path.basename(os.fspath(path))
+        if fmt != FORMAT:
+            raise ModelFormatError(f"{name}: not a Duygu LSTM model (format {fmt!r})")
+        return cls.from_payload(header, payload, name)
+
+    @classmethod
+    def from_payload(cls, header: dict[str, Any], payload: dict[str, Any],
+                     name: str) -> tuple[LstmClassifier, dict[str, Any]]:
+        """The classifier of a file read by :func:`models.deep.load_model_file`."""
         try:
-            payload = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise ModelFormatError(f"model file {os.fspath(path)!r} does not exist") from None
-        except (pickle.UnpicklingError, RuntimeError, ValueError, OSError, EOFError, KeyError, AttributeError,
-                TypeError) as exc:
-            text = " ".join(str(exc).split())[:200]
-            raise ModelFormatError(f"{name}: not a Duygu LSTM model (refused by torch.load(weights_only=True): {text})") from None
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise ModelFormatError(f"{name}: not a Duygu LSTM model (format marker missing)")
-        try:
-            header = json.loads(payload["meta_json"])
             if header.get("format_version") != FORMAT_VERSION:
                 raise ModelFormatError(f"{name}: LSTM format_version must be {FORMAT_VERSION}, got {header.get('format_version')}")
             params = dict(header["params"])
@@ -232,13 +176,11 @@ class LstmClassifier:
             net.load_state_dict(payload["state_dict"], strict=True)
             net.eval()
             clf._net = net
-            clf._mean = payload["mean"].numpy().astype(np.float32)
-            clf._std = payload["std"].numpy().astype(np.float32)
+            clf._mean = deep.tensor_to_numpy(payload["mean"], (n_features,), "mean", name)
+            clf._std = deep.tensor_to_numpy(payload["std"], (n_features,), "std", name)
         except ModelFormatError:
             raise
-        except (KeyError, TypeError, ValueError, RuntimeError, json.JSONDecodeError, DataError) as exc:
+        except (KeyError, TypeError, ValueError, RuntimeError, DataError) as exc:
             text = " ".join(str(exc).split())[:200]
             raise ModelFormatError(f"{name}: damaged LSTM model ({type(exc).__name__}: {text})") from None
-        if clf._mean.shape != (n_features,) or clf._std.shape != (n_features,):
-            raise ModelFormatError(f"{name}: damaged LSTM model (standardisation shape mismatch)")
         return clf, dict(header.get("meta", {}))

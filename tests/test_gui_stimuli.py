@@ -1,6 +1,6 @@
-"""Stimulus library view (issue 6 item 4): the protocol's stimuli with their music
-features, analysed off the GUI thread and cached, and the perceived emotion of a music
-model loaded from a file."""
+"""Stimulus library view (issue 6 item 4, issue 16 item 5): the protocol's stimuli with their
+music features (tempo with its confidence), analysed off the GUI thread and cached, and the
+perceived emotion of any music model loaded from a file (registry, CNN, embeddings)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _value(text: str) -> float:
     return float(text) if text not in ("", "—", "…", "error") else math.nan
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_stimulus_view_features_cache_and_music_model(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from app.main_window import MainWindow
     from models import music
@@ -53,11 +53,16 @@ def test_stimulus_view_features_cache_and_music_model(qtbot, tmp_path: Path) -> 
         assert [r["intended"] for r in rows] == list(PROTOCOL_EMOTIONS)
         for r in rows:
             assert math.isfinite(_value(r["tempo (BPM)"])) and _value(r["tempo (BPM)"]) > 0, r
+            assert 0.5 <= _value(r["tempo confidence"]) < 1.0, r  # the demo pieces have a clear beat
             assert math.isfinite(_value(r["energy (RMS)"])) and _value(r["energy (RMS)"]) > 0, r
             assert _value(r["brightness (Hz)"]) > 0, r
             assert r["perceived"] == ""  # no model yet
         tempo = {r["intended"]: _value(r["tempo (BPM)"]) for r in rows}
-        assert tempo["tense"] > tempo["sad"]  # the synthesiser's tense music is faster
+        for emotion, bpm in (("happy", 140.0), ("sad", 60.0), ("tense", 160.0)):  # as synthesised
+            assert tempo[emotion] == pytest.approx(bpm, rel=0.08), (emotion, tempo)
+        from app.views.stimuli import TEMPO_COLUMN
+
+        assert "BPM, confidence" in view.table.item(0, TEMPO_COLUMN).toolTip()
         assert len(view.features) == 3
 
         # cached per (path, mtime): analysing again starts no analysis
@@ -73,19 +78,23 @@ def test_stimulus_view_features_cache_and_music_model(qtbot, tmp_path: Path) -> 
         qtbot.waitUntil(lambda: any("junk.skops" in m for m in win.notes.messages("error")), timeout=30000)
         assert view.model_path is None and "was not loaded" in view.model_label.text()
 
-        # a music model trained on a tiny synthesised library fills the perceived column
+        # music models trained on a tiny synthesised library fill the perceived column: a registry
+        # classifier and the CNN (an embedding model takes the same way: app.jobs, tested in
+        # test_music_embedding)
         library = music.load_library(write_library(tmp_path / "library", styles=("organ", "plucks")),
                                      segment_s=6.0, hop_s=3.0)
-        model_path = tmp_path / "music.skops"
-        music.train_music_model(library, "logreg").save(model_path)
-        view.load_model(model_path)
-        qtbot.waitUntil(lambda: view.model_path == model_path, timeout=30000)
-        qtbot.waitUntil(lambda: view.task is None and all(
-            view.row(r)["perceived"].split(" ")[0] in EMOTIONS for r in range(3)), timeout=60000)
-        perceived = [view.row(r)["perceived"] for r in range(3)]
-        for text in perceived:
-            _label, prob = text.split(" ")
-            assert 0.0 < float(prob.strip("()")) <= 1.0
+        models = {"logreg": ("music.skops", "logreg on clip summaries"), "cnn": ("music.cnn", "CNN on log-mel patches")}
+        for classifier, (name, description) in models.items():
+            model_path = tmp_path / name
+            music.train_music_model(library, classifier, cnn_params={"epochs": 5}).save(model_path)
+            view.load_model(model_path)
+            qtbot.waitUntil(lambda p=model_path: view.model_path == p, timeout=60000)
+            assert description in view.model_label.text()
+            qtbot.waitUntil(lambda: view.task is None and all(
+                view.row(r)["perceived"].split(" ")[0] in EMOTIONS for r in range(3)), timeout=90000)
+            for r in range(3):
+                _label, prob = view.row(r)["perceived"].split(" ")
+                assert 0.0 < float(prob.strip("()")) <= 1.0, classifier
         assert len(view.features) == 3  # predictions did not analyse the features again
     finally:
         win.close()

@@ -30,10 +30,14 @@ def test_features_batch_reports_bad_files_and_exits_zero(tmp_path: Path, capsys:
             assert f"{name}: warning:" in captured.err
     assert "analysed 5 of 7 file(s); 2 failed" in captured.err
     good = records["good.ogg"]
-    assert {"path", "duration_s", "tempo_bpm", "mfcc_01_mean", "chroma_A_std", "rms_mean"} <= set(good)
+    assert {"path", "duration_s", "tempo_bpm", "tempo_estimate_bpm", "tempo_confidence", "tempo_status",
+            "mfcc_01_mean", "chroma_A_std", "rms_mean"} <= set(good)
     assert good["duration_s"] == pytest.approx(6.0, abs=0.01)
-    assert records["short_1s.wav"]["tempo_bpm"] is None
-    assert "good.ogg" in captured.out  # the table
+    assert good["tempo_bpm"] == pytest.approx(120.0, rel=0.03) and good["tempo_status"] == "ok"
+    assert records["short_1s.wav"]["tempo_bpm"] is None and records["short_1s.wav"]["tempo_status"] == "too short"
+    table = {line.split()[0]: line for line in captured.out.splitlines()[1:]}
+    assert f"{good['tempo_bpm']:.1f} ({good['tempo_confidence']:.2f})" in table["good.ogg"]  # tempo and confidence
+    assert "too short" in table["short_1s.wav"] and "no onsets" in table["silent.wav"]
 
 
 def test_features_of_only_bad_files_fails_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,13 +78,46 @@ def test_features_table_feeds_evaluate_and_library_train_predict(music_library_d
     assert len(rows) == 4 and sum(r["label"] == "tense" for r in rows) >= 3
 
 
+@pytest.mark.timeout(180)
+def test_cnn_train_predict_and_evaluate_on_a_scheduler(music_library_dir: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from dask.distributed import LocalCluster
+
+    model = tmp_path / "music.cnn"
+    assert main(["music", "train", str(music_library_dir), "--classifier", "cnn", "--epochs", "3", "--segment-s", "6",
+                 "--hop-s", "3", "--out", str(model)]) == 0
+    assert "CNN on log-mel patches" in capsys.readouterr().out
+    preds = tmp_path / "pred.json"
+    assert main(["music", "predict", str(music_library_dir / "happy"), "--model", str(model), "--json", str(preds)]) == 0
+    rows = json.loads(preds.read_text())
+    assert len(rows) == 4 and all(abs(sum(r["probabilities"].values()) - 1.0) < 1e-9 for r in rows)
+
+    # --jobs and --scheduler as for 'duygu evaluate': the same result from a dask cluster
+    table = tmp_path / "features.csv"
+    assert main(["music", "features", str(music_library_dir), "--csv", str(table), "--json", "-"]) == 0
+    capsys.readouterr()
+    argv = ["music", "evaluate", "--features", str(table), "--label", "label", "--classifiers", "lda,logreg",
+            "--permutations", "2"]
+    local, parallel, remote = tmp_path / "local.json", tmp_path / "parallel.json", tmp_path / "remote.json"
+    assert main([*argv, "--json", str(local)]) == 0
+    assert main([*argv, "--jobs", "2", "--json", str(parallel)]) == 0
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, host="127.0.0.1", protocol="tcp",
+                      dashboard_address=None) as cluster:
+        assert main([*argv, "--scheduler", cluster.scheduler_address, "--json", str(remote)]) == 0
+    assert json.loads(local.read_text()) == json.loads(parallel.read_text()) == json.loads(remote.read_text())
+    assert main([*argv, "--scheduler", "tcp://127.0.0.1:1"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "duygu: error: scheduler 'tcp://127.0.0.1:1' cannot be reached")
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["music", "evaluate"], "give either a library DIR or --features"),
         (["music", "evaluate", "--features", "x.csv"], "--features needs --label"),
         (["music", "evaluate", "{lib}", "--protocol", "nope"], "protocol must be one of"),
-        (["music", "evaluate", "{lib}", "--classifiers", "cnn"], "classifier must be one of"),
+        (["music", "evaluate", "{lib}", "--classifiers", "cnn,nope"], "classifier must be one of"),
+        (["music", "train", "{lib}", "--classifier", "cnn", "--epochs", "-1", "--out", "m.cnn"], "--epochs must be >= 1"),
         (["music", "train", "{lib}", "--classifier", "lstm", "--epochs", "0", "--out", "m.pt"], "--epochs must be >= 1"),
         (["music", "predict", "{lib}", "--model", "{lib}/happy/bells.wav"], "not a skops bundle"),
     ],

@@ -56,7 +56,7 @@ def _independent_perceived(env: dict[str, Any], session: ReportSession, tmp_path
         data, sfreq = sf.read(stim["path"], dtype="float32")
         a = round(stim["start_s"] * sfreq)
         piece = tmp_path / f"{stim['id']}.wav"
-        sf.write(piece, data[a:a + round(session.protocol["music_s"] * sfreq)], sfreq)
+        sf.write(piece, data[a:a + round(session.protocol["music_s"] * sfreq)], sfreq, subtype="FLOAT")  # no 16-bit noise
         out[stim["id"]] = model.predict_file(piece)
     return out
 

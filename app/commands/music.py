@@ -18,8 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="music_cmd", metavar="COMMAND", required=True)
 
     f = sub.add_parser("features", help="features of one audio file or of every file in a folder",
-                       description="One record per file: path, duration_s, tempo_bpm, key/mode and the "
-                       "mean and std of MFCC, chroma, spectral and energy features. Files that cannot be "
+                       description="One record per file: path, duration_s, tempo_bpm (null unless the "
+                       "tempo is confident; tempo_estimate_bpm, tempo_confidence and tempo_status say more), "
+                       "key/mode and the mean and std of MFCC, chroma, spectral and energy features. Files that cannot be "
                        "analysed are reported (stderr and 'error' in JSON); the exit status is 0 when at "
                        "least one file was analysed.")
     f.add_argument("path", metavar="FILE|DIR")
@@ -30,23 +31,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     e = sub.add_parser("evaluate", help="evaluate music-emotion classifiers on a labelled library",
                        description="DIR holds one sub-folder per emotion. Segments of a file never sit on "
-                       "both sides of a grouped split. Prints accuracy, precision, recall, F1, MCC and ROC AUC.")
+                       "both sides of a grouped split. The protocols, permutation test and leakage gap are "
+                       "those of 'duygu evaluate'. Prints accuracy, precision, recall, F1, MCC and ROC AUC.")
     _add_input(e)
     e.add_argument("--protocol", default="grouped", help="paper, grouped or loso (= leave one file out) "
                    "(default: grouped)")
-    e.add_argument("--classifiers", metavar="A,B", help="registry names and/or lstm "
-                   "(default: ann,svm-rbf,knn,logreg,lstm; lstm needs DIR)")
+    e.add_argument("--classifiers", metavar="A,B", help="registry names, lstm, cnn and/or emb:NAME (registry "
+                   "classifier NAME on --embedding features); the first is the reference of the permutation test "
+                   "(default: ann,svm-rbf,knn,logreg,lstm,cnn, plus emb:logreg,emb:svm-rbf,emb:knn with "
+                   "--embedding; lstm, cnn and emb:NAME need DIR)")
     e.add_argument("--permutations", type=int, default=0, metavar="N",
                    help="label permutations for the chance level (default 0: majority class)")
+    e.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel workers on this machine (-1: all cores)")
+    e.add_argument("--scheduler", metavar="ADDRESS", help="run on a dask.distributed cluster (e.g. tcp://host:8786)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", metavar="OUT", help="write the evaluation JSON ('-' for stdout)")
 
     t = sub.add_parser("train", help="train a music-emotion model on a labelled library",
-                       description="Registry classifiers are saved as skops bundles, the LSTM as weights "
-                       "plus JSON metadata (read back with torch.load(weights_only=True)).")
+                       description="Registry classifiers (also emb:NAME) are saved as skops bundles, the LSTM "
+                       "and the CNN as weights plus JSON metadata (read back with torch.load(weights_only=True)).")
     t.add_argument("dir", metavar="DIR")
     _add_segments(t)
-    t.add_argument("--classifier", default="svm-rbf", metavar="NAME", help="registry name or lstm (default: svm-rbf)")
+    t.add_argument("--classifier", default="svm-rbf", metavar="NAME",
+                   help="registry name, lstm, cnn or emb:NAME (default: svm-rbf)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
 
@@ -61,7 +68,12 @@ def _add_segments(p: argparse.ArgumentParser) -> None:
                    help="segment length (default 10 s; >= 4 s)")
     p.add_argument("--hop-s", type=positive_float, default=5.0, metavar="S", help="segment step (default 5 s)")
     p.add_argument("--max-duration-s", type=positive_float, metavar="S", help="use only the first S seconds of each file")
-    p.add_argument("--epochs", type=int, default=80, metavar="N", help="LSTM training epochs (default 80)")
+    p.add_argument("--epochs", type=int, metavar="N", help="training epochs of lstm and cnn (default: 80 and 30)")
+    p.add_argument("--embedding", metavar="PATH", help="folder of a pretrained audio transformer (HuBERT, "
+                   "wav2vec 2.0, ...; config.json and weights as save_pretrained writes them) whose pooled hidden "
+                   "states are the features of emb:NAME classifiers; read offline, never downloaded")
+    p.add_argument("--embedding-layer", type=int, default=-1, metavar="N",
+                   help="hidden state pooled (0: input of the first transformer layer; default -1: the last)")
 
 
 def _add_input(p: argparse.ArgumentParser) -> None:
@@ -104,7 +116,7 @@ def _features(args: argparse.Namespace) -> int:
     records: list[dict[str, Any]] = []
     quiet = args.json == "-"
     if not quiet:
-        print(f"{'file':<40} {'duration s':>10} {'tempo bpm':>9} {'key':<9} {'rms':>8} {'centroid Hz':>11}")
+        print(f"{'file':<40} {'duration s':>10} {'tempo bpm':>14} {'key':<9} {'rms':>8} {'centroid Hz':>11}")
     for path in files:
         try:
             rec = audio.analyse_file(path, duration_s=args.duration_s)
@@ -120,9 +132,9 @@ def _features(args: argparse.Namespace) -> int:
             rec["label"] = rel.parts[0] if len(rel.parts) > 1 else None
         records.append(rec)
         if not quiet:
-            tempo = "-" if rec["tempo_bpm"] is None else f"{rec['tempo_bpm']:.1f}"
+            tempo = tempo_text(rec)
             name = path.name if len(path.name) <= 40 else path.name[:37] + "..."
-            print(f"{name:<40} {rec['duration_s']:>10.2f} {tempo:>9} {rec['key'] or '-':<9} "
+            print(f"{name:<40} {rec['duration_s']:>10.2f} {tempo:>14} {rec['key'] or '-':<9} "
                   f"{rec['rms_mean']:>8.4f} {rec['spectral_centroid_hz_mean']:>11.0f}")
     analysed = [r for r in records if "error" not in r]
     if args.json:
@@ -136,6 +148,15 @@ def _features(args: argparse.Namespace) -> int:
     return 0
 
 
+def tempo_text(rec: dict[str, Any]) -> str:
+    """A record's tempo for a table: ``128.3 (0.91)``, or its status when it is not reported."""
+    if rec.get("tempo_bpm") is not None:
+        return f"{rec['tempo_bpm']:.1f} ({rec['tempo_confidence']:.2f})"
+    if rec.get("tempo_status") == "low confidence":
+        return f"unsure ({rec['tempo_confidence']:.2f})"
+    return str(rec.get("tempo_status") or "-")
+
+
 def _write_table(records: list[dict[str, Any]], out: str) -> None:
     from processing import audio
 
@@ -143,7 +164,7 @@ def _write_table(records: list[dict[str, Any]], out: str) -> None:
     rows = [r for r in records if all(r.get(n) is not None and math.isfinite(r[n]) for n in names)]
     for r in records:
         if r not in rows:
-            print(f"duygu: {r['path']}: not in the table (tempo_bpm missing: {r.get('duration_s')} s)", file=sys.stderr)
+            print(f"duygu: {r['path']}: not in the table (no tempo estimate: {r.get('duration_s')} s)", file=sys.stderr)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -153,19 +174,43 @@ def _write_table(records: list[dict[str, Any]], out: str) -> None:
 
 
 # -- evaluate / train -------------------------------------------------------------------
-def _lstm_params(args: argparse.Namespace) -> dict[str, Any]:
+def _deep_params(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Settings of the LSTM and the CNN from the options."""
     from acquisition.errors import DataError
 
+    if args.epochs is None:
+        return {}, {}
     if args.epochs < 1:
         raise DataError(f"--epochs must be >= 1, got {args.epochs}")
-    return {"epochs": args.epochs}
+    return {"epochs": args.epochs}, {"epochs": args.epochs}
+
+
+def _check_embedding(args: argparse.Namespace, names: list[str]) -> None:
+    """--embedding and emb:NAME classifiers come together (checked before the slow part)."""
+    from acquisition.errors import DataError
+    from models import music
+
+    if music.uses_embedding(names) and not args.embedding:
+        first = next(n for n in names if n.startswith(music.EMBEDDING_PREFIX))
+        raise DataError(f"classifier {first!r} needs --embedding PATH (a pretrained audio model folder)")
+    if args.embedding and not music.uses_embedding(names):
+        raise DataError(f"--embedding is only read by emb:NAME classifiers, got {','.join(names)}")
+    if args.embedding_layer != -1 and not args.embedding:
+        raise DataError(f"--embedding-layer {args.embedding_layer} needs --embedding PATH")
 
 
 def _load_library(args: argparse.Namespace, directory: str) -> Any:
     from models import music
 
+    embedder = None
+    if args.embedding:
+        from models.embedding import AudioEmbedder
+
+        embedder = AudioEmbedder.load(args.embedding, args.embedding_layer)
+        print(f"embedding: {embedder.model_type} from {embedder.path} ({embedder.n_layers} layers, "
+              f"{embedder.hidden_size} values, layer {args.embedding_layer})", file=sys.stderr)
     lib = music.load_library(directory, segment_s=args.segment_s, hop_s=args.hop_s,
-                             max_duration_s=args.max_duration_s, progress=_progress("analysing"))
+                             max_duration_s=args.max_duration_s, progress=_progress("analysing"), embedder=embedder)
     for path, reason in lib.skipped:
         print(f"duygu: {path}: skipped: {reason}", file=sys.stderr)
     ds = lib.dataset
@@ -184,11 +229,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     from models.evaluation import get_protocol
 
     get_protocol(args.protocol)  # fail before the slow part
-    music.parse_music_classifiers(args.classifiers)
-    lstm_params = _lstm_params(args)
+    names = (music.parse_music_classifiers(args.classifiers) if args.classifiers
+             else music.default_classifiers(bool(args.embedding)))
+    lstm_params, cnn_params = _deep_params(args)
     if args.features is not None:
         if not args.label:
             raise DataError("--features needs --label COL (the label column)")
+        if args.embedding:
+            raise DataError("--embedding needs a library DIR (a feature table holds no audio)")
         from models.datasets import load_feature_table
 
         group = args.group
@@ -198,13 +246,14 @@ def _evaluate(args: argparse.Namespace) -> int:
             group = "group" if "group" in header else None
         drop = [c for c in args.drop.split(",") if c.strip()]
         lib = music.library_from_table(load_feature_table(args.features, args.label, group=group, drop=drop))
-        classifiers = args.classifiers or ",".join(c for c in music.DEFAULT_CLASSIFIERS if c != music.LSTM)
+        if not args.classifiers:
+            names = [c for c in names if c not in (music.LSTM, music.CNN)]
     else:
+        _check_embedding(args, names)
         lib = _load_library(args, args.dir)
-        classifiers = args.classifiers
-    result = music.evaluate_library(lib, args.protocol, classifiers, n_permutations=args.permutations,
-                                    random_state=args.seed, lstm_params=lstm_params,
-                                    progress=_progress("evaluating"))
+    result = music.evaluate_library(lib, args.protocol, names, n_permutations=args.permutations,
+                                    random_state=args.seed, lstm_params=lstm_params, cnn_params=cnn_params,
+                                    progress=_progress("evaluating"), n_jobs=args.jobs, scheduler=args.scheduler)
     if args.json != "-":
         print(format_music_table(result))
     if args.json:
@@ -214,11 +263,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def format_music_table(result: dict[str, Any]) -> str:
     """The evaluation as a text table (percentages; MCC and ROC AUC as fractions)."""
-    head = f"{'classifier':<10} {'split':<8} {'acc %':>6} {'prec %':>6} {'rec %':>6} {'F1 %':>6} {'MCC':>6} {'AUC':>6}"
+    head = f"{'classifier':<14} {'split':<8} {'acc %':>6} {'prec %':>6} {'rec %':>6} {'F1 %':>6} {'MCC':>6} {'AUC':>6}"
     lines = [f"protocol: {result['protocol']}", head, "-" * len(head)]
     for r in result["results"]:
         auc = "-" if r.get("roc_auc") is None else f"{r['roc_auc']:.3f}"
-        lines.append(f"{r['classifier']:<10} {r['split']:<8} {100 * r['accuracy']:>6.1f} {100 * r['precision']:>6.1f} "
+        lines.append(f"{r['classifier']:<14} {r['split']:<8} {100 * r['accuracy']:>6.1f} {100 * r['precision']:>6.1f} "
                      f"{100 * r['recall']:>6.1f} {100 * r['f1']:>6.1f} {r['mcc']:>6.3f} {auc:>6}")
     lines.append(f"chance: {100 * result['chance']:.1f} %")
     if result.get("leakage_gap") is not None:
@@ -229,12 +278,15 @@ def format_music_table(result: dict[str, Any]) -> str:
 def _train(args: argparse.Namespace) -> int:
     from models import music
 
-    music.parse_music_classifiers([args.classifier])  # fail before the slow part
-    lstm_params = _lstm_params(args)
+    names = music.parse_music_classifiers([args.classifier])  # fail before the slow part
+    _check_embedding(args, names)
+    lstm_params, cnn_params = _deep_params(args)
     lib = _load_library(args, args.dir)
-    model = music.train_music_model(lib, args.classifier, random_state=args.seed, lstm_params=lstm_params)
+    model = music.train_music_model(lib, names[0], random_state=args.seed, lstm_params=lstm_params,
+                                    cnn_params=cnn_params)
     model.save(args.out)
-    print(f"wrote {args.out}: {model.classifier} on {lib.dataset.n_rows} segment(s), classes {', '.join(model.classes)}")
+    print(f"wrote {args.out}: {model.describe()}, trained on {lib.dataset.n_rows} segment(s), "
+          f"classes {', '.join(model.classes)}")
     return 0
 
 

@@ -30,9 +30,11 @@ from PySide6.QtWidgets import (
 from app.state import AppState
 from app.workers import Task
 
-COLUMNS = ("id", "intended", "genre", "duration (s)", "tempo (BPM)", "energy (RMS)", "brightness (Hz)",
-           "key / mode", "perceived", "file")
+COLUMNS = ("id", "intended", "genre", "duration (s)", "tempo (BPM)", "tempo confidence", "energy (RMS)",
+           "brightness (Hz)", "key / mode", "perceived", "file")
 PERCEIVED_COLUMN = COLUMNS.index("perceived")
+FEATURE_COLUMNS = range(COLUMNS.index("duration (s)"), PERCEIVED_COLUMN)
+TEMPO_COLUMN = COLUMNS.index("tempo (BPM)")
 
 FileKey = tuple[str, int]
 
@@ -76,6 +78,25 @@ def analyse(task: Task, feature_paths: list[str], predict_paths: list[str],
     return out
 
 
+def _tempo_text(feat: dict[str, Any]) -> str:
+    """The tempo cell: the BPM when the tempo is confident, else what is known instead."""
+    if feat.get("tempo_bpm") is not None:
+        return _number(feat["tempo_bpm"], 1)
+    return {"low confidence": "unsure", "no onsets": "no beat"}.get(str(feat.get("tempo_status")), "—")
+
+
+def _tempo_tooltip(feat: dict[str, Any]) -> str:
+    status = feat.get("tempo_status")
+    estimate = feat.get("tempo_estimate_bpm")
+    if status == "ok":
+        return f"{estimate:.1f} BPM, confidence {feat['tempo_confidence']:.2f}"
+    if status == "low confidence":
+        return (f"no clear beat: the best guess is {estimate:.1f} BPM, confidence "
+                f"{feat['tempo_confidence']:.2f} (below 0.5)")
+    return {"no onsets": "no onsets: silence or a steady sound", "too short": "too short for a tempo (< 4 s)"}.get(
+        str(status), "")
+
+
 def _number(value: Any, digits: int) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
@@ -109,7 +130,8 @@ class StimulusView(QWidget):
         self.analyse_button.clicked.connect(self.refresh)
         top.addWidget(self.analyse_button)
         self.model_button = QPushButton("Load music model…")
-        self.model_button.setToolTip("A model trained with 'duygu music train' (.skops or LSTM file)")
+        self.model_button.setToolTip("A model trained with 'duygu music train': registry or embedding classifier "
+                                     "(.skops), LSTM or CNN (torch file)")
         self.model_button.clicked.connect(self._choose_model)
         top.addWidget(self.model_button)
         lay.addLayout(top)
@@ -137,9 +159,10 @@ class StimulusView(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
         lay.addWidget(self.table, 1)
-        note = QLabel("Tempo, energy (mean RMS of the waveform), brightness (spectral centroid) and key/mode "
-                      "are estimated from the audio. The perceived emotion is the music model's most "
-                      "probable class (its probability in brackets); compare it with the intended one.")
+        note = QLabel("Tempo (40–220 BPM, with its confidence: 'unsure' below 0.5), energy (mean RMS of the "
+                      "waveform), brightness (spectral centroid) and key/mode are estimated from the audio. The "
+                      "perceived emotion is the music model's most probable class (its probability in brackets); "
+                      "compare it with the intended one.")
         note.setWordWrap(True)
         note.setStyleSheet("color: #555;")
         lay.addWidget(note)
@@ -234,7 +257,7 @@ class StimulusView(QWidget):
     # -- music model -------------------------------------------------------------------
     def _choose_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Music model", str(self.state.settings.data_dir),
-                                              "Music models (*.skops *.lstm *.pt);;All files (*)")
+                                              "Music models (*.skops *.lstm *.cnn *.pt);;All files (*)")
         if path:
             self.load_model(Path(path))
 
@@ -248,7 +271,7 @@ class StimulusView(QWidget):
 
         def loaded(info: dict[str, Any]) -> None:
             self.model_path, self.model_info = path, info
-            self.model_label.setText(f"music model: <b>{path.name}</b> ({info['classifier']}, "
+            self.model_label.setText(f"music model: <b>{path.name}</b> ({info['description']}; "
                                      f"{', '.join(info['classes'])})")
             self._fill()
             if self.task is not None and not self.task.is_done:
@@ -284,12 +307,12 @@ class StimulusView(QWidget):
             pred = self.perceived.get((key, model_key)) if model_key is not None else None
             cells = [stim["id"], stim["emotion"], stim["genre"]]
             if feat is None:
-                cells += ["…"] * 5
+                cells += ["…"] * len(FEATURE_COLUMNS)
             elif "error" in feat:
-                cells += ["error", "", "", "", ""]
+                cells += ["error"] + [""] * (len(FEATURE_COLUMNS) - 1)
             else:
                 key_mode = str(feat.get("key") or feat.get("mode") or "—")
-                cells += [_number(feat["duration_s"], 1), _number(feat["tempo_bpm"], 1),
+                cells += [_number(feat["duration_s"], 1), _tempo_text(feat), _number(feat.get("tempo_confidence"), 2),
                           _number(feat["energy_rms"], 4), _number(feat["brightness_hz"], 0), key_mode]
             cells.append(self._perceived_text(pred, model_key))
             cells.append(Path(stim["path"]).name)
@@ -297,8 +320,10 @@ class StimulusView(QWidget):
                 item = QTableWidgetItem(str(text))
                 if c == COLUMNS.index("file"):
                     item.setToolTip(stim["path"])
-                if feat is not None and "error" in feat and 3 <= c <= 7:
+                if feat is not None and "error" in feat and c in FEATURE_COLUMNS:
                     item.setToolTip(feat["error"])
+                elif feat is not None and c == TEMPO_COLUMN:
+                    item.setToolTip(_tempo_tooltip(feat))
                 if c == PERCEIVED_COLUMN and pred is not None and pred.get("perceived"):
                     colour = "#15803d" if pred["perceived"] == stim["emotion"] else "#b45309"
                     item.setForeground(_brush(colour))

@@ -24,6 +24,24 @@ def tone(freq_hz: float = 440.0, duration_s: float = 5.0, sfreq_hz: int = SFREQ_
     return (amp * envelope * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
 
 
+def clicks(bpm: float, duration_s: float, rng: np.random.Generator, sfreq_hz: int = SFREQ_HZ,
+           jitter_s: float | None = 0.0) -> np.ndarray:
+    """Noise clicks (5 ms decay) every 60/bpm s; ``jitter_s=None`` puts them at uniformly
+    random times instead (the same number of clicks, no periodicity)."""
+    n = int(duration_s * sfreq_hz)
+    times = np.arange(0.0, duration_s - 0.05, 60.0 / bpm)
+    if jitter_s is None:
+        times = np.sort(rng.uniform(0.0, duration_s - 0.05, times.size))
+    elif jitter_s > 0:
+        times = np.clip(times + rng.normal(0.0, jitter_s, times.size), 0.0, duration_s - 0.05)
+    click = rng.standard_normal(400) * np.exp(-np.arange(400) / (0.005 * sfreq_hz))
+    y = 1e-3 * rng.standard_normal(n)
+    for t in times:
+        i = int(t * sfreq_hz)
+        y[i:i + click.size] += 0.3 * click[:n - i]
+    return y.astype(np.float32)
+
+
 def write_library(root: Path, duration_s: float = 12.0, styles: tuple[str, ...] | None = None,
                   fmt: str = "wav") -> Path:
     """``root/<emotion>/<style>.<fmt>``: the synthesiser's 4 emotions x styles."""
