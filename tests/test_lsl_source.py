@@ -200,7 +200,9 @@ def test_emotiv_256hz_30s_resampled_to_128(lsl_name: str) -> None:
         np.testing.assert_array_equal(np.rint(ramp / 2), np.arange(len(ramp)))
         np.testing.assert_allclose(chunk.data[:, 1:], np.broadcast_to(CONSTS, (len(ramp), 13)),
                                    rtol=1e-12)
-        np.testing.assert_allclose(np.diff(chunk.timestamps), 1 / 128, atol=1e-4)
+        # spacing exact but for liblsl's clock-offset re-estimates (a few tenths of a ms on a
+        # busy machine)
+        np.testing.assert_allclose(np.diff(chunk.timestamps), 1 / 128, atol=5e-4)
         _assert_on_this_clock(chunk.timestamps, before, after)
         # Counter runs 0..255 at 256 Hz: read right, it reports no loss
         assert src.native_lost == 0 and src.counters.lost == 0 and src.gaps == []

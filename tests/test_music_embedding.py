@@ -90,7 +90,7 @@ def test_embeddings_are_clip_features_on_the_shared_engine(music_library_dir: Pa
     np.testing.assert_allclose(lib.embeddings[4], embedder.embed_file(path, [(a / rate, b / rate)])[0], atol=1e-6)
 
     result = music.evaluate_library(lib, "grouped", ["emb:lda", "emb:logreg", "lda"], n_permutations=2)
-    assert set(result) == {"protocol", "chance", "results", "leakage_gap"}
+    assert set(result) == {"protocol", "chance", "results", "leakage_gap", "dataset"}
     rows = {(r["classifier"], r["split"]): r for r in result["results"]}
     assert set(rows) == {(c, s) for c in ("emb:lda", "emb:logreg", "lda") for s in ("grouped", "random")}
     for row in rows.values():
