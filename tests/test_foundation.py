@@ -299,7 +299,9 @@ def test_simulator_signal_model() -> None:
 
 
 def _state_features(state: str) -> tuple[float, float]:
-    sim = EpocSimulator(2)
+    # the textbook participant: the shared pattern alone (no trial offsets, drift or
+    # idiosyncrasy), at strength 1
+    sim = EpocSimulator(2, strength=1.0, variability=0.0, artefacts=False)
     sim.set_state(state)
     f, p = _psd(sim.generate(int(SFREQ_HZ * 40)))
     alpha, beta = _band(f, p, 8, 12), _band(f, p, 13, 30)

@@ -1,4 +1,6 @@
-"""Must hold: on the simulated headset, grouped evaluation recovers the state; shuffled labels do not."""
+"""Must hold: on the simulated participant, grouped evaluation recovers the state well above
+chance and well below perfect, a random split of windows scores visibly higher (trials
+leak), and shuffled labels do not."""
 
 from __future__ import annotations
 
@@ -25,11 +27,12 @@ def test_grouped_recovers_the_simulated_state(dataset: Dataset) -> None:
     assert dataset.groups is not None and len(set(dataset.groups.tolist())) == 16
     report = run_evaluation(dataset, "grouped", ["lda", "logreg"], n_permutations=9, random_state=0)
     for name in ("lda", "logreg"):
-        assert report.row(name, "grouped")["accuracy"] >= 0.90
-        assert report.row(name, "grouped")["balanced_accuracy"] >= 0.90
+        assert 0.55 <= report.row(name, "grouped")["accuracy"] <= 0.97
+        assert report.row(name, "grouped")["balanced_accuracy"] >= 0.55
+        assert report.row(name, "random")["accuracy"] >= report.row(name, "grouped")["accuracy"] + 0.05
     assert report.chance < 0.4
     assert report.p_value == pytest.approx(0.1)  # the best a 9-permutation test can give
-    assert report.leakage_gap is not None and abs(report.leakage_gap) < 0.1
+    assert report.leakage_gap is not None and report.leakage_gap >= 0.05  # the per-trial offsets leak
 
 
 @pytest.mark.timeout(180)
@@ -47,4 +50,4 @@ def test_shuffled_labels_are_at_chance(trials: list[LabelledTrial]) -> None:
 def test_paper_protocol_on_the_simulated_trials(dataset: Dataset) -> None:
     report = run_evaluation(dataset, "paper", ["knn"], n_permutations=0)
     assert [r["split"] for r in report.results] == ["cv5", "70/30", "80/20"]
-    assert all(r["accuracy"] > 0.8 for r in report.results)
+    assert all(r["accuracy"] > 0.8 for r in report.results)  # the paper's row-wise splits leak: high

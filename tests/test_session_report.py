@@ -105,7 +105,8 @@ def test_report_every_trial_four_sources_and_counts(env: dict[str, Any], tmp_pat
         if r.trial_id in decoded:
             assert r.decoded == decoded[r.trial_id]
     assert len(decoded) == sum(1 for x in REPORTED if x is not None)
-    # simulated headset follows the reported state, the bundle was trained on another subject
+    # the simulated participant follows the reported state; the bundle was trained on another
+    # session of the same simulated participant
     hits = sum(r.decoded == r.reported for r in report.trials if r.reported)
     assert hits >= 5
     # six pairs, counts computed here independently

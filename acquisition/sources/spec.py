@@ -1,6 +1,6 @@
 """Source specifications: the strings users type to pick a source.
 
-``simulated[:SEED]``, ``lsl:NAME``, ``lsl:type=EEG``, ``brainflow:BOARD`` (an id or a
+``simulated[:SEED]`` (``?participant=P07&strength=0.6&dropouts=yes``), ``lsl:NAME``, ``lsl:type=EEG``, ``brainflow:BOARD`` (an id or a
 ``BoardIds`` name), ``replay:PATH[@SPEED]``; options follow a ``?`` as ``key=value``
 pairs joined by ``&``: ``lsl:NAME?restamp=arrival``,
 ``brainflow:PLAYBACK_FILE_BOARD?file=rec.csv&master_board=SYNTHETIC_BOARD``,
@@ -41,6 +41,7 @@ BRAINFLOW_PARAMS: tuple[str, ...] = ("serial_port", "ip_address", "ip_port", "ip
 
 #: Options each kind accepts after ``?``: allowed values, or ``None`` for any value.
 OPTIONS: dict[str, dict[str, tuple[str, ...] | None]] = {
+    "simulated": {"participant": None, "strength": None, "dropouts": ("yes", "no")},
     "lsl": {"restamp": ("arrival",)},
     "brainflow": dict.fromkeys(BRAINFLOW_PARAMS),
     "replay": {"stream": None},
@@ -72,6 +73,9 @@ def parse_source_spec(spec: str) -> SourceSpec:
     """Parse a source specification, or raise :class:`SourceError` naming the problem."""
     text = spec.strip()
     kind, _, rest = text.partition(":")
+    if "?" in kind:  # simulated?participant=P07 (no seed)
+        kind, _, query = kind.partition("?")
+        rest = f"{rest}?{query}" if not rest else f"?{query}:{rest}"
     kind = kind.lower()
     if kind not in KINDS:
         raise SourceError(
@@ -82,7 +86,22 @@ def parse_source_spec(spec: str) -> SourceSpec:
     if kind == "simulated":
         if rest and not rest.lstrip("-").isdigit():
             raise SourceError(f"simulated seed must be an integer, got {rest!r}")
-        return SourceSpec("simulated", rest or "0")
+        opts = dict(options)
+        if "strength" in opts:
+            try:
+                strength = float(opts["strength"])
+            except ValueError:
+                strength = -1.0
+            if not (math.isfinite(strength) and strength >= 0):
+                raise SourceError(f"simulated strength must be a number >= 0, got {opts['strength']!r}")
+        if "participant" in opts:
+            from acquisition.store.sqlite import validate_participant
+
+            try:
+                validate_participant(opts["participant"])
+            except Exception as exc:
+                raise SourceError(f"simulated participant: {exc}") from None
+        return SourceSpec("simulated", rest or "0", options=options)
     if not rest:
         raise SourceError(f"source spec {spec!r} needs a target after '{kind}:'")
     if kind == "brainflow":
@@ -118,7 +137,11 @@ def open_source(spec: str | SourceSpec, **kwargs: Any) -> BaseSource:
     if parsed.kind == "simulated":
         from acquisition.sources.simulated import SimulatedEpocSource
 
-        return SimulatedEpocSource(seed=int(parsed.target), **kwargs)
+        opts = dict(parsed.options)
+        sim_kwargs: dict[str, Any] = {"participant": opts.get("participant"), "dropouts": opts.get("dropouts") == "yes"}
+        if "strength" in opts:
+            sim_kwargs["strength"] = float(opts["strength"])
+        return SimulatedEpocSource(seed=int(parsed.target), **sim_kwargs, **kwargs)
     if parsed.kind == "lsl":
         from acquisition.sources.lsl import LslSource
 

@@ -18,13 +18,16 @@ STATES = ("happy", "sad", "relaxing", "tense")
 
 def simulated_trials(n_per_state: int = 4, trial_s: float = 30.0, rest_s: float = 10.0,
                      seed: int = 0, subject: str = "sim01",
-                     states: tuple[str, ...] = STATES) -> list[LabelledTrial]:
+                     states: tuple[str, ...] = STATES, participant: str | None = None,
+                     **simulator: float) -> list[LabelledTrial]:
     """Trials of the simulated headset, one known state per trial, as in a session.
 
     States are interleaved (happy, sad, relaxing, tense, happy, ...); each trial is
-    followed by ``rest_s`` of neutral silence that is not part of any trial.
+    followed by ``rest_s`` of neutral silence that is not part of any trial. The simulated
+    participant is ``participant`` (default: the seed's own); ``simulator`` passes
+    ``strength``, ``variability`` to :class:`EpocSimulator`.
     """
-    sim = EpocSimulator(seed=seed)
+    sim = EpocSimulator(seed=seed, participant=participant, **simulator)  # type: ignore[arg-type]
     n_trial = int(trial_s * SFREQ_HZ)
     n_rest = int(rest_s * SFREQ_HZ)
     trials = []

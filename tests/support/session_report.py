@@ -38,15 +38,19 @@ def demo_protocol(style: str = "bells", music_s: float = 8.0) -> dict:
     return proto
 
 
+REPORT_STRENGTH = 2.0
+
+
 def write_session(store_path: Path, reported: list[str | None], participant: str = "P01", seed: int = 3,
                   trial_s: float = 8.0, rest_s: float = 2.0, protocol: dict | None = None) -> ReportSession:
     """One finished session: trial k plays stimulus k % 4; the simulated headset is set to
-    the reported label (neutral when None) during the trial, neutral in between."""
+    the reported label (neutral when None) during the trial, neutral in between. The
+    effect is strong (:data:`REPORT_STRENGTH`): these tests check the report, not decoding."""
     from acquisition.sources.simulated import EpocSimulator
     from acquisition.store.sqlite import SessionStore
 
     proto = protocol or demo_protocol()
-    sim = EpocSimulator(seed=seed)
+    sim = EpocSimulator(seed=seed, participant=participant, strength=REPORT_STRENGTH)
     n_trial, n_rest = int(trial_s * SFREQ_HZ), int(rest_s * SFREQ_HZ)
     t0, index = 100.0, 0
     trial_ids, stim_ids, intended = [], [], []
@@ -90,8 +94,9 @@ def train_music(root: Path, out: Path, classifier: str = "logreg", max_duration_
     return out
 
 
-def train_eeg(out: Path, seed: int = 1, subject: str = "train", channels: list[str] | None = None) -> Path:
-    """Train and save a small EEG bundle on simulated trials of another subject.
+def train_eeg(out: Path, seed: int = 1, subject: str = "train", channels: list[str] | None = None,
+              participant: str = "P01") -> Path:
+    """Train and save a small EEG bundle on another session of simulated participant ``participant``.
 
     ``channels`` overrides the channel list in the metadata (a bundle for another headset).
     """
@@ -99,7 +104,8 @@ def train_eeg(out: Path, seed: int = 1, subject: str = "train", channels: list[s
     from models.datasets import from_trials
     from tests.support.models_data import simulated_trials
 
-    bundle = train_bundle(from_trials(simulated_trials(n_per_state=2, trial_s=8.0, seed=seed, subject=subject)),
+    bundle = train_bundle(from_trials(simulated_trials(n_per_state=2, trial_s=8.0, seed=seed, subject=subject,
+                                                  participant=participant, strength=REPORT_STRENGTH)),
                           "lda")
     meta = dict(bundle.meta)
     if channels is not None:
