@@ -23,6 +23,7 @@ VERBS: dict[str, str] = {
     "gui": "gui",
     "demo": "demo",
     "sources": "sources",
+    "simulate": "simulate",
     "quality": "quality",
     "record": "record",
     "session": "session",

@@ -40,16 +40,14 @@ def _await(name: str) -> None:
 
 @pytest.mark.timeout(150)
 def test_duygu_quality_reads_emotivpro_contact_quality_by_label(tmp_path: Path) -> None:
-    prefix = f"Emo{uuid.uuid4().hex[:8]}"
-    stranger = f"Other{uuid.uuid4().hex[:6]}"
-    with outlets(("emotiv", "--name", f"{prefix}-EEG"),
-                 ("quality", "--name", f"{prefix}-Contact-Quality", "--type", "Contact-Quality",
-                  "--sensors", ",".join(map(str, SENSORS)), "--battery", "80", "--overall", "75"),
-                 # another headset's quality stream on the network: never taken
-                 ("quality", "--name", f"{stranger}-Contact-Quality", "--type", "Contact-Quality",
-                  "--sensors", ",".join(["0"] * 14), "--battery", "5", "--overall", "1")):
-        for name in (f"{prefix}-EEG", f"{prefix}-Contact-Quality", f"{stranger}-Contact-Quality"):
-            _await(name)
+    from support.emotivpro import emotivpro
+
+    levels_arg = ",".join(map(str, SENSORS))
+    # EmotivPRO (simulated: `duygu simulate --emotivpro`) and another headset's EmotivPRO
+    # on the network, whose quality stream must never be taken
+    with emotivpro("--contact", levels_arg, "--battery", "80", "--overall", "75") as prefix, \
+            emotivpro("--contact", ",".join(["0"] * 14), "--battery", "5", "--overall", "1",
+                      prefix=f"Other{uuid.uuid4().hex[:6]}"):
         out = tmp_path / "q.json"
         done = subprocess.run([sys.executable, "-m", "app.cli", "quality", "--source", f"lsl:{prefix}-EEG",
                                "--seconds", "20", "--json", str(out)], cwd=ROOT, capture_output=True, text=True,
@@ -333,21 +331,17 @@ def test_an_xdf_import_maps_another_vocabulary_and_refuses_bad_input(
 
 @pytest.mark.timeout(180)
 def test_a_session_over_emotivpro_stores_each_trials_contact_quality(tmp_path: Path) -> None:
-    """EEG and Contact-Quality outlets in other processes; O1 bad, O2 no data: every trial
+    """EmotivPRO simulated in another process; O1 bad, O2 no data: every trial
     stores its worst contact, the CLI says so, and training data counts those trials."""
+    from support.emotivpro import emotivpro
     from support.gui import write_protocol
 
     from acquisition.store.sqlite import SessionStore
     from models.datasets import from_trials
 
-    prefix = f"Emo{uuid.uuid4().hex[:8]}"
     protocol = write_protocol(tmp_path / "stim", n_per_class=1, music_s=1.0, silence_s=0.3)
     store_path = tmp_path / "s.sqlite"
-    with outlets(("emotiv", "--name", f"{prefix}-EEG"),
-                 ("quality", "--name", f"{prefix}-Contact-Quality", "--type", "Contact-Quality",
-                  "--sensors", ",".join(map(str, SENSORS)), "--battery", "80", "--overall", "75")):
-        for name in (f"{prefix}-EEG", f"{prefix}-Contact-Quality"):
-            _await(name)
+    with emotivpro("--contact", ",".join(map(str, SENSORS)), "--battery", "80") as prefix:
         done = subprocess.run([sys.executable, "-m", "app.cli", "session", "run", "--protocol", str(protocol),
                                "--participant", "P01", "--source", f"lsl:{prefix}-EEG", "--labels", "auto",
                                "--no-audio", "--markers-wait-s", "0", "--store", str(store_path)],
