@@ -1,8 +1,10 @@
-"""``duygu demo --headless``: the whole loop with no screen and no headset.
+"""``duygu demo --headless``: the whole loop with no screen and no headset, with honest numbers.
 
-Simulated EPOC+ -> the demo protocol (16 synthetic stimuli), time-scaled, automatic
-labels -> session in the store -> features and a ``grouped`` evaluation -> a trained
-model -> live predictions on the simulated headset for ``--predict-s`` seconds.
+Simulated participant(s) wearing the simulated EPOC+ -> the demo protocol (16 synthetic
+stimuli), time-scaled, automatic labels -> sessions in the store -> a ``grouped``
+evaluation with its leakage gap (random - grouped) and permutation chance (and ``loso``
+across a cohort) -> a trained model -> live prediction on the same participant, states
+of 15 s, scored only on windows that lie wholly inside one state.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from typing import Any
 
 from app.commands._common import positive_float, write_json
 
-HELP = "the whole loop without a screen: simulated headset, demo session, training, live predictions"
+HELP = "the whole loop without a screen: simulated participant, demo session, evaluation, live predictions"
 
 DEMO_PROTOCOL = Path(__file__).resolve().parents[2] / "assets" / "demo" / "protocol.toml"
 DEMO_CLASSIFIERS = ("logreg", "lda")
 LIVE_STATES = ("happy", "sad", "relaxing", "tense")
+SETTLE_S = 1.0
+"""A state is approached smoothly (time constant 0.5 s): windows starting within this
+long after a change are not scored."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,13 +34,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-scale", type=positive_float, default=24.0, metavar="X",
                    help="session X times faster; the simulated headset runs X times faster too, so every "
                         "trial still holds 30 s of simulated EEG (default: 24)")
-    p.add_argument("--predict-s", type=positive_float, default=20.0, metavar="S",
-                   help="seconds of live prediction (default: 20)")
+    p.add_argument("--participants", type=int, default=1, metavar="N",
+                   help="simulated participants DEMO01..DEMO<N>, one session each; N >= 2 adds a "
+                        "leave-one-subject-out evaluation (default: 1)")
+    p.add_argument("--state-s", type=positive_float, default=15.0, metavar="S",
+                   help="seconds of simulated EEG per live state (default: 15)")
+    p.add_argument("--live-states", type=int, default=16, metavar="K",
+                   help="live states, cycling happy, sad, relaxing, tense (default: 16: each four times)")
+    p.add_argument("--live-speed", type=positive_float, default=8.0, metavar="X",
+                   help="the live headset runs X times faster than real time (default: 8)")
+    p.add_argument("--permutations", type=int, default=50, metavar="N",
+                   help="label permutations for the chance level (default: 50)")
     p.add_argument("--classifier", default="logreg", metavar="NAME",
                    help="classifier trained for the live part (default: logreg)")
     p.add_argument("--store", metavar="PATH", help="session store (default: the user data directory)")
-    p.add_argument("--participant", default="DEMO01", metavar="ID", help="participant code (default: DEMO01)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the simulated participant (default: 0)")
+    p.add_argument("--participant", default="DEMO01", metavar="ID",
+                   help="participant code of a one-participant demo (default: DEMO01)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated signals (default: 0)")
     p.add_argument("--no-audio", action="store_true", help="do not play the stimuli")
 
 
@@ -44,46 +59,82 @@ def _say(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from acquisition.errors import DuyguError
     from acquisition.session.protocol import load_protocol, preflight
-    from acquisition.session.runner import SessionRunner
     from acquisition.settings import load_settings
-    from acquisition.sources.simulated import SimulatedEpocSource
-    from acquisition.store.sqlite import SessionStore
-    from models.bundle import train_bundle
-    from models.datasets import from_trials
-    from models.evaluation import evaluate
-    from models.live import LivePredictor
+    from acquisition.store.sqlite import SessionStore, validate_participant
     from models.registry import get_spec
 
     if not args.headless:
         raise DuyguError("demo needs --headless on the command line; the interactive demo is `duygu gui`")
+    if args.participants < 1:
+        raise DuyguError(f"--participants must be >= 1, got {args.participants}")
+    if args.live_states < 1:
+        raise DuyguError(f"--live-states must be >= 1, got {args.live_states}")
     started = time.perf_counter()
     classifier = get_spec(args.classifier).name
     protocol = load_protocol(args.protocol)
-    store_path = Path(args.store) if args.store else load_settings().store_path
+    settings = load_settings()
+    store_path = Path(args.store) if args.store else settings.store_path
+    participants = ([args.participant] if args.participants == 1
+                    else [f"DEMO{k:02d}" for k in range(1, args.participants + 1)])
+    for code in participants:
+        validate_participant(code, settings.participant_pattern)
     preflight(protocol, store_dir=store_path)
 
-    player = None
-    audio_note = "audio disabled (--no-audio)"
-    if not args.no_audio:
-        from app.player import AudioError, StimulusPlayer, check_output
-
-        try:
-            audio_note = f"audio: {check_output()}"
-            player = StimulusPlayer()
-        except AudioError as exc:
-            audio_note = f"no audio output, running silently ({exc})"
-    _say(f"demo: {len(protocol.stimuli)} synthetic stimuli, time scale {args.time_scale:g}; {audio_note}")
-
+    player, audio_note = _player(args.no_audio)
+    _say(f"demo: {len(protocol.stimuli)} synthetic stimuli, time scale {args.time_scale:g}, "
+         f"{len(participants)} simulated participant(s); {audio_note}")
     store = SessionStore(store_path)
+    try:
+        results = [_session(args, protocol, store, code, player) for code in participants]
+        live = _evaluate_train_and_predict(args, store, results, classifier, participants[0])
+    finally:
+        store.close()
+    summary = {
+        "session_id": results[0].session_id,
+        "session_ids": [r.session_id for r in results],
+        "participants": participants,
+        "store": str(store_path),
+        "status": results[0].status,
+        "trials": sum(len(r.trials) for r in results),
+        "labels": [t.label for r in results for t in r.trials],
+        **live,
+        "audio": audio_note,
+        "simulated": True,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    _print_summary(summary, args)
+    if args.json:
+        write_json(summary, args.json)
+    return 0
+
+
+def _player(no_audio: bool) -> tuple[Any, str]:
+    if no_audio:
+        return None, "audio disabled (--no-audio)"
+    from app.player import AudioError, StimulusPlayer, check_output
+
+    try:
+        note = f"audio: {check_output()}"
+        return StimulusPlayer(), note
+    except AudioError as exc:
+        return None, f"no audio output, running silently ({exc})"
+
+
+def _session(args: argparse.Namespace, protocol: Any, store: Any, code: str, player: Any) -> Any:
+    """One time-scaled session of simulated participant ``code``."""
+    from acquisition.errors import DuyguError
+    from acquisition.session.runner import SessionRunner
+    from acquisition.sources.simulated import SimulatedEpocSource
+
     scale = float(args.time_scale)
-    with SimulatedEpocSource(seed=args.seed, speed=scale) as source:
-        runner = SessionRunner(protocol, source, store, args.participant, player=player, labels="auto",
-                               time_scale=scale, source_spec=f"simulated:{args.seed}")
-        runner.add_listener(lambda e: _say(f"  trial {(e.trial or 0) + 1}/{e.n_trials} {e.stimulus_id}")
+    spec = f"simulated:{args.seed}?participant={code}"
+    t0 = time.perf_counter()
+    with SimulatedEpocSource(seed=args.seed, speed=scale, participant=code) as source:
+        runner = SessionRunner(protocol, source, store, code, player=player, labels="auto", time_scale=scale,
+                               source_spec=spec, markers_wait_s=0.0)
+        runner.add_listener(lambda e: _say(f"  {code} trial {(e.trial or 0) + 1}/{e.n_trials} {e.stimulus_id}")
                             if e.kind == "trial_start" else None)
         try:
             result = runner.run()
@@ -91,85 +142,129 @@ def run(args: argparse.Namespace) -> int:
             if player is None:
                 raise
             _say("demo: audio output failed, running silently")
-            result = SessionRunner(protocol, source, store, args.participant, labels="auto", time_scale=scale,
-                                   source_spec=f"simulated:{args.seed}").run()
-    session_s = time.perf_counter() - started
-    _say(f"demo: session {result.session_id} {result.status}, {len(result.trials)} trials in {session_s:.0f} s")
+            result = SessionRunner(protocol, source, store, code, labels="auto", time_scale=scale,
+                                   source_spec=spec, markers_wait_s=0.0).run()
+    _say(f"demo: {code}: session {result.session_id} {result.status}, {len(result.trials)} trials in "
+         f"{time.perf_counter() - t0:.0f} s")
+    return result
 
-    # the live headset starts now, so its buffer fills while the model trains
-    live_source = SimulatedEpocSource(seed=args.seed)
-    live_source.set_state(LIVE_STATES[0])
+
+def _evaluate_train_and_predict(args: argparse.Namespace, store: Any, results: list[Any], classifier: str,
+                                live_participant: str) -> dict[str, Any]:
+    import numpy as np
+
+    from acquisition.errors import DuyguError
+    from acquisition.sources.simulated import SimulatedEpocSource
+    from models.bundle import train_bundle
+    from models.datasets import from_trials
+    from models.evaluation import evaluate
+    from models.live import LivePredictor
+
+    # the live headset starts now, so its buffer fills while the model trains; the same
+    # participant, another day (another seed of the signal)
+    live_source = SimulatedEpocSource(seed=args.seed + 1000, speed=args.live_speed, participant=live_participant)
     live_source.connect()
     predictions: list[Any] = []
-    live_correct: list[bool] = []
     try:
-        trials = store.labelled_trials(session_ids=[result.session_id])
+        trials = store.labelled_trials(session_ids=[r.session_id for r in results])
         dataset = from_trials(trials, "default")
-        evaluation = evaluate(dataset, protocol="grouped",
-                              classifiers=list(dict.fromkeys([classifier, *DEMO_CLASSIFIERS])))
+        names = list(dict.fromkeys([classifier, *DEMO_CLASSIFIERS]))
+        evaluation = evaluate(dataset, protocol="grouped", classifiers=names, n_permutations=args.permutations)
+        loso = evaluate(dataset, protocol="loso", classifiers=names) if len(results) > 1 else None
         bundle = train_bundle(dataset, classifier)
         _say(f"demo: grouped evaluation on {len(dataset.y)} windows of {len(trials)} trials, trained {classifier}")
 
-        # one feature window (and the filter's warm-up) before the clock starts
-        window_samples = LivePredictor(bundle, live_source).extractor.window_samples
-        live_source.wait_for_samples(window_samples + round(2.0 * live_source.sfreq_hz), 30.0)
+        window = LivePredictor(bundle, live_source).extractor.window_samples
+        # one window and the filter's warm-up before the first scored state
+        live_source.wait_for_samples(window + round(2.0 * live_source.sfreq_hz), 60.0)
         predictor = LivePredictor(bundle, live_source, hop_s=0.25)
-
-        def collect(prediction: Any) -> None:
-            predictions.append(prediction)
-            live_correct.append(prediction.label == live_source.state)
-
-        predictor.add_listener(collect)
+        predictor.add_listener(predictions.append)
+        per_state = round(args.state_s * live_source.sfreq_hz)
+        live_source.set_state(LIVE_STATES[0])
         predictor.start()
-        stop = live_source.buffer.total + round(args.predict_s * live_source.sfreq_hz)
-        per_state = max(1, round(args.predict_s / len(LIVE_STATES) * live_source.sfreq_hz))
-        next_change = live_source.buffer.total + per_state
-        k = 0
-        while next_change < stop:
-            live_source.buffer.wait_for(next_change, args.predict_s + 5)
-            k += 1
-            live_source.set_state(LIVE_STATES[k % len(LIVE_STATES)])
-            next_change += per_state
-        live_source.buffer.wait_for(stop, args.predict_s + 5)
+        start = live_source.buffer.total
+        for k in range(1, args.live_states + 1):
+            live_source.buffer.wait_for(start + k * per_state, args.state_s / args.live_speed * 4 + 30)
+            if k < args.live_states:
+                live_source.set_state(LIVE_STATES[k % len(LIVE_STATES)])
         try:
             predictor.stop()  # re-raises an error of the prediction thread
         except DuyguError:
             raise
         except Exception as exc:
             raise DuyguError(f"live prediction failed: {exc}") from exc
+        scored = _score_live(predictions, live_source, window)
     finally:
         live_source.disconnect()
     latencies = [p.latency_ms for p in predictions]
-    median_latency_ms = float(np.median(latencies)) if latencies else None
-    grouped = {r["classifier"]: r["accuracy"] for r in evaluation.get("results", [])
-               if r.get("split") == "grouped"}
-    summary = {
-        "session_id": result.session_id,
-        "store": str(store.path),
-        "status": result.status,
-        "trials": len(result.trials),
-        "labels": [t.label for t in result.trials],
+    return {
         "windows": len(dataset.y),
         "evaluation": evaluation,
+        **({"loso": loso} if loso is not None else {}),
         "classifier": classifier,
         "predictions": len(predictions),
-        "live_agreement": float(np.mean(live_correct)) if live_correct else None,
-        "median_latency_ms": median_latency_ms,
-        "audio": audio_note,
-        "simulated": True,
-        "seconds": round(time.perf_counter() - started, 1),
+        **scored,
+        "median_latency_ms": float(np.median(latencies)) if latencies else None,
     }
-    store.close()
+
+
+def _score_live(predictions: list[Any], source: Any, window: int) -> dict[str, Any]:
+    """Agreement of live predictions with the simulated state: ``live_agreement`` over
+    clean windows wholly inside one state (after :data:`SETTLE_S`), ``live_agreement_raw``
+    over every prediction scored against the state at the window's end, and the per-state
+    confusion of the scored windows."""
+    import numpy as np
+
+    chunk = source.buffer.since(0)
+    times = chunk.timestamps
+    history = source.simulator.state_history  # (first sample index, state); no dropouts here
+    starts = np.array([i for i, _ in history])
+    states = [s for _, s in history]
+    settle = round(SETTLE_S * source.sfreq_hz)
+    confusion: dict[str, dict[str, int]] = {s: {} for s in LIVE_STATES}
+    scored: list[bool] = []
+    raw: list[bool] = []
+    for p in predictions:
+        end = int(np.searchsorted(times, p.t, side="right")) - 1 + chunk.first_index
+        if end < 0:
+            continue
+        k = int(np.searchsorted(starts, end, side="right")) - 1
+        truth = states[k]
+        raw.append(p.label == truth)
+        first = end - window + 1
+        if truth in confusion and p.clean and first >= starts[k] + settle:
+            scored.append(p.label == truth)
+            confusion[truth][p.label] = confusion[truth].get(p.label, 0) + 1
+    return {
+        "live_agreement": float(np.mean(scored)) if scored else None,
+        "live_agreement_raw": float(np.mean(raw)) if raw else None,
+        "live_scored_windows": len(scored),
+        "live_confusion": confusion,
+    }
+
+
+def _print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
     out = print if args.json != "-" else _say  # keep stdout pure JSON with --json -
-    out(f"session {result.session_id}: {len(result.trials)} trials ({result.status}), "
-        f"{len(dataset.y)} windows, chance {evaluation.get('chance', float('nan')):.2f}")
+    evaluation = summary["evaluation"]
+    grouped = {r["classifier"]: r["accuracy"] for r in evaluation["results"] if r["split"] == "grouped"}
+    random_split = {r["classifier"]: r["accuracy"] for r in evaluation["results"] if r["split"] == "random"}
+    out(f"sessions {', '.join(map(str, summary['session_ids']))}: {summary['trials']} trials, "
+        f"{summary['windows']} windows; chance {evaluation['chance']:.2f} "
+        f"({evaluation['permutation']['n_permutations']} label permutations)")
     for name, acc in grouped.items():
-        out(f"  grouped accuracy {name}: {acc:.2f}")
-    agreement = summary["live_agreement"]
-    out(f"live: {len(predictions)} predictions in {args.predict_s:g} s, median latency "
-        f"{median_latency_ms if median_latency_ms is not None else float('nan'):.1f} ms, agreement with the "
-        f"simulated state {agreement if agreement is not None else float('nan'):.2f}")
-    out(f"{audio_note}; everything here is simulated (docs/PROTOCOL.md); {summary['seconds']:.0f} s in all")
-    if args.json:
-        write_json(summary, args.json)
-    return 0
+        leak = random_split.get(name)
+        out(f"  {name}: grouped accuracy {acc:.2f}" + (f", random split {leak:.2f} (leaks trials)" if leak else ""))
+    if evaluation.get("leakage_gap") is not None:
+        out(f"  leakage gap (random - grouped): {evaluation['leakage_gap']:+.2f}")
+    if "loso" in summary:
+        for r in summary["loso"]["results"]:
+            out(f"  {r['classifier']}: leave-one-subject-out accuracy {r['accuracy']:.2f}")
+
+    def num(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.2f}"
+
+    out(f"live: {summary['predictions']} predictions, median latency {num(summary['median_latency_ms'])} ms; "
+        f"agreement with the simulated state {num(summary['live_agreement'])} on "
+        f"{summary['live_scored_windows']} windows wholly inside one state "
+        f"({num(summary['live_agreement_raw'])} over every window)")
+    out(f"{summary['audio']}; everything here is simulated (docs/SOURCES.md); {summary['seconds']:.0f} s in all")
