@@ -484,8 +484,11 @@ class SessionRunner:
         self._emit("fault_cleared", message=f"{kind} fault cleared", fault=kind)
 
     def _fail(self, reason: str) -> None:
-        """End the session as ``failed`` (thread-safe), with a one-line reason."""
-        log.error("session failed: %s", reason)
+        """End the session as ``failed`` (thread-safe), with a one-line reason.
+
+        The reason reaches the caller in the ``session_end`` event and the result (the CLI
+        prints it as its last line), so it is logged at INFO, not printed twice."""
+        log.info("session failed: %s", reason)
         self._stop_early("failed", reason)
 
     def _probe(self) -> None:
