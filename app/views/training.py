@@ -167,6 +167,7 @@ class TrainingView(QWidget):
         self.cm_image = pg.ImageItem(axisOrder="row-major")
         self.cm_image.setColorMap(pg.colormap.get("CET-L12"))
         cp.addItem(self.cm_image)
+        self._cm_row: dict[str, Any] | None = None
         self.cm_texts: list[pg.TextItem] = []
         right.addWidget(self.cm_plot, 1)
         save_row = QHBoxLayout()
@@ -375,6 +376,9 @@ class TrainingView(QWidget):
         return list(meta.get("classes", []))
 
     def show_confusion(self, row: dict[str, Any]) -> None:
+        if row is self._cm_row:  # the same row again (selecting the best row re-sends it)
+            return
+        self._cm_row = row
         cm = np.asarray(row["confusion"], dtype=float)
         n = len(cm)
         classes = self._classes() or [str(i) for i in range(n)]
@@ -382,16 +386,20 @@ class TrainingView(QWidget):
         self.cm_image.setImage(norm[::-1], levels=(0.0, 1.0))
         self.cm_image.setRect(0, 0, n, n)
         p = self.cm_plot.getPlotItem()
-        for t in self.cm_texts:
-            p.removeItem(t)
-        self.cm_texts = []
-        for i in range(n):
-            for j in range(n):
-                colour = "w" if norm[i, j] > 0.55 else "#111827"
-                t = pg.TextItem(f"{int(cm[i, j])}", color=colour, anchor=(0.5, 0.5))
-                t.setPos(j + 0.5, n - i - 0.5)
-                p.addItem(t)
-                self.cm_texts.append(t)
+        # the cell texts are made once and reused: creating 16 TextItems per result costs
+        # tens of milliseconds of the GUI thread
+        while len(self.cm_texts) < n * n:
+            t = pg.TextItem("", anchor=(0.5, 0.5))
+            p.addItem(t)
+            self.cm_texts.append(t)
+        for k, t in enumerate(self.cm_texts):
+            i, j = divmod(k, n)
+            if k >= n * n:
+                t.setVisible(False)
+                continue
+            t.setText(f"{int(cm[i, j])}", color="w" if norm[i, j] > 0.55 else "#111827")
+            t.setPos(j + 0.5, n - i - 0.5)
+            t.setVisible(True)
         p.getAxis("bottom").setTicks([[(j + 0.5, c) for j, c in enumerate(classes[:n])]])
         p.getAxis("left").setTicks([[(n - i - 0.5, c) for i, c in enumerate(classes[:n])]])
         p.setTitle(f"{row['classifier']} · {row['split']} · accuracy {row['accuracy']:.2f}", size="10pt")
