@@ -16,6 +16,7 @@ word                          code
 ``resume``                    7
 ``fault:<what>``              8
 ``session_failed:<why>``      9
+``fault_cleared:<what>``       10
 ``stim_on:<id>``              1000 + k (k-th stimulus of the protocol, from 1)
 ``stim_off:<id>``             2000 + k
 ``trial_interrupted:<id>``    3000 + k
@@ -33,7 +34,7 @@ from collections.abc import Iterable
 
 FIXED_CODES: dict[str, int] = {
     "session_start": 1, "session_end": 2, "baseline_start": 3, "baseline_end": 4, "baseline_interrupted": 5,
-    "pause": 6, "resume": 7, "fault": 8, "session_failed": 9,
+    "pause": 6, "resume": 7, "fault": 8, "session_failed": 9, "fault_cleared": 10,
 }
 STIM_ON_BASE, STIM_OFF_BASE, INTERRUPTED_BASE, LABEL_BASE, TRIAL_BASE = 1000, 2000, 3000, 4000, 5000
 

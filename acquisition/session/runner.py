@@ -481,6 +481,8 @@ class SessionRunner:
             if not self._faults:
                 self._outage_since = None
             self._cond.notify_all()
+        if kind != "store":  # as for its fault marker: the store may still be catching up
+            self._marker(f"fault_cleared:{kind}", local_clock())
         self._emit("fault_cleared", message=f"{kind} fault cleared", fault=kind)
 
     def _fail(self, reason: str) -> None:

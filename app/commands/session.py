@@ -117,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
             _say(f"session paused: {event.message}")
         elif event.kind == "contact":
             _say(event.message)
+        elif event.kind == "fault_cleared":
+            _say(event.message)  # e.g. "source fault cleared" (a fault that cleared before a pause
+            # took hold is followed by no "session resumed")
         elif event.kind == "resumed":
             _say("session resumed")
         elif event.kind == "trial_interrupted":
