@@ -113,7 +113,7 @@ def test_session_run_malformed_toml_and_unknown_label(tmp_path: Path) -> None:
     assert out.returncode == 1 and "unknown emotion 'joyful'; labels are happy, sad, relaxing, tense" in out.stderr
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(420)
 def test_demo_headless_runs_the_whole_loop_and_its_numbers_are_honest(tmp_path: Path) -> None:
     """Must hold (fixed seed): best grouped accuracy in [0.55, 0.97], a leakage gap of at
     least 0.05, live agreement within 0.15 of the best grouped accuracy, permutation
@@ -121,7 +121,7 @@ def test_demo_headless_runs_the_whole_loop_and_its_numbers_are_honest(tmp_path: 
     out_json = tmp_path / "demo.json"
     store = tmp_path / "demo.sqlite"
     out = _duygu("demo", "--headless", "--json", str(out_json), "--store", str(store), "--time-scale", "96",
-                 "--live-speed", "32", "--seed", "0", timeout_s=220)
+                 "--live-speed", "32", "--seed", "0", timeout_s=400)  # ~30 s alone; a loaded 2-core runner is slower
     assert out.returncode == 0, out.stderr
     assert "no audio output, running silently" in out.stdout  # no sound card here: silent, not failed
     summary = json.loads(out_json.read_text())

@@ -75,7 +75,7 @@ def test_stimulus_view_features_cache_and_music_model(qtbot, tmp_path: Path) -> 
         junk = tmp_path / "junk.skops"
         junk.write_bytes(b"this is not a model")
         view.load_model(junk)
-        qtbot.waitUntil(lambda: any("junk.skops" in m for m in win.notes.messages("error")), timeout=30000)
+        qtbot.waitUntil(lambda: any("junk.skops" in m for m in win.notes.messages("error")), timeout=90000)
         assert view.model_path is None and "was not loaded" in view.model_label.text()
 
         # music models trained on a tiny synthesised library fill the perceived column: a registry
