@@ -282,8 +282,9 @@ def test_raw_window_classifiers_run_on_the_engine() -> None:
     from tests.support.models_data import simulated_trials
 
     # a clear emotion effect: this checks the engine runs raw-window classifiers, not how
-    # hard the default simulated participant is (8 short trials would sit near chance)
-    ds = from_trials(simulated_trials(n_per_state=2, trial_s=10.0, strength=2.0), "default", keep_windows=True)
+    # hard the default simulated participant is (8 short trials would sit near chance; these
+    # 16 give riemann about 0.85)
+    ds = from_trials(simulated_trials(n_per_state=4, trial_s=10.0, strength=2.0), "default", keep_windows=True)
     assert ds.windows is not None and ds.windows.shape == (ds.n_rows, 14, 512)
     report = run_evaluation(ds, "grouped", ["riemann", "eegnet"], n_permutations=0)
     assert report.row("riemann", "grouped")["accuracy"] > 0.5  # chance 0.25
