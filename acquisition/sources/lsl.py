@@ -669,10 +669,10 @@ class LslSource(BaseSource):
         finite = bool(np.isfinite(eeg).all()) and (counter is None or bool(np.isfinite(counter).all()))
         # a finite float32 value read as µV is within float32's range; anything else is checked
         if finite and ((raw.dtype == np.float32 and self._scale is None) or np.abs(eeg).max() <= FLOAT32_MAX):
-            good = np.ones(n, dtype=bool)  # the usual chunk: every sample valid
+            good: NDArray[np.bool_] = np.ones(n, dtype=bool)  # the usual chunk: every sample valid
         else:
             with np.errstate(invalid="ignore"):
-                good = np.isfinite(eeg).all(axis=1) & (np.abs(eeg) <= FLOAT32_MAX).all(axis=1)
+                good = np.asarray(np.isfinite(eeg).all(axis=1) & (np.abs(eeg) <= FLOAT32_MAX).all(axis=1))
             if counter is not None:
                 good &= np.isfinite(counter)
         n_bad = n - int(good.sum())
