@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -51,11 +52,12 @@ def run(args: argparse.Namespace) -> int:
             row.setdefault("module", name)
             results.append(row)
             target = f"  (target {row['target']})" if row.get("target") else ""
-            print(f"{row['name']:<60} {row['value']:>12.4g} {row['unit']}{target}")
+            print(f"{row['name']:<60} {row['value']:>12.4g} {row['unit']}{_absolutes(row)}{target}")
         print(f"  [{name}: {time.perf_counter() - t0:.1f} s]")
     report = {
-        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
-        "command": "duygu bench" + (" --quick" if args.quick else ""),
+        "machine": _machine(),
+        "command": " ".join(["duygu", "bench", *sys.argv[2:]]) if sys.argv[1:2] == ["bench"] else
+        "duygu bench" + (" --quick" if args.quick else ""),
         "results": results,
     }
     if args.json:
@@ -95,12 +97,40 @@ def _run_isolated(name: str, path: Path, quick: bool) -> list[dict[str, object]]
     raise DuyguError(f"benchmark {name} failed (exit status {proc.returncode}): {tail}")
 
 
+def _machine() -> dict[str, object]:
+    """What the figures were measured on (a shared machine's load included)."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"python": platform.python_version(), "cpu": model, "cores": os.cpu_count(),
+            "system": f"{platform.system()} {platform.release()}",
+            "load_average_at_end": None if load is None else [round(v, 2) for v in load]}
+
+
+def _absolutes(row: dict[str, object]) -> str:
+    """``  (duygu 1.2 ms, mne-lsl 2.4 ms)`` for a ratio row, else empty."""
+    if "duygu" not in row or "peer" not in row:
+        return ""
+    unit = row.get("measure_unit", "")
+    return f"  (duygu {row['duygu']:.4g} {unit}, {row.get('peer_name', 'peer')} {row['peer']:.4g} {unit})"
+
+
 def _write_markdown(report: dict, out: str) -> None:  # type: ignore[type-arg]
     lines = [
-        "| benchmark | value | unit | target | met |",
-        "|---|---:|---|---|---|",
+        "| benchmark | value | unit | duygu | peer | target | met |",
+        "|---|---:|---|---:|---:|---|---|",
     ]
     for row in report["results"]:
         met = {True: "yes", False: "**no**", None: ""}[row.get("ok")]
-        lines.append(f"| {row['name']} | {row['value']:.4g} | {row['unit']} | {row.get('target') or ''} | {met} |")
+        unit = row.get("measure_unit", "")
+        duygu = f"{row['duygu']:.4g} {unit}" if "duygu" in row else ""
+        peer = f"{row['peer']:.4g} {unit} ({row.get('peer_name', '')})" if "peer" in row else ""
+        lines.append(f"| {row['name']} | {row['value']:.4g} | {row['unit']} | {duygu} | {peer} | "
+                     f"{row.get('target') or ''} | {met} |")
     Path(out).write_text("\n".join(lines) + "\n", encoding="utf-8")
