@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         "machine": _machine(),
         "command": " ".join(["duygu", "bench", *sys.argv[2:]]) if sys.argv[1:2] == ["bench"] else
         "duygu bench" + (" --quick" if args.quick else ""),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "results": results,
     }
     if args.json:
@@ -122,15 +123,39 @@ def _absolutes(row: dict[str, object]) -> str:
 
 
 def _write_markdown(report: dict, out: str) -> None:  # type: ignore[type-arg]
+    """One table per benchmark module: Duygu, the peer, the ratio, the target, met."""
+    machine = report["machine"]
     lines = [
-        "| benchmark | value | unit | duygu | peer | target | met |",
-        "|---|---:|---|---:|---:|---|---|",
+        f"Command: `{report['command']}`  ",
+        f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores, {machine.get('system')}, Python "
+        f"{machine.get('python')}; load average at the end {machine.get('load_average_at_end')}  ",
+        f"Date: {report.get('date', '')}",
+        "",
     ]
+    modules: dict[str, list[dict]] = {}  # type: ignore[type-arg]
     for row in report["results"]:
-        met = {True: "yes", False: "**no**", None: ""}[row.get("ok")]
-        unit = row.get("measure_unit", "")
-        duygu = f"{row['duygu']:.4g} {unit}" if "duygu" in row else ""
-        peer = f"{row['peer']:.4g} {unit} ({row.get('peer_name', '')})" if "peer" in row else ""
-        lines.append(f"| {row['name']} | {row['value']:.4g} | {row['unit']} | {duygu} | {peer} | "
-                     f"{row.get('target') or ''} | {met} |")
+        modules.setdefault(str(row.get("module", "")), []).append(row)
+    folder = Path(out).resolve().parent
+    for module, rows in modules.items():
+        lines += [f"### {module}", "", "| benchmark | duygu | peer | ratio duygu/peer | target | met |",
+                  "|---|---:|---:|---:|---|---|"]
+        plots = []
+        for row in rows:
+            met = {True: "yes", False: "**no**", None: ""}[row.get("ok")]
+            unit = row.get("measure_unit", "")
+            if "duygu" in row:
+                duygu = f"{row['duygu']:.4g} {unit}"
+                peer = f"{row['peer']:.4g} {unit} ({row.get('peer_name', '')})"
+                ratio = f"{row['value']:.3g}x"
+            else:
+                duygu, peer, ratio = f"{row['value']:.4g} {row['unit']}", "", ""
+            lines.append(f"| {row['name']} | {duygu} | {peer} | {ratio} | {row.get('target') or ''} | {met} |")
+            if row.get("plot"):
+                plot = Path(str(row["plot"]))
+                try:
+                    plots.append(str(plot.resolve().relative_to(folder)))
+                except ValueError:
+                    plots.append(str(plot))
+        lines.append("")
+        lines += [f"![{module}]({p})\n" for p in plots]
     Path(out).write_text("\n".join(lines) + "\n", encoding="utf-8")
