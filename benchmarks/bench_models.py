@@ -6,14 +6,15 @@ update through scikit-learn, and the full ``paper`` protocol on 16 trials.
   objects on the same buffer read the same new samples, run the causal filter and the
   features of the 4 s window, and predict: **duygu** with the compiled pipeline
   (:mod:`models.inference`), the **scikit-learn** peer with the bundle's fitted pipeline's
-  own ``predict_proba``. Both predict the same probabilities (checked on every update).
+  own ``predict_proba``. Both predict the same probabilities (checked on every update: within
+  1e-9 on feature rows, 1e-4 on float32 raw windows; the largest difference is in the row).
   The model is trained as ``duygu train`` does (inner search, calibrated SVMs) on 48
   simulated 30 s trials (641 windows, so the SVMs keep ~400 support vectors and KNN
   searches 641 rows). EEGNet cannot be saved in a bundle, so the app never runs it live;
   its row uses a one-epoch fit in a bundle made here, for the forward pass's cost.
   Each update's CPU time (``time.thread_time``: the work of the update, which other jobs
   on a shared machine do not inflate) and wall time are taken; BLAS and OpenMP pools are
-  pinned to one thread. The target (<= 2 ms) is on duygu's CPU p99; wall p99 is beside it.
+  pinned to one thread (torch's too). The target (<= 2 ms) is on duygu's CPU p99; wall p99 is beside it.
   The run writes a PNG of the CPU latency distributions (``docs/bench_live_update.png``;
   a temporary file with ``quick``).
 * paper protocol: the simulated headset, 4 states x 4 trials x 30 s, ``default``
@@ -103,7 +104,9 @@ def bench_live_update(bundle: Any, n_updates: int, seed: int = 1) -> dict[str, A
     peer.model = _Sklearn(bundle)  # type: ignore[assignment]
     duygu.step()
     peer.step()
-    tolerance = 1e-5 if bundle.reads_windows else 1e-9
+    # raw windows are float32: scikit-learn's OAS (inside pyriemann) then computes the covariance
+    # in float32, the compiled form in float64; the difference is the reference's rounding
+    tolerance = 1e-4 if bundle.reads_windows else 1e-9
     chunks = [sim.generate(hop) for _ in range(n_updates)]
     cpu = np.empty((2, n_updates))
     wall = np.empty((2, n_updates))
@@ -170,6 +173,12 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
     n_updates = 60 if quick else 600
     rows: list[dict[str, Any]] = []
+    try:  # torch keeps its own intra-op pool, which threadpoolctl does not limit
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
     with threadpool_limits(1):
         made = _bundles(list(CLASSIFIERS), quick)
         results = {name: bench_live_update(bundle, n_updates) for name, bundle in made["bundles"].items()}
