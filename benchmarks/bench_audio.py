@@ -8,6 +8,14 @@ JIT caches are not timed. Memory is measured in separate runs: the tracemalloc p
 the analysis (numpy allocations included) and the process's peak RSS; the ratio of the
 10-minute peak to the peak for the first 2.5 minutes (longer than the 120 s of mel frames
 held for an exact onset floor) shows that memory does not grow with the file length.
+
+The peer is librosa itself: the same features computed with the librosa calls made
+directly on the whole file (``librosa.load`` at 22050 Hz mono, ``stft`` 2048/512 centred,
+``melspectrogram`` + ``power_to_db`` + ``mfcc`` 13, ``chroma_stft`` at A440,
+``spectral_centroid``/``bandwidth``/``flatness``/``rolloff``, ``zero_crossing_rate``,
+``rms``, ``onset_strength`` and ``feature.tempo``, then the mean and standard deviation of
+each), timed and measured in the same kind of subprocess on the same file in the same run.
+The ratios are duygu / librosa: time (target <= 1.2x) and tracemalloc peak.
 """
 
 from __future__ import annotations
@@ -56,9 +64,21 @@ def _worker(path: str, mode: str, warm: str) -> dict[str, Any]:
 
     from processing import audio
 
-    audio.analyse_file(warm)
+    analyse = _librosa_features if mode.startswith("librosa") else audio.analyse_file
+    analyse(warm)
     out: dict[str, Any] = {}
-    if mode == "time":
+    if mode.startswith("librosa"):
+        if mode == "librosa-time":
+            t0 = time.perf_counter()
+            rec = analyse(path)
+            out["elapsed_s"] = time.perf_counter() - t0
+        else:
+            tracemalloc.start()
+            rec = analyse(path)
+            out["tracemalloc_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+        out["duration_s"] = rec["duration_s"]
+    elif mode == "time":
         t0 = time.perf_counter()
         rec = audio.analyse_file(path)
         out["elapsed_s"] = time.perf_counter() - t0
@@ -72,6 +92,32 @@ def _worker(path: str, mode: str, warm: str) -> dict[str, Any]:
         out["duration_s"] = rec["duration_s"]
     out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
+
+
+def _librosa_features(path: str) -> dict[str, Any]:
+    """The peer: Duygu's audio feature set made with librosa's own calls on the whole file."""
+    import librosa
+
+    y, sr = librosa.load(path, sr=22050, mono=True)
+    spec = np.abs(librosa.stft(y, n_fft=2048, hop_length=512, center=True, pad_mode="constant"))
+    power = spec**2
+    mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=sr, n_mels=128), ref=1.0,
+                                 top_db=None, amin=1e-10)
+    feats = [
+        librosa.feature.mfcc(S=mel_db, n_mfcc=13),
+        librosa.feature.chroma_stft(S=power, sr=sr, tuning=0.0),
+        librosa.feature.spectral_centroid(S=spec, sr=sr),
+        librosa.feature.spectral_bandwidth(S=spec, sr=sr),
+        librosa.feature.spectral_flatness(S=spec, power=2.0),
+        librosa.feature.spectral_rolloff(S=spec, sr=sr, roll_percent=0.85),
+        librosa.feature.zero_crossing_rate(y, frame_length=2048, hop_length=512, center=True),
+        librosa.feature.rms(y=y, frame_length=2048, hop_length=512, center=True, pad_mode="constant"),
+    ]
+    onset = librosa.onset.onset_strength(y=y, sr=sr, hop_length=512)
+    tempo = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=onset, sr=sr, hop_length=512))[0])
+    frames = np.concatenate(feats, axis=0)
+    return {"duration_s": len(y) / sr, "mean": frames.mean(axis=1).tolist(), "std": frames.std(axis=1).tolist(),
+            "tempo_bpm": tempo}
 
 
 def _run_worker(path: Path, mode: str, warm: Path) -> dict[str, Any]:
@@ -100,7 +146,19 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             speed = res["duration_s"] / res["elapsed_s"]
             rows.append({"name": f"audio features, {minutes:g}-min {label} 44.1 kHz stereo, one thread",
                          "value": speed, "unit": "x real time", "target": ">= 50x", "ok": speed >= 50})
+            peer = _run_worker(path, "librosa-time", warm)
+            ratio = res["elapsed_s"] / peer["elapsed_s"]
+            rows.append({"name": f"audio features time, {minutes:g}-min {label} (duygu music features): duygu/librosa",
+                         "value": ratio, "unit": "x", "target": "<= 1.2x", "ok": bool(ratio <= 1.2),
+                         "duygu": res["elapsed_s"], "peer": peer["elapsed_s"], "peer_name": "librosa",
+                         "measure_unit": "s"})
         long_mem = _run_worker(wav, "memory", warm)
+        peer_mem = _run_worker(wav, "librosa-memory", warm)
+        ratio = long_mem["tracemalloc_peak_mb"] / peer_mem["tracemalloc_peak_mb"]
+        rows.append({"name": f"audio memory, {minutes:g}-min WAV, tracemalloc peak: duygu/librosa", "value": ratio,
+                     "unit": "x", "target": "bounded (see the length ratio)", "ok": None,
+                     "duygu": long_mem["tracemalloc_peak_mb"], "peer": peer_mem["tracemalloc_peak_mb"],
+                     "peer_name": "librosa", "measure_unit": "MB"})
         short_mem = _run_worker(short, "memory", warm)
         rows.append({"name": f"audio features, {minutes:g}-min WAV: tracemalloc peak", "value": long_mem["tracemalloc_peak_mb"],
                      "unit": "MB", "target": None, "ok": None})

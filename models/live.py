@@ -5,7 +5,11 @@ samples (``buffer.since(cursor)``) to a
 :class:`processing.pipeline.OnlineFeatureExtractor` built from the bundle's preset, so
 live features come from the same causal filter family as the training windows. Every
 hop (default 0.25 s of new samples) it predicts the class probabilities of the latest
-window and emits a :class:`Prediction` to its listeners.
+window and emits a :class:`Prediction` to its listeners. The filter keeps its state
+between hops, the window sits in one array that the features read as frames in place,
+and the model is the bundle's pipeline precomputed by :mod:`models.inference` (checked
+against the pipeline when the predictor is built): an update costs the arithmetic, not
+scikit-learn's per-call checks.
 
 Gaps stay gaps: at a gap in the stream (the source's ring buffer records one for every
 loss) or a reader overrun, the filter and window start afresh, and nothing is predicted
@@ -113,6 +117,12 @@ class LivePredictor:
             raise ModelFormatError(
                 f"the model expects {n_expected} features, preset {self.preset.name!r} makes {self.extractor.n_features}"
             )
+        from models.inference import compile_pipeline
+
+        row_shape = ((len(self.extractor.channels), self.extractor.window_samples) if bundle.reads_windows
+                     else (self.extractor.n_features,))
+        #: the bundle's pipeline, precomputed for one row at a time (checked against it)
+        self.model = compile_pipeline(bundle.estimator, row_shape)
         #: a one-line warning when the bundle was trained on another kind of EEG (DEAP)
         self.domain_warning = domain_warning(bundle)
         if self.domain_warning:
@@ -182,7 +192,7 @@ class LivePredictor:
                 return None
             artefacts = self.extractor.window_artefacts
             rows = self.extractor.window() if self.bundle.reads_windows else self.extractor.features()
-            proba = self.bundle.predict_proba(rows)[0]
+            proba = self.model.predict_proba(rows)[0]
             self._recent.append(proba)
             if self.smoothing > 1:
                 proba = np.mean(np.stack(self._recent), axis=0)

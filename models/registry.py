@@ -447,6 +447,17 @@ def _fit_sigmoid(score: NDArray[np.float64], target: NDArray[np.bool_]) -> tuple
     return float(res.x[0]), float(res.x[1])
 
 
+def sigmoid_proba(scores: NDArray[np.float64], slopes: NDArray[np.float64],
+                  intercepts: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Probabilities from decision scores (n, n_classes): one Platt sigmoid per class,
+    normalised to sum to 1 (binary: one sigmoid, the other class its complement)."""
+    z = scores * slopes[None, :] + intercepts[None, :]
+    p = 1.0 / (1.0 + np.exp(-z))
+    if p.shape[1] == 2:
+        p = np.column_stack([1.0 - p[:, 1], p[:, 1]])
+    return np.asarray(p / np.maximum(p.sum(axis=1, keepdims=True), 1e-300))
+
+
 class SigmoidCalibrated(ClassifierMixin, BaseEstimator):
     """A fitted estimator with decision scores, and one Platt sigmoid per class.
 
@@ -474,12 +485,7 @@ class SigmoidCalibrated(ClassifierMixin, BaseEstimator):
         return _decision_matrix(self.estimator, X, self.classes_)
 
     def predict_proba(self, X: Any) -> NDArray[np.float64]:
-        scores = self.decision_function(X)
-        z = scores * np.asarray(self.slopes)[None, :] + np.asarray(self.intercepts)[None, :]
-        p = 1.0 / (1.0 + np.exp(-z))
-        if p.shape[1] == 2:  # binary: one sigmoid, the other class its complement
-            p = np.column_stack([1.0 - p[:, 1], p[:, 1]])
-        return p / np.maximum(p.sum(axis=1, keepdims=True), 1e-300)
+        return sigmoid_proba(self.decision_function(X), np.asarray(self.slopes), np.asarray(self.intercepts))
 
     def predict(self, X: Any) -> NDArray[Any]:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

@@ -162,6 +162,9 @@ class ArtefactGuard:
         same = np.abs(np.diff(x, axis=0, prepend=prev)) <= self.config.flat_tol_uv
         if self._last_raw is None:
             same[0] = False
+        if not same.any():  # the usual chunk: every row changed, so no run continues
+            self._flat_run[:] = 0
+            return np.zeros(n, dtype=bool)
         idx = np.arange(n)[:, None]
         # index of the last "changed" row at or before each row (-1: none in this chunk)
         last_change = np.maximum.accumulate(np.where(same, -1, idx), axis=0)

@@ -188,6 +188,45 @@ def extract_features(
     return _window_features(power, stats, p, plan)
 
 
+class WindowFeaturizer:
+    """Features of the window held in one fixed array, recomputed on demand.
+
+    For a live extractor that keeps its latest window in place: the frames are a view
+    of ``window`` and the preset's plan is built once, so each call does only the FFT and
+    the aggregation. Equal to :func:`extract_features` on the same window (the same
+    functions compute both); the array must be updated in place and hold finite values.
+
+    Parameters
+    ----------
+    window : ndarray, shape (n_samples, n_channels), float64
+        The array the caller keeps its window in.
+    sfreq_hz, preset, channels
+        As for :func:`extract_features`.
+    """
+
+    def __init__(self, window: NDArray[np.float64], sfreq_hz: float, preset: str | FeaturePreset,
+                 channels: tuple[str, ...] | list[str] = EPOC_CHANNELS) -> None:
+        p = get_preset(preset)
+        fs = float(sfreq_hz)
+        chans = tuple(channels)
+        if window.ndim != 2 or window.shape[1] != len(chans) or window.dtype != np.float64:
+            raise DataError(f"window must be a float64 array (n_samples, {len(chans)}), got "
+                            f"{window.dtype} {window.shape}")
+        frame_len, hop = frame_geometry(p, fs)
+        expected = _round_half_up(p.window_s * fs)
+        if window.shape[0] != expected or expected < frame_len:
+            raise DataError(f"window holds {window.shape[0]} samples but preset {p.name!r} has "
+                            f"window_s={p.window_s:g} = {expected} samples at sfreq_hz={fs:g}")
+        self.preset = p
+        self._plan = _plan(p, fs, chans, frame_len, hop)
+        self._frames = sliding_window_view(window[None], frame_len, axis=1)[:, ::hop]  # a view
+
+    def __call__(self) -> NDArray[np.float64]:
+        """Features of the window as it is now, shape (1, n_features)."""
+        power, stats = _frame_measures(self._frames, self.preset, self._plan)
+        return _window_features(power, stats, self.preset, self._plan)
+
+
 def segment_window_features(
     filtered: NDArray[np.float64],
     starts: NDArray[np.int64],

@@ -28,8 +28,8 @@ from processing.artifacts import (
     amplitude_rows,
 )
 from processing.features import (
+    WindowFeaturizer,
     _round_half_up,
-    extract_features,
     feature_names,
     frame_geometry,
     segment_window_features,
@@ -202,6 +202,7 @@ class OnlineFeatureExtractor:
         self._flags = np.zeros(self.window_samples, dtype=np.uint8)
         self._counts = np.zeros(3, dtype=np.int64)
         self.total_samples = 0
+        self._featurizer: WindowFeaturizer | None = None  # built at the first features() call
 
     @property
     def n_features(self) -> int:
@@ -304,4 +305,6 @@ class OnlineFeatureExtractor:
             raise DataError(
                 f"not enough data for a window: {self.total_samples} of {self.window_samples} samples pushed"
             )
-        return extract_features(self._buf[None], self.sfreq_hz, self.preset, self.channels)
+        if self._featurizer is None:  # frames are a view of the window buffer, updated in place
+            self._featurizer = WindowFeaturizer(self._buf, self.sfreq_hz, self.preset, self.channels)
+        return self._featurizer()

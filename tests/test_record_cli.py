@@ -36,6 +36,24 @@ def test_record_csv_writes_header_and_exact_samples(tmp_path: Path, capsys: pyte
     assert "received" in capsys.readouterr().out
 
 
+@pytest.mark.timeout(10)
+def test_csv_rows_are_what_numpy_savetxt_writes() -> None:
+    """The recorder formats a chunk in one operation; the text is byte for byte savetxt's,
+    for ordinary values, NaN, signed zero, huge values and negative times."""
+    import io
+
+    from acquisition.store.recorder import csv_rows
+
+    rng = np.random.default_rng(3)
+    data = 4200 + 30 * rng.standard_normal((257, 14))
+    data[3, 4], data[5, 5], data[6, 6], data[7, 7] = np.nan, 3.4e38, -0.0, 1e-12
+    times = np.concatenate([[-1.5], 12345.678 + np.arange(256) / 128])
+    ref = io.StringIO()
+    np.savetxt(ref, np.column_stack([times, data]), delimiter=",", fmt=["%.6f"] + ["%.9g"] * 14)
+    assert csv_rows(times, data) == ref.getvalue()
+    assert csv_rows(times[:0], data[:0]) == ""
+
+
 def test_record_into_store_then_list_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store_path = tmp_path / "lab.sqlite"
     assert main(["record", "--source", "simulated:2", "--seconds", "1.5", "--store", str(store_path),

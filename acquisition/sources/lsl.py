@@ -85,6 +85,9 @@ MAX_CLOCK_SKEW_S = 5.0
 #: Largest magnitude of a sample (the store keeps float32).
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
+#: Default shortest time between two reads of the inlet (see ``LslSource``).
+MIN_READ_INTERVAL_S = 0.005
+
 @dataclass(frozen=True)
 class StreamTarget:
     """Which stream to look for: properties that must all match."""
@@ -376,6 +379,14 @@ class LslSource(BaseSource):
         commas: ``type=EEG``, ``name=X``, ``source_id=X``, ``hostname=X``.
     max_chunk_samples : int
         Largest chunk pulled at once.
+    min_read_interval_s : float
+        Shortest time between two reads of the inlet. The reader blocks on the inlet
+        until a sample arrives (never polls), then takes everything that is there; when
+        samples come faster than this (a fast replay, a 256 Hz stream sent sample by
+        sample), the next read waits out the interval so that several pushes are taken
+        at once: the cost of a read is mostly fixed, so this bounds the reader's CPU at
+        any rate. At EmotivPRO's rhythm (a chunk every ~31 ms at 128 Hz) it adds no
+        delay; in the worst case a sample waits this long. 0 reads at every push.
     dejitter : bool
         Also smooth timestamps with liblsl's dejitter. Off by default: liblsl fits
         timestamps against the count of samples received, so after dropped samples it
@@ -398,10 +409,15 @@ class LslSource(BaseSource):
     kind = "lsl"
 
     def __init__(self, target: str, *, max_chunk_samples: int = 1024, dejitter: bool = False,
-                 restamp: bool = False, **kwargs: Any) -> None:
+                 restamp: bool = False, min_read_interval_s: float = MIN_READ_INTERVAL_S,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.target = parse_target(target)
         self.max_chunk_samples = int(max_chunk_samples)
+        if not (0.0 <= min_read_interval_s <= 0.05):
+            raise SourceError(f"min_read_interval_s must be between 0 and 0.05 s, got {min_read_interval_s!r}")
+        self.min_read_interval_s = float(min_read_interval_s)
+        self._next_read = 0.0  # monotonic time before which the inlet is not read again
         self.dejitter = dejitter
         self.restamp = restamp
         #: corrected stamp minus local clock of the first samples (s), once measured
@@ -493,16 +509,35 @@ class LslSource(BaseSource):
             return self._pending.popleft()
         if self._inlet is None or self.layout is None:
             return None
+        wait_s = self._next_read - time.monotonic()
+        if wait_s > 0 and self._stop.wait(min(wait_s, timeout_s)):  # let a fast stream gather
+            return None
         self._pull(timeout_s)
         return self._pending.popleft() if self._pending else None
 
     def _pull(self, timeout_s: float) -> None:
-        """Pull a chunk, check or replace its stamps, convert it into ``_pending``."""
+        """Pull a chunk, check or replace its stamps, convert it into ``_pending``.
+
+        Takes what the inlet already holds; when it holds nothing, blocks in liblsl until
+        the first sample arrives (or ``timeout_s``) and takes whatever else came with
+        it. Samples that were already waiting mean the stream outpaces the reads: the
+        next read then waits ``min_read_interval_s``; after a wait for the stream, or a
+        full pull (a backlog), it follows at once (the rest of a chunk can trail its
+        first sample).
+        """
         assert self._inlet is not None and self.layout is not None
-        samples, stamps = self._inlet.pull_chunk(timeout=timeout_s, max_samples=self.max_chunk_samples,
-                                                 min_samples=1, as_numpy=True)
-        if len(stamps) == 0:
-            return
+        inlet, n_max = self._inlet, self.max_chunk_samples
+        samples, stamps = inlet.pull_chunk(timeout=0.0, max_samples=n_max, as_numpy=True)
+        if len(stamps) == n_max:  # a backlog: read on at once
+            self._next_read = 0.0
+        elif len(stamps):
+            self._next_read = time.monotonic() + self.min_read_interval_s
+        else:
+            samples, stamps = inlet.pull_chunk(timeout=timeout_s, max_samples=n_max, min_samples=1,
+                                               as_numpy=True)
+            self._next_read = 0.0
+            if len(stamps) == 0:
+                return
         stamps = np.asarray(stamps, dtype=np.float64)
         if self.restamp:
             stamps = self._arrival_stamps(len(stamps))
@@ -562,7 +597,12 @@ class LslSource(BaseSource):
         self._counter_warned = False
         self._last_marks: dict[int, float] = {}  # marker column -> its previous value
         self._bad_carry = 0
+        self._next_read = 0.0
         layout = self.layout
+        # precomputed once per stream: the columns to read and the unit factors (None = µV)
+        self._eeg_cols = np.asarray(layout.eeg_index if layout is not None else (), dtype=np.intp)
+        scales = np.asarray(layout.scale_to_uv if layout is not None else (), dtype=np.float64)
+        self._scale: NDArray[np.float64] | None = None if np.all(scales == 1.0) else scales
         self._resampling = (
             _Resampling(layout.native_sfreq_hz, SFREQ_HZ, len(EPOC_CHANNELS))
             if layout is not None and layout.resampled else None
@@ -612,18 +652,29 @@ class LslSource(BaseSource):
         return modulus
 
     def _convert(self, raw: NDArray[Any], stamps: NDArray[np.float64]) -> list[ReadResult]:
+        fast = self._convert_steady(raw, stamps)
+        if fast is not None:
+            return fast
         layout = self.layout
         assert layout is not None
         n = len(stamps)
-        eeg = raw[:, list(layout.eeg_index)].astype(np.float64) * np.asarray(layout.scale_to_uv)
-        with np.errstate(invalid="ignore"):
-            good = np.isfinite(eeg).all(axis=1) & (np.abs(eeg) <= FLOAT32_MAX).all(axis=1)
+        eeg = raw[:, self._eeg_cols].astype(np.float64)  # a copy in EPOC order
+        if self._scale is not None:
+            eeg *= self._scale
         counter = flags = None
         if layout.emotiv:
             assert layout.counter_index is not None and layout.interpolate_index is not None
             counter = raw[:, layout.counter_index].astype(np.float64)
-            good &= np.isfinite(counter)
-            flags = np.nan_to_num(raw[:, layout.interpolate_index].astype(np.float64)) > 0
+            flags = raw[:, layout.interpolate_index] > 0  # NaN is not "interpolated"
+        finite = bool(np.isfinite(eeg).all()) and (counter is None or bool(np.isfinite(counter).all()))
+        # a finite float32 value read as µV is within float32's range; anything else is checked
+        if finite and ((raw.dtype == np.float32 and self._scale is None) or np.abs(eeg).max() <= FLOAT32_MAX):
+            good: NDArray[np.bool_] = np.ones(n, dtype=bool)  # the usual chunk: every sample valid
+        else:
+            with np.errstate(invalid="ignore"):
+                good = np.asarray(np.isfinite(eeg).all(axis=1) & (np.abs(eeg) <= FLOAT32_MAX).all(axis=1))
+            if counter is not None:
+                good &= np.isfinite(counter)
         n_bad = n - int(good.sum())
         if n_bad:
             self.invalid_samples += n_bad
@@ -658,6 +709,43 @@ class LslSource(BaseSource):
                 results.append(ReadResult(eeg[seg], stamps[seg], int(lost[a]),
                                           int(seg_flags.sum())))
         return results
+
+    def _convert_steady(self, raw: NDArray[Any], stamps: NDArray[np.float64]) -> list[ReadResult] | None:
+        """The usual EmotivPRO chunk in a few array operations, or ``None`` when it is not
+        one (then :meth:`_convert` checks everything sample by sample).
+
+        Usual means: the Counter's modulus is known and every Counter follows the previous
+        one, no step in time long enough to hide a whole Counter cycle, every value
+        finite, no marker, no resampling -- exactly the chunks for which the full checks
+        would find nothing to report.
+        """
+        layout = self.layout
+        modulus = self._counter_modulus
+        if (layout is None or not layout.emotiv or modulus is None or self._last_counter is None
+                or self._last_time is None or self._resampling is not None or self._scale is not None
+                or raw.dtype != np.float32):
+            return None
+        assert layout.counter_index is not None and layout.interpolate_index is not None
+        n = len(stamps)
+        counter = raw[:, layout.counter_index]
+        expected = (self._last_counter + 1 + np.arange(n)) % modulus
+        if not np.array_equal(counter, expected):  # a loss, a repeat, NaN or a fraction
+            return None
+        # a step of half a Counter cycle or more in time could hide whole lost cycles
+        steps = np.diff(stamps, prepend=self._last_time)
+        if steps.max() * layout.native_sfreq_hz >= modulus / 2:
+            return None
+        eeg = raw[:, self._eeg_cols].astype(np.float64)  # a copy in EPOC order
+        if not np.isfinite(eeg).all():  # (a finite float32 is within float32's range)
+            return None
+        for col in (layout.hardware_marker_index, layout.markers_index):
+            if col is not None and (self._last_marks.get(col, 0.0) != 0.0 or raw[:, col].any()):
+                return None
+        self._last_counter = int(expected[-1])
+        self._last_time = float(stamps[-1])
+        self._bad_carry = 0
+        interpolated = int(np.count_nonzero(raw[:, layout.interpolate_index] > 0))
+        return [ReadResult(eeg, stamps, 0, interpolated)]
 
     def _emotiv_lost(self, rows: NDArray[np.intp], counter: NDArray[np.float64],
                      stamps: NDArray[np.float64]) -> tuple[NDArray[np.intp], NDArray[np.int64]]:
@@ -709,7 +797,10 @@ class LslSource(BaseSource):
             if col is None or len(rows) == 0:
                 continue
             values = raw[rows, col].astype(np.float64)
-            prev = np.concatenate([[self._last_marks.get(col, 0.0)], values[:-1]])
+            last = self._last_marks.get(col, 0.0)
+            if last == 0.0 and not values.any():  # no marker in this chunk (NaN counts as any)
+                continue
+            prev = np.concatenate([[last], values[:-1]])
             with np.errstate(invalid="ignore"):
                 changed = np.flatnonzero(np.isfinite(values) & (values != prev) & (values != 0))
             for r in changed:

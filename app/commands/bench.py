@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -51,11 +52,13 @@ def run(args: argparse.Namespace) -> int:
             row.setdefault("module", name)
             results.append(row)
             target = f"  (target {row['target']})" if row.get("target") else ""
-            print(f"{row['name']:<60} {row['value']:>12.4g} {row['unit']}{target}")
+            print(f"{row['name']:<60} {row['value']:>12.4g} {row['unit']}{_absolutes(row)}{target}")
         print(f"  [{name}: {time.perf_counter() - t0:.1f} s]")
     report = {
-        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
-        "command": "duygu bench" + (" --quick" if args.quick else ""),
+        "machine": _machine(),
+        "command": " ".join(["duygu", "bench", *sys.argv[2:]]) if sys.argv[1:2] == ["bench"] else
+        "duygu bench" + (" --quick" if args.quick else ""),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "results": results,
     }
     if args.json:
@@ -95,12 +98,64 @@ def _run_isolated(name: str, path: Path, quick: bool) -> list[dict[str, object]]
     raise DuyguError(f"benchmark {name} failed (exit status {proc.returncode}): {tail}")
 
 
+def _machine() -> dict[str, object]:
+    """What the figures were measured on (a shared machine's load included)."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"python": platform.python_version(), "cpu": model, "cores": os.cpu_count(),
+            "system": f"{platform.system()} {platform.release()}",
+            "load_average_at_end": None if load is None else [round(v, 2) for v in load]}
+
+
+def _absolutes(row: dict[str, object]) -> str:
+    """``  (duygu 1.2 ms, mne-lsl 2.4 ms)`` for a ratio row, else empty."""
+    if "duygu" not in row or "peer" not in row:
+        return ""
+    unit = row.get("measure_unit", "")
+    return f"  (duygu {row['duygu']:.4g} {unit}, {row.get('peer_name', 'peer')} {row['peer']:.4g} {unit})"
+
+
 def _write_markdown(report: dict, out: str) -> None:  # type: ignore[type-arg]
+    """One table per benchmark module: Duygu, the peer, the ratio, the target, met."""
+    machine = report["machine"]
     lines = [
-        "| benchmark | value | unit | target | met |",
-        "|---|---:|---|---|---|",
+        f"Command: `{report['command']}`  ",
+        f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores, {machine.get('system')}, Python "
+        f"{machine.get('python')}; load average at the end {machine.get('load_average_at_end')}  ",
+        f"Date: {report.get('date', '')}",
+        "",
     ]
+    modules: dict[str, list[dict]] = {}  # type: ignore[type-arg]
     for row in report["results"]:
-        met = {True: "yes", False: "**no**", None: ""}[row.get("ok")]
-        lines.append(f"| {row['name']} | {row['value']:.4g} | {row['unit']} | {row.get('target') or ''} | {met} |")
+        modules.setdefault(str(row.get("module", "")), []).append(row)
+    folder = Path(out).resolve().parent
+    for module, rows in modules.items():
+        lines += [f"### {module}", "", "| benchmark | duygu | peer | ratio duygu/peer | target | met |",
+                  "|---|---:|---:|---:|---|---|"]
+        plots = []
+        for row in rows:
+            met = {True: "yes", False: "**no**", None: ""}[row.get("ok")]
+            unit = row.get("measure_unit", "")
+            if "duygu" in row:
+                duygu = f"{row['duygu']:.4g} {unit}"
+                peer = f"{row['peer']:.4g} {unit} ({row.get('peer_name', '')})"
+                ratio = f"{row['value']:.3g}x"
+            else:
+                duygu, peer, ratio = f"{row['value']:.4g} {row['unit']}", "", ""
+            lines.append(f"| {row['name']} | {duygu} | {peer} | {ratio} | {row.get('target') or ''} | {met} |")
+            if row.get("plot"):
+                plot = Path(str(row["plot"]))
+                try:
+                    plots.append(str(plot.resolve().relative_to(folder)))
+                except ValueError:
+                    plots.append(str(plot))
+        lines.append("")
+        lines += [f"![{module}]({p})\n" for p in plots]
     Path(out).write_text("\n".join(lines) + "\n", encoding="utf-8")
