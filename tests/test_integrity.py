@@ -501,7 +501,7 @@ def test_a_live_predictor_error_reaches_its_listeners() -> None:
         def explode(_features: object) -> object:
             raise ValueError("the model broke")
 
-        predictor.bundle.predict_proba = explode  # type: ignore[method-assign]
+        predictor.model.predict_proba = explode  # type: ignore[method-assign]
         predictor.start()
         deadline = time.monotonic() + 20
         while not errors and time.monotonic() < deadline:
