@@ -324,7 +324,7 @@ def test_layout_file_follows_the_config_dir(qtbot, tmp_path: Path) -> None:  # t
 def test_label_screen_ignores_double_input_and_hints_nothing(qtbot) -> None:  # type: ignore[no-untyped-def]
     from app.widgets.label_screen import LabelPrompt, LabelScreen, LabelWindow
 
-    prompt = LabelPrompt(min_delay_s=0.0)
+    prompt = LabelPrompt(min_delay_s=0.0, undo_s=0.0)  # committed at once (the undo window: below)
     screen = LabelScreen(prompt)
     qtbot.addWidget(screen)
     screen.show()
@@ -352,6 +352,34 @@ def test_label_screen_ignores_double_input_and_hints_nothing(qtbot) -> None:  # 
     window.screen_widget.buttons[1].click()
     assert answers[-1] == ("sad", 8, 2)
     assert not any(b.isEnabled() for b in screen.buttons)
+
+
+@pytest.mark.timeout(30)
+def test_an_answer_is_acknowledged_and_can_be_undone_before_it_is_committed(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import Qt
+
+    from app.widgets.label_screen import LabelPrompt, LabelScreen
+
+    prompt = LabelPrompt(min_delay_s=0.0, undo_s=0.5)
+    screen = LabelScreen(prompt)
+    qtbot.addWidget(screen)
+    screen.show()
+    answers: list[tuple[object, ...]] = []
+    prompt.answered.connect(lambda *a: answers.append(a))
+    prompt.ask(labels=("happy", "sad", "relaxing", "tense"))
+    qtbot.waitUntil(lambda: prompt.active, timeout=2000)
+    qtbot.keyClick(screen, "2")
+    assert screen.question.text() == "Recorded: Sad" and screen.undo_button.isVisible()
+    assert answers == [] and not prompt.active and not any(b.isEnabled() for b in screen.buttons)
+    qtbot.keyClick(screen, Qt.Key.Key_Backspace)  # changed her mind: the question is open again
+    assert prompt.active and prompt.pending is None and not screen.undo_button.isVisible()
+    assert all(b.isEnabled() for b in screen.buttons)
+    qtbot.keyClick(screen, "4")
+    with qtbot.waitSignal(prompt.answered, timeout=5000) as committed:
+        pass
+    assert committed.args == ["tense", None, None] and answers == [("tense", None, None)]
+    assert "Recorded: Tense" in screen.sub.text() and not screen.undo_button.isVisible()
+    assert prompt.undo() is False  # committed: nothing to take back
 
 
 def test_answer_before_min_delay_is_ignored(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -549,6 +577,60 @@ def test_closing_mid_session_saves_it_interrupted(qtbot, make_window, tmp_path: 
         assert info.n_samples > 0
     finally:
         st.close()
+
+
+@pytest.mark.timeout(120)
+def test_keys_answer_the_prompt_with_the_focus_anywhere_in_the_window(qtbot, make_window,
+                                                                      tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Keys 1-4 (and the keypad's) answer the open question wherever the focus is; each
+    answer is acknowledged and can be undone; a key with no question open does nothing
+    and says so in the operator's log."""
+    from PySide6.QtCore import Qt
+
+    protocol = write_protocol(tmp_path / "protocol", n_per_class=1, music_s=20.0, silence_s=5.0)
+    win = make_window(store_path=tmp_path / "store.sqlite", protocol_path=protocol)
+    _connect_sim(qtbot, win, speed=10.0)
+    sv = win.session_view
+    sv.prompt.undo_s = 0.4
+    sv.participant.setText("P03")
+    sv.time_scale.setValue(10.0)
+    sv.audio.setChecked(False)
+    tv = win.training_view
+    win.tabs.setCurrentWidget(tv)  # the operator looks at another tab, the focus in its session list
+    tv.sessions.setFocus()
+    qtbot.keyClick(tv.sessions, "1")  # no question open: nothing happens, the log says so
+
+    def log() -> list[str]:
+        return [sv.log.item(i).text() for i in range(sv.log.count())]
+
+    assert any("key 1 pressed with no question open" in line for line in log())
+    n_ignored = sv.prompt.n_ignored
+    with qtbot.waitSignal(sv.session_finished, timeout=100000) as finished:
+        sv.start()
+        answers = []
+        for k, (key, modifier) in enumerate([(Qt.Key.Key_2, Qt.KeyboardModifier.NoModifier),
+                                             (Qt.Key.Key_4, Qt.KeyboardModifier.KeypadModifier),
+                                             (Qt.Key.Key_1, Qt.KeyboardModifier.NoModifier),
+                                             (Qt.Key.Key_3, Qt.KeyboardModifier.KeypadModifier)]):
+            qtbot.waitUntil(lambda: sv.prompt.active, timeout=30000)
+            qtbot.waitUntil(lambda: sv.label_screen.buttons[0].isEnabled(), timeout=2000)
+            qtbot.wait(int(sv.prompt.min_delay_s * 1000) + 20)  # a deliberate answer, not a leftover press
+            if k == 0:  # a wrong key first, taken back with Backspace from the other tab
+                qtbot.keyClick(tv.sessions, "3")
+                assert sv.label_screen.question.text() == "Recorded: Relaxing"
+                qtbot.keyClick(tv.sessions, Qt.Key.Key_Backspace)
+                assert sv.prompt.active
+            qtbot.keyClick(tv.sessions, key, modifier)
+            label = sv.prompt.labels[int(key) - int(Qt.Key.Key_0) - 1]
+            answers.append(label)
+            assert sv.label_screen.question.text() == f"Recorded: {label.capitalize()}"
+            qtbot.waitUntil(lambda n=k + 1: len(sv.reports) == n, timeout=10000)
+    result = finished.args[0]
+    assert result.status == "completed"
+    assert [r[2] for r in sv.reports] == answers == ["sad", "tense", "happy", "relaxing"]
+    assert sv.prompt.n_ignored == n_ignored  # every key was an answer (or its undo)
+    assert any("took back 'relaxing'" in line for line in log())
+    assert win.tabs.currentWidget() is tv  # nothing else reacted to the keys
 
 
 @pytest.mark.timeout(90)

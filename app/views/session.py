@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 from acquisition.sources.base import BaseSource
 from app.state import AppState
 from app.views.common import class_colour
-from app.widgets.label_screen import LabelPrompt, LabelScreen, LabelWindow
+from app.widgets.label_screen import LabelKeys, LabelPrompt, LabelScreen, LabelWindow
 from app.workers import Task
 
 PHASE_COLOURS = {"baseline": "#6b7280", "music": "#2563eb", "silence": "#0d9488", "label": "#7c3aed",
@@ -192,6 +192,13 @@ class SessionView(QWidget):
         self.abort_button.clicked.connect(self.abort)
         self.fullscreen_button.clicked.connect(self.open_label_window)
         self.prompt.answered.connect(self._on_answer)
+        self.prompt.chosen.connect(self._on_chosen)
+        self.prompt.undone.connect(
+            lambda label: self.log_event(f"the participant took back {label!r}", PHASE_COLOURS["label"]))
+        # keys 1-4 answer the prompt wherever the focus is, in this view's window and the label window
+        self.label_keys = LabelKeys(self.prompt, self._label_screens, parent=self)
+        self.label_keys.ignored_key.connect(
+            lambda n: self.log_event(f"key {n} pressed with no question open: ignored", "#6b7280"))
         self.event_received.connect(self._on_event)
         self.timer = QTimer(self)
         self.timer.setInterval(100)
@@ -215,6 +222,18 @@ class SessionView(QWidget):
                                               "Protocol (*.toml)")
         if path:
             self.protocol_path.setText(path)
+
+    def _label_screens(self) -> list[LabelScreen]:
+        screens = [self.label_screen]
+        if self.label_window is not None:
+            screens.append(self.label_window.screen_widget)
+        return screens
+
+    def _on_chosen(self, label: str) -> None:
+        undo = self.prompt.undo_s
+        self.log_event(f"the participant chose {label!r}" + (f" (committed in {undo:g} s unless undone)"
+                                                               if self.prompt.pending else ""),
+                       PHASE_COLOURS["label"])
 
     def open_label_window(self) -> LabelWindow:
         if self.label_window is None:
@@ -320,6 +339,7 @@ class SessionView(QWidget):
             "max_outage_s": float(self.max_outage.value()),
         }
         self._interrupting = False
+        self.prompt.clear()
         self.events.clear()
         self.reports.clear()
         self.trial_k, self.trial_n = 0, 0
