@@ -190,7 +190,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(disconnect)
         file_menu.addSeparator()
         quit_action = QAction("&Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.setShortcut(QKeySequence("Ctrl+Q"))  # StandardKey.Quit is empty on some platforms
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
         view_menu = menu.addMenu("&View")
@@ -299,6 +299,10 @@ class MainWindow(QMainWindow):
             self.state.marker_outlet.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        """Close (window button, Ctrl+Q): a running session ends only if the operator agrees."""
+        if not self._closing and self.session_view is not None and not self.session_view.confirm_end("close"):
+            event.ignore()
+            return
         self.save_layout()
         self.shutdown()
         super().closeEvent(event)
@@ -309,7 +313,8 @@ SHORTCUTS_HTML = """<table cellpadding=3>
 <tr><td><b>Ctrl+D</b></td><td>disconnect the source</td></tr>
 <tr><td><b>Ctrl+1 … Ctrl+8</b></td><td>switch view (signals, spectrum, quality, session, training, prediction, replay, stimuli)</td></tr>
 <tr><td><b>F11</b></td><td>open the participant's label screen in its own full-screen window</td></tr>
-<tr><td><b>1 – 4</b></td><td>on the label screen: choose the label shown on that button</td></tr>
+<tr><td><b>1 – 4</b></td><td>while the participant is asked: choose the label shown on that button (any window, any focus; keypad too)</td></tr>
 <tr><td><b>Esc</b></td><td>leave the full-screen label window</td></tr>
-<tr><td><b>Ctrl+Q</b></td><td>quit (a running session is saved as interrupted)</td></tr>
+<tr><td><b>Backspace</b></td><td>on the label screen: take back the answer just given (within 1.5 s)</td></tr>
+<tr><td><b>Ctrl+Q</b></td><td>quit (asks first during a session, which is then saved as interrupted)</td></tr>
 <tr><td><b>F1</b></td><td>this list</td></tr></table>"""

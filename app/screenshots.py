@@ -79,6 +79,7 @@ def run(out_dir: Path, protocol: Path | None = None) -> list[Path]:
     os.environ.setdefault("DUYGU_CONFIG_DIR", str(tmp / "config"))
     win = MainWindow(qsettings=_qsettings(tmp), store_path=tmp / "store.sqlite",
                      protocol_path=protocol or DEFAULT_PROTOCOL, contact_quality=False, markers=False)
+    win.session_view.confirm = lambda *_: True  # nobody to answer a dialog
     win.resize(*VIEW_SIZE)
     win.show()
     saved: list[Path] = []

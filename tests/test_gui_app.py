@@ -75,6 +75,7 @@ def make_window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
         kwargs.setdefault("contact_quality", False)
         kwargs.setdefault("markers", False)
         win = MainWindow(**kwargs)
+        win.session_view.confirm = lambda *_: True  # no modal dialog in a test: "yes, end it"
         qtbot.addWidget(win)
         win.show()
         made.append(win)
@@ -657,6 +658,50 @@ def test_pause_resume_abort_from_the_session_view(qtbot, make_window, tmp_path: 
     log = [sv.log.item(i).text() for i in range(sv.log.count())]
     assert any("paused" in line for line in log) and any("resumed" in line for line in log)
     assert not sv.abort_button.isEnabled() and sv.start_button.isEnabled()
+
+
+@pytest.mark.timeout(90)
+def test_ending_a_session_asks_first_abort_and_close(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Abort, the window's close button and Ctrl+Q ask first: cancel keeps the session
+    running, yes ends it as before (aborted)."""
+    from PySide6.QtGui import QKeySequence
+
+    protocol = write_protocol(tmp_path / "protocol", n_per_class=1)
+    win = make_window(store_path=tmp_path / "store.sqlite", protocol_path=protocol)
+    _connect_sim(qtbot, win, speed=5.0)
+    sv = win.session_view
+    asked: list[str] = []
+    answer = [False]
+
+    def confirm(title: str, _text: str) -> bool:
+        asked.append(title)
+        return answer[0]
+
+    sv.confirm = confirm
+    sv.participant.setText("P04")
+    sv.labels_mode.setCurrentIndex(sv.labels_mode.findData("auto"))
+    sv.time_scale.setValue(5.0)
+    sv.audio.setChecked(False)
+    sv.start()
+    qtbot.waitUntil(lambda: sv.phase == "music", timeout=20000)
+    sv.abort_button.click()  # cancelled
+    assert asked == ["End the session?"]
+    win.close()  # the close button: cancelled
+    quit_action = next(a for a in win.menuBar().actions()[0].menu().actions() if a.text() == "&Quit")
+    assert quit_action.shortcut() == QKeySequence("Ctrl+Q")
+    quit_action.trigger()  # Ctrl+Q: cancelled
+    assert asked == ["End the session?", "Quit during a session?", "Quit during a session?"]
+    assert win.isVisible() and sv.running and sv.runner is not None
+    n_events = len(sv.events)
+    qtbot.waitUntil(lambda: len(sv.events) > n_events, timeout=20000)  # the session goes on
+    assert sv.running and sv.phase != "aborted"
+    answer[0] = True
+    with qtbot.waitSignal(sv.session_finished, timeout=30000) as finished:
+        sv.abort_button.click()
+    assert finished.args[0].status == "aborted" and len(asked) == 4
+    asked.clear()
+    win.close()  # nothing runs: no question
+    assert asked == [] and not win.isVisible()
 
 
 def test_invalid_participant_is_refused(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ The view publishes the session's events and live context on the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -70,6 +72,8 @@ class SessionView(QWidget):
         self._interrupting = False
         self._current_intended: str | None = None
         self._current_stimulus: str | None = None
+        #: asks the operator ``(title, question)``, True to go ahead; tests replace it
+        self.confirm: Callable[[str, str], bool] = self._ask_operator
 
         # -- set-up
         setup = QGroupBox("Session set-up")
@@ -383,7 +387,31 @@ class SessionView(QWidget):
             self.runner.resume()
             self.log_event("resumed", PHASE_COLOURS["music"])
 
+    def _ask_operator(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes
+                                      | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def confirm_end(self, why: str = "abort") -> bool:
+        """Ask before a running session ends (``why``: ``"abort"`` or ``"close"``); True
+        when nothing runs or the operator agrees."""
+        if not self.running:
+            return True
+        if why == "close":
+            title, text = ("Quit during a session?", "A session is running. Quit and store it as "
+                           "<b>interrupted</b> (everything recorded so far is kept)?")
+        else:
+            title, text = ("End the session?", "End the running session now? It is stored as "
+                           "<b>aborted</b> (everything recorded so far is kept).")
+        if self.confirm(title, text):
+            return True
+        self.log_event("the session goes on (ending it was cancelled)", "#6b7280")
+        return False
+
     def abort(self) -> None:
+        """Abort (or, during a fault, end) the running session, once the operator confirms."""
+        if not self.confirm_end("abort"):
+            return
         if self.runner is not None:
             self.runner.abort()
         self.prompt.close()
