@@ -30,8 +30,10 @@ class SessionContext:
     """What the running session is doing, as the live views show it.
 
     ``playing`` is the stimulus title (``"(silence)"`` between pieces), ``intended`` its
-    intended emotion and ``reported`` the participant's last answer; ``None`` means
-    nothing to show.
+    intended emotion and ``reported`` the participant's last answer (kept until the next
+    one), ``reported_for`` the title it was given for; ``None`` means nothing to show.
+    The context belongs to one running session: it is cleared when the session ends and
+    when a replay starts (:meth:`AppState.clear_session_context`).
     """
 
     session_id: int | None = None
@@ -39,6 +41,7 @@ class SessionContext:
     playing: str | None = None
     intended: str | None = None
     reported: str | None = None
+    reported_for: str | None = None
 
 
 class AppState(QObject):
@@ -122,6 +125,10 @@ class AppState(QObject):
         if context != self.session_context:
             self.session_context = context
             self.session_context_changed.emit(context)
+
+    def clear_session_context(self) -> None:
+        """No session's context any more (it ended, or a replay starts)."""
+        self.update_session_context(**{f: getattr(SessionContext(), f) for f in SessionContext.__dataclass_fields__})
 
     def publish_session_finished(self, result: Any) -> None:
         """The running session ended with ``result`` (or an error text)."""

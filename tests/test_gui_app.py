@@ -119,6 +119,9 @@ def test_views_follow_the_app_state_without_a_main_window(qtbot, tmp_path: Path)
     state.update_session_context(running=True, playing="bells", intended="sad", reported="happy")
     assert [prediction.ctx_labels[k].text() for k in ("playing", "intended", "reported")] == ["bells", "sad", "happy"]
     assert state.session_context == SessionContext(running=True, playing="bells", intended="sad", reported="happy")
+    state.clear_session_context()  # the session ended (or a replay starts): nothing of it stays
+    assert [prediction.ctx_labels[k].text() for k in ("playing", "intended", "reported")] == ["—", "—", "—"]
+    assert state.session_context == SessionContext()
 
     fill_labelled_store(tmp_path / "store.sqlite", n_per_class=1, trial_s=2.0)
     state.publish_session_finished("done")  # a session ended: the lists refresh themselves
@@ -275,9 +278,16 @@ def test_source_panel_counters_and_disconnect(qtbot, make_window) -> None:  # ty
     # loaded machine) its first readings cover less, so wait for the settled figure
     qtbot.waitUntil(lambda: 150 < rate() < 400, timeout=10000)  # 2x of 128 Hz
     assert panel.counter_labels["lost"].text() == "0"
+    win.tabs.setCurrentWidget(win.headmap_view)
+    qtbot.waitUntil(lambda: win.headmap_view.report is not None
+                    and win.headmap_view.report.levels().count("good") >= 12, timeout=10000)
+    win.controller.source.disconnect()  # the source stops: nothing it measured stays on screen as live
+    qtbot.waitUntil(lambda: set(win.headmap_view.report.levels()) == {"no data"}, timeout=5000)
+    qtbot.waitUntil(lambda: panel.counter_labels["rate"].text() == "—", timeout=5000)
     panel.disconnect_button.click()
     qtbot.waitUntil(lambda: win.controller.source is None and not win.controller.busy, timeout=5000)
     qtbot.waitUntil(lambda: panel.status_label.text() == "disconnected", timeout=5000)
+    assert all(label.text() == "—" for label in panel.counter_labels.values())
 
 
 def test_brainflow_synthetic_board_from_the_panel(qtbot, make_window) -> None:  # type: ignore[no-untyped-def]
@@ -383,6 +393,38 @@ def test_an_answer_is_acknowledged_and_can_be_undone_before_it_is_committed(qtbo
     assert prompt.undo() is False  # committed: nothing to take back
 
 
+@pytest.mark.timeout(30)
+def test_the_decoded_emotion_is_smoothed_like_its_bars_and_greys_out_when_the_source_goes(
+        qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from acquisition.settings import load_settings
+    from app.notifications import NotificationCenter
+    from app.state import AppState
+    from app.views.prediction import PredictionView
+    from app.workers import WorkerPool
+
+    notes = NotificationCenter()
+    pool = WorkerPool(notify=notes.notify)
+    state = AppState(load_settings(), tmp_path / "store.sqlite", tmp_path / "a.toml", pool, notes)
+    pv = PredictionView(state)
+    qtbot.addWidget(pv)
+    state.choose_bundle(SimpleNamespace(classes=["happy", "sad"], meta={}), "test")
+    pv.smoothing.setValue(2.0)
+    for t, p_happy in enumerate((0.9, 0.9, 0.9, 0.2)):  # the latest window alone says "sad"
+        pv._on_prediction(SimpleNamespace(t=float(t), probabilities={"happy": p_happy, "sad": 1 - p_happy},
+                                          label="happy" if p_happy > 0.5 else "sad", clean=True, latency_ms=1.0))
+    pv.drain()
+    heights = np.asarray(pv.bars.opts["height"], dtype=float)
+    assert pv.decision.text() == "happy" and np.allclose(heights, pv.smoothed)  # the same quantity
+    assert heights[0] > 0.5 and "latest window alone: sad" in pv.confidence.text()
+    assert "smoothed" in pv.bar_plot.getPlotItem().getAxis("left").labelText
+    state.set_source(None)  # disconnected: no decision stays on screen
+    assert pv.decision.text() == "—" and "no source" in pv.confidence.text()
+    assert not np.asarray(pv.bars.opts["height"], dtype=float).any()
+    pool.shutdown(timeout_ms=5000)
+
+
 def test_answer_before_min_delay_is_ignored(qtbot) -> None:  # type: ignore[no-untyped-def]
     from app.widgets.label_screen import LabelPrompt
 
@@ -459,6 +501,7 @@ def test_event_loop_never_stalls_connecting_training_exporting(qtbot, make_windo
         f"idle scheduling noise {noise_ms:.0f} ms; wall gap {beat.max_wall_gap_ms:.0f} ms, "
         f"{beat.cpu_wait_ms:.0f} ms waiting for a CPU subtracted in all)")
     assert tv.result is not None and tv.result["protocol"] == "grouped"
+    assert tv.progress.value() == tv.progress.maximum() and tv.progress.format() == "done"  # not "92%"
 
 
 def test_training_can_be_cancelled(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -467,6 +510,7 @@ def test_training_can_be_cancelled(qtbot, make_window, tmp_path: Path) -> None: 
     win = make_window(store_path=store)
     tv = win.training_view
     qtbot.waitUntil(lambda: tv.sessions.count() == 1, timeout=10000)
+    qtbot.waitUntil(lambda: win.engine_ready, timeout=90000)  # the classifier list comes with the engine
     tv.set_classifiers(["ann", "svm-poly", "svm-rbf", "knn", "logreg"])
     task = tv.start()
     qtbot.waitUntil(lambda: tv.progress.value() > 0, timeout=60000)
@@ -477,6 +521,7 @@ def test_training_can_be_cancelled(qtbot, make_window, tmp_path: Path) -> None: 
     # is_done is set in the worker thread; the GUI re-enables the button when the queued signal lands
     qtbot.waitUntil(tv.run_button.isEnabled, timeout=5000)
     qtbot.waitUntil(lambda: "training cancelled" in win.notes.messages("warning"), timeout=5000)
+    assert tv.progress.value() == 0 and tv.progress.format() == "cancelled"
 
 
 # -- bad input ---------------------------------------------------------------------------
@@ -592,6 +637,7 @@ def test_keys_answer_the_prompt_with_the_focus_anywhere_in_the_window(qtbot, mak
     win = make_window(store_path=tmp_path / "store.sqlite", protocol_path=protocol)
     _connect_sim(qtbot, win, speed=10.0)
     sv = win.session_view
+    pv = win.prediction_view
     sv.prompt.undo_s = 0.4
     sv.participant.setText("P03")
     sv.time_scale.setValue(10.0)
@@ -626,7 +672,14 @@ def test_keys_answer_the_prompt_with_the_focus_anywhere_in_the_window(qtbot, mak
             answers.append(label)
             assert sv.label_screen.question.text() == f"Recorded: {label.capitalize()}"
             qtbot.waitUntil(lambda n=k + 1: len(sv.reports) == n, timeout=10000)
+            # live prediction shows the report, and keeps it while the next piece plays
+            assert pv.ctx_labels["reported"].text() == label
+            if k < 3:  # (after the last one the session ends, and its context with it)
+                qtbot.waitUntil(lambda: sv.prompt.active, timeout=30000)
+                assert pv.ctx_labels["reported"].text() == label
+                assert pv.reported_for.text().startswith("for ")
     result = finished.args[0]
+    assert [pv.ctx_labels[k].text() for k in ("playing", "intended", "reported")] == ["—", "—", "—"]
     assert result.status == "completed"
     assert [r[2] for r in sv.reports] == answers == ["sad", "tense", "happy", "relaxing"]
     assert sv.prompt.n_ignored == n_ignored  # every key was an answer (or its undo)

@@ -158,7 +158,10 @@ class HeadMapView(LiveView):
                 for ch, (level, value) in ((c, reading.channels[c]) for c in self.channels)), 0.0))
             return
         src = self.source
-        if src is None:
+        status = str(src.status) if src is not None else "none"
+        if src is None or status != "streaming":  # a stopped or lost source is never shown green
+            if src is not None:
+                self.contact_label.setText(f"source {status}: no data")
             self.show_report(QualityReport(tuple(ChannelQuality(c, "no data") for c in self.channels), 0.0))
             return
         chunk = src.buffer.latest(seconds=self.window_s)

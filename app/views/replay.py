@@ -161,6 +161,7 @@ class ReplayView(QWidget):
         speed = float(self.speed.currentData())
         self.replay_spec = f"replay:{target}@{speed:g}"
         self.position.setFormat("opening…")
+        self.state.clear_session_context()  # the live views now show a recording, not a session
         return self.controller.connect_spec(self.replay_spec)
 
     def stop(self) -> None:

@@ -72,6 +72,7 @@ class SessionView(QWidget):
         self._interrupting = False
         self._current_intended: str | None = None
         self._current_stimulus: str | None = None
+        self._current_title: str | None = None
         #: asks the operator ``(title, question)``, True to go ahead; tests replace it
         self.confirm: Callable[[str, str], bool] = self._ask_operator
 
@@ -349,6 +350,7 @@ class SessionView(QWidget):
         self.trial_k, self.trial_n = 0, 0
         self.session_id = None
         self._set_phase("starting", None)
+        self.state.clear_session_context()
         self.log_event(f"starting session for {participant} with {path.name}")
         self.run_task = self.state.pool.submit(
             f"session {participant}", lambda task: self._run_session(task, options),
@@ -468,9 +470,11 @@ class SessionView(QWidget):
             detail = f"{title} · {stim.genre} · intended {stim.emotion}" if stim is not None else title
             self.playing.setText(detail)
             self._current_stimulus = event.stimulus_id
+            self._current_title = title
             self._current_intended = stim.emotion if stim is not None else None
+            # the last report stays until the next one (it names the piece it was for)
             self.state.update_session_context(session_id=self.session_id, running=True, playing=title,
-                                              intended=self._current_intended, reported=None)
+                                              intended=self._current_intended)
             text = f"trial {self.trial_k}/{self.trial_n}: {detail}"
         elif kind == "stim_on":
             text = f"stimulus on: {event.stimulus_id}"
@@ -488,7 +492,7 @@ class SessionView(QWidget):
             intended = stim.emotion if stim is not None else None
             self.reports.append((str(event.stimulus_id), intended, label))
             self.prompt.close()
-            self.state.update_session_context(reported=label)
+            self.state.update_session_context(reported=label, reported_for=self._current_title)
             text = f"label: {label}" + (f" (intended {intended})" if intended else "")
             colour = class_colour(label)
         elif kind == "trial_end":
@@ -520,6 +524,7 @@ class SessionView(QWidget):
             text = f"session failed: {event.message}"
         elif kind == "session_start":
             colour = PHASE_COLOURS["done"]
+            self.state.update_session_context(session_id=self.session_id, running=True)
         self.log_event(text, colour)
         self.progress.setValue(int(1000 * float(event.progress)))
         self._update_progress()
@@ -555,7 +560,7 @@ class SessionView(QWidget):
         self.prompt.close()
         self.runner = None
         self._update_progress()
-        self.state.update_session_context(running=False)
+        self.state.clear_session_context()
         self.state.publish_session_finished(result)
         self.session_finished.emit(result)
 
@@ -564,7 +569,7 @@ class SessionView(QWidget):
         self.log_event(message, PHASE_COLOURS["aborted"])
         self.prompt.close()
         self.runner = None
-        self.state.update_session_context(running=False)
+        self.state.clear_session_context()
         self.state.publish_session_finished(message)
         self.session_finished.emit(message)
 

@@ -284,6 +284,9 @@ class SourcePanel(QWidget):
             self._rate_hist.clear()
             if not self.controller.busy:
                 self.device_label.setText("—")
+            for label in self.counter_labels.values():  # nothing is measured: no figure stays
+                label.setText("—")
+                label.setStyleSheet("font-family: monospace; color: #9ca3af;")
             return
         stats = src.stats()
         status = str(stats["status"])
@@ -307,6 +310,9 @@ class SourcePanel(QWidget):
         self._rate_hist = [(t, n) for t, n in self._rate_hist if now - t <= 2.0]
         t0, n0 = self._rate_hist[0]
         rate = (received - n0) / (now - t0) if now - t0 > 0.2 else float("nan")
-        self.counter_labels["rate"].setText("—" if rate != rate else f"{rate:.1f} Hz")
+        live = status == "streaming"
+        self.counter_labels["rate"].setText("—" if rate != rate or not live else f"{rate:.1f} Hz")
         for key in ("received", "lost", "interpolated", "reconnects", "gaps"):
             self.counter_labels[key].setText(f"{int(stats[key]):,}")  # type: ignore[call-overload]
+        for label in self.counter_labels.values():  # the totals stay, greyed, once nothing arrives
+            label.setStyleSheet("font-family: monospace;" + ("" if live else " color: #9ca3af;"))

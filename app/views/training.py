@@ -293,9 +293,14 @@ class TrainingView(QWidget):
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         if self.task is not None and self.task.error:
+            self.progress.setValue(0)
             self.progress.setFormat("failed")
         elif self.task is not None and self.task.cancelled:
+            self.progress.setValue(0)
             self.progress.setFormat("cancelled")
+        else:  # never left at the last reported fraction
+            self.progress.setValue(self.progress.maximum())
+            self.progress.setFormat("done")
 
     def _done(self, out: dict[str, Any]) -> None:
         self.result = out["evaluation"]
