@@ -112,9 +112,11 @@ class MainWindow(QMainWindow):
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.source_panel)
         dock.setWidget(scroll)
-        scroll.setMinimumWidth(275)
+        scroll.setMinimumWidth(250)
+        # closable, so View → Source hides it on a small screen and brings it back
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.source_dock = dock
 
@@ -200,7 +202,10 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _c=False, i=i: self.tabs.setCurrentIndex(i))
             view_menu.addAction(action)
         view_menu.addSeparator()
-        view_menu.addAction(self.source_dock.toggleViewAction())
+        self.source_action = self.source_dock.toggleViewAction()
+        self.source_action.setText("&Source panel")
+        self.source_action.setShortcut(QKeySequence("Ctrl+0"))
+        view_menu.addAction(self.source_action)
         if self.session_view is not None and hasattr(self.session_view, "open_label_window"):
             labels = QAction("Participant &label screen (full screen)", self)
             labels.setShortcut(QKeySequence("F11"))

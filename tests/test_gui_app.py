@@ -321,6 +321,76 @@ def test_layout_is_remembered(qtbot, make_window, tmp_path: Path) -> None:  # ty
     assert (tmp_path / "duygu-gui.ini").exists()
 
 
+def _inside_window(win, widget) -> bool:  # type: ignore[no-untyped-def]
+    """``widget`` is shown and wholly inside ``win`` (and inside every scroll area's view)."""
+    from PySide6.QtCore import QPoint, QRect
+    from PySide6.QtWidgets import QAbstractScrollArea
+
+    if not widget.isVisible() or widget.width() < 8 or widget.height() < 8:
+        return False
+    rect = QRect(widget.mapTo(win, QPoint(0, 0)), widget.size())
+    if not win.rect().contains(rect):
+        return False
+    parent = widget.parentWidget()
+    while parent is not None and parent is not win:  # scrolled out of a scroll area's view?
+        if isinstance(parent, QAbstractScrollArea):
+            view = parent.viewport()
+            if not QRect(view.mapTo(win, QPoint(0, 0)), view.size()).contains(rect):
+                return False
+        parent = parent.parentWidget()
+    return True
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("size", [(1024, 768), (1280, 720)])
+def test_small_screens_show_every_tab_and_the_dock_can_be_hidden(qtbot, make_window,
+                                                                size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    from app.widgets.label_screen import LabelPrompt, LabelWindow
+
+    win = make_window()
+    assert win.minimumSizeHint().width() <= 1024 and win.minimumSizeHint().height() <= 720
+    win.resize(*size)
+    qtbot.waitUntil(lambda: (win.width(), win.height()) == size, timeout=5000)
+    key_widgets = {
+        win.signals_view: [win.signals_view.plot, win.signals_view.window_spin, win.signals_view.freeze],
+        win.spectrum_view: [win.spectrum_view.psd_plot, win.spectrum_view.band_plot],
+        win.headmap_view: [win.headmap_view.plot, win.headmap_view.table, win.headmap_view.mode],
+        win.session_view: [win.session_view.participant, win.session_view.protocol_path, win.session_view.start_button,
+                           win.session_view.abort_button, win.session_view.log, win.session_view.fullscreen_button,
+                           *win.session_view.label_screen.buttons],
+        win.training_view: [win.training_view.sessions, win.training_view.run_button, win.training_view.table,
+                            win.training_view.save_button, win.training_view.use_button],
+        win.prediction_view: [win.prediction_view.load_button, win.prediction_view.decision,
+                              win.prediction_view.bar_plot, win.prediction_view.timeline,
+                              *win.prediction_view.ctx_labels.values()],
+        win.replay_view: [win.replay_view.table, win.replay_view.play_button, win.replay_view.export_csv_button],
+        win.stimulus_view: [win.stimulus_view.table, win.stimulus_view.model_button],
+    }
+    assert len(key_widgets) == win.tabs.count()
+    for view, widgets in key_widgets.items():
+        win.tabs.setCurrentWidget(view)
+        for w in [*widgets, win.source_panel.connect_button]:
+            try:
+                qtbot.waitUntil(lambda w=w: _inside_window(win, w), timeout=3000)
+            except Exception as exc:
+                from PySide6.QtCore import QPoint
+                raise AssertionError(f"{type(view).__name__}: {type(w).__name__} {w.objectName()!r} at "
+                                     f"{w.mapTo(win, QPoint(0, 0))} size {w.size()} visible {w.isVisible()} "
+                                     f"in a {win.size()} window") from exc
+    assert win.prediction_view.timeline.height() >= 150  # not a strip under its legend
+    assert win.session_view.log.height() >= 100
+    # the dock hides and comes back from the View menu
+    assert win.source_action.isEnabled()
+    win.source_action.trigger()
+    qtbot.waitUntil(lambda: not win.source_dock.isVisible(), timeout=3000)
+    win.source_action.trigger()
+    qtbot.waitUntil(lambda: win.source_dock.isVisible(), timeout=3000)
+    # the participant's window fits an 800 px wide screen
+    window = LabelWindow(LabelPrompt())
+    qtbot.addWidget(window)
+    assert window.minimumSizeHint().width() <= 800
+
+
 def test_layout_file_follows_the_config_dir(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from app.main_window import MainWindow
 

@@ -29,6 +29,7 @@ from acquisition.channels import EPOC_CHANNELS, MONTAGE, SFREQ_HZ
 from acquisition.sources.base import BaseSource
 from app.state import AppState
 from app.views.common import QUALITY_COLOURS, LiveView
+from app.widgets.flow import FlowLayout
 from processing.quality import LEVELS, ChannelQuality, QualityReport, channel_quality
 
 HEAD_RADIUS = 1.0
@@ -57,9 +58,11 @@ class HeadMapView(LiveView):
         self.reading: Any = None  # the latest EmotivPRO reading shown
         self.report: QualityReport | None = None
 
-        bar = QHBoxLayout()
+        bar = FlowLayout()  # wraps onto a second row in a narrow window
         bar.addWidget(QLabel("Colour by"))
         self.mode = QComboBox()
+        self.mode.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.mode.setMinimumContentsLength(22)
         self.mode.addItem("EmotivPRO contact quality when available", "contact")
         self.mode.addItem("Signal quality computed from the data", "computed")
         bar.addWidget(self.mode)

@@ -142,6 +142,7 @@ class PredictionView(QWidget):
         tp.setLabel("left", "smoothed probability")
         tp.showGrid(x=True, y=True, alpha=0.2)
         self.legend = tp.addLegend(offset=(10, 5), colCount=6)
+        self.timeline.setMinimumHeight(170)  # never a strip under its own legend
         self.curves: list[pg.PlotDataItem] = []
 
         lay = QVBoxLayout(self)

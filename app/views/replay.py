@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from app.controller import SourceController
 from app.state import AppState
 from app.store_queries import list_sessions, session_trials
+from app.widgets.flow import FlowLayout
 from app.workers import Task
 
 SPEEDS = (1.0, 2.0, 5.0, 10.0, 20.0)
@@ -43,7 +44,7 @@ class ReplayView(QWidget):
         self.rows: list[dict[str, Any]] = []
         self.replay_spec: str | None = None
 
-        bar = QHBoxLayout()
+        bar = FlowLayout()  # wraps onto a second row in a narrow window
         self.refresh_button = QPushButton("Refresh")
         self.open_button = QPushButton("Open file…")
         self.open_button.setToolTip("Replay a CSV or EDF recording instead of a stored session")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -107,7 +108,10 @@ class SessionView(QWidget):
         self.time_scale.setSuffix(" x")
         self.time_scale.setToolTip("Every duration is divided by this (1 = a real session; larger for demos "
                                    "and tests; with the simulated headset, set its speed to the same value)")
-        form.addRow("Time scale", self.time_scale)
+        timing = QHBoxLayout()  # one row: a low screen keeps room for the log
+        timing.addWidget(self.time_scale)
+        timing.addSpacing(12)
+        timing.addWidget(QLabel("Max outage"))
         self.max_outage = QDoubleSpinBox()
         self.max_outage.setRange(5.0, 3600.0)
         self.max_outage.setDecimals(0)
@@ -116,7 +120,9 @@ class SessionView(QWidget):
         self.max_outage.setToolTip("A fault (source lost, store not writable, audio output gone, stimulus "
                                    "unreadable) pauses the session, which resumes by itself when it clears; "
                                    "one lasting longer than this ends the session as failed")
-        form.addRow("Max outage", self.max_outage)
+        timing.addWidget(self.max_outage)
+        timing.addStretch(1)
+        form.addRow("Time scale", timing)
         self.audio = QCheckBox("Play the stimuli through the audio output")
         self.audio.setChecked(True)
         form.addRow("", self.audio)
@@ -159,31 +165,41 @@ class SessionView(QWidget):
         self.playing = QLabel("—")
         self.playing.setWordWrap(True)
         self.playing.setStyleSheet("color: #374151;")
-        pl.addWidget(QLabel("Now playing (operator only):"))
-        pl.addWidget(self.playing)
+        playing_row = QHBoxLayout()
+        playing_row.addWidget(QLabel("Now playing (operator only):"))
+        playing_row.addWidget(self.playing, 1)
+        pl.addLayout(playing_row)
 
         self.log = QListWidget()
         self.log.setStyleSheet("font-family: monospace; font-size: 9.5pt;")
         log_box = QGroupBox("Event log")
         QVBoxLayout(log_box).addWidget(self.log)
 
-        left = QVBoxLayout()
+        left = _ColumnLayout()
         left.addWidget(setup)
         left.addLayout(ctl)
         left.addWidget(prog)
         left.addWidget(log_box, 1)
-        left_w = QWidget()
+        left_w = _Column()
         left_w.setLayout(left)
+        self.log.setMinimumHeight(110)  # the log keeps a few lines; on a low screen the column scrolls
+        left_scroll = _ColumnScroll()
+        left_scroll.setWidgetResizable(True)
+        left_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left_scroll.setWidget(left_w)
 
         label_box = QGroupBox("Participant's label screen")
         ll = QVBoxLayout(label_box)
         self.label_screen = LabelScreen(self.prompt)
         ll.addWidget(self.label_screen, 1)
-        self.fullscreen_button = QPushButton("Open on its own screen (full screen)  [F11]")
+        self.fullscreen_button = QPushButton("Full screen  [F11]")
+        self.fullscreen_button.setToolTip("Open the label screen on its own (the last) monitor, full screen")
         ll.addWidget(self.fullscreen_button)
 
         split = QSplitter()
-        split.addWidget(left_w)
+        split.setChildrenCollapsible(False)
+        split.addWidget(left_scroll)
         split.addWidget(label_box)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
@@ -585,6 +601,30 @@ class SessionView(QWidget):
                 self.run_task.wait(20.0)
         if self.label_window is not None:
             self.label_window.deleteLater()
+
+
+class _Column(QWidget):
+    """The left column: its scroll area fits it to the view's height (down to its minimum),
+    not to the preferred height its word-wrapped labels would take at that width."""
+
+    def hasHeightForWidth(self) -> bool:
+        return False
+
+
+class _ColumnLayout(QVBoxLayout):
+    def hasHeightForWidth(self) -> bool:  # see _Column
+        return False
+
+
+class _ColumnScroll(QScrollArea):
+    """A scroll area that scrolls only vertically: as wide as its content needs."""
+
+    def minimumSizeHint(self) -> Any:
+        hint = super().minimumSizeHint()
+        inner = self.widget()
+        if inner is not None:
+            hint.setWidth(inner.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() + 2)
+        return hint
 
 
 def _brush(colour: str) -> Any:

@@ -278,7 +278,7 @@ class LabelScreen(QWidget):
         self.setObjectName("label-screen")
         self.setStyleSheet("QWidget#label-screen { background: #ffffff; }")
         lay = QVBoxLayout(self)
-        margin = 24 if large else 8
+        margin = 16 if large else 6
         lay.setContentsMargins(margin, margin, margin, margin)
         lay.addStretch(1)
         self.question = QLabel()
@@ -288,6 +288,7 @@ class LabelScreen(QWidget):
         lay.addWidget(self.question)
         self.sub = QLabel()
         self.sub.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.sub.setWordWrap(True)
         self.sub.setStyleSheet(f"font-size: {16 if large else 11}pt; color: #6b7280;")
         lay.addWidget(self.sub)
         self.sam_box = QWidget()
@@ -297,8 +298,9 @@ class LabelScreen(QWidget):
         sam.addWidget(self.valence)
         sam.addWidget(self.arousal)
         lay.addWidget(self.sam_box)
-        self.button_row = QHBoxLayout()
-        self.button_row.setSpacing(18 if large else 10)
+        # one row on the participant's screen; two columns in the operator's (narrow) preview
+        self.button_row = QGridLayout()
+        self.button_row.setSpacing(14 if large else 8)
         lay.addSpacing(12)
         lay.addLayout(self.button_row, 3)
         undo_row = QHBoxLayout()
@@ -323,21 +325,25 @@ class LabelScreen(QWidget):
             self.button_row.removeWidget(b)
             b.deleteLater()
         self.buttons = []
+        n = len(self.prompt.labels)
+        columns = n if self.large or n <= 3 else (n + 1) // 2
+        point_size = 22 if self.large else 13
         for i, label in enumerate(self.prompt.labels):
             b = QPushButton(f"{label.capitalize()}\n[{i + 1}]")
-            b.setStyleSheet(self.BUTTON_CSS % (28 if self.large else 14))
+            b.setStyleSheet(self.BUTTON_CSS % point_size)
             b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-            b.setMinimumHeight(140 if self.large else 80)
+            b.setMinimumHeight(120 if self.large else 64)
             font = b.font()
-            font.setPointSize(28 if self.large else 14)
+            font.setPointSize(point_size)
             font.setBold(True)
             widest = max(QFontMetrics(font).horizontalAdvance(text.capitalize()) for text in self.prompt.labels)
-            b.setMinimumWidth(widest + (36 if self.large else 20))  # every button as wide as the widest label needs
+            b.setMinimumWidth(widest + (28 if self.large else 20))  # every button as wide as the widest label needs
             b.setMaximumHeight(420 if self.large else 260)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # no key focus: Enter/Space cannot repeat
             b.setProperty("label", label)
             b.clicked.connect(lambda _c=False, label=label: self.choose(label))
-            self.button_row.addWidget(b, 1)
+            self.button_row.addWidget(b, i // columns, i % columns)
+            self.button_row.setColumnStretch(i % columns, 1)
             self.buttons.append(b)
 
     def sync(self) -> None:
