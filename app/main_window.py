@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -149,6 +149,12 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.status_text)
         self.controller.source_changed.connect(self._on_source)
         self.controller.connect_failed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
+        # one speed control: the session's time scale is the simulated headset's speed
+        self._speed_timer = QTimer(self)
+        self._speed_timer.setSingleShot(True)
+        self._speed_timer.setInterval(600)  # typing 20 passes 2: reconnect once, when it settles
+        self._speed_timer.timeout.connect(self._follow_time_scale)
+        self.state.time_scale_changed.connect(self._time_scale_changed)
         self._make_actions()
         self.restore_layout()
         self.engine_ready = False
@@ -246,6 +252,22 @@ class MainWindow(QMainWindow):
     def _on_source(self, source: BaseSource | None) -> None:
         self.state.set_source(source, self.controller.spec)
         self.status_text.setText(f"source: {self.controller.spec}" if source is not None else "no source")
+
+    def _time_scale_changed(self, scale: float) -> None:
+        self.source_panel.sim_speed.setValue(scale)
+        self._speed_timer.start()
+
+    def _follow_time_scale(self) -> None:
+        """Reconnect the simulated headset at the session's time scale (never mid-session)."""
+        src, scale = self.controller.source, self.state.time_scale
+        if src is None or src.kind != "simulated" or self.controller.busy:
+            return
+        if abs(float(getattr(src, "speed", scale)) - scale) < 1e-9:
+            return
+        if self.session_view is not None and self.session_view.running:
+            return
+        self.notes.notify(f"the simulated headset now runs at {scale:g}x (the session's time scale)", "info")
+        self.controller.connect_spec(self.controller.spec, speed=scale)
 
     def connect_default(self, spec: str, **kwargs: Any) -> None:
         """Connect ``spec`` in the background (used at start-up)."""

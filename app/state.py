@@ -77,6 +77,8 @@ class AppState(QObject):
     protocol_changed = Signal(object)
     #: the engine is loaded: the registry's classifier names
     classifiers_ready = Signal(list)
+    #: :attr:`time_scale` changed (the simulated headset follows it)
+    time_scale_changed = Signal(float)
 
     def __init__(self, settings: Settings, store_path: Path, protocol_path: Path, pool: WorkerPool,
                  notes: NotificationCenter, parent: QObject | None = None) -> None:
@@ -91,6 +93,7 @@ class AppState(QObject):
         self.marker_outlet: Any = None  # the app's LSL marker outlet (made at launch)
         self.session_context = SessionContext()
         self.classifier_names: list[str] | None = None
+        self.time_scale = 1.0
 
     # -- source ------------------------------------------------------------------------
     def set_source(self, source: BaseSource | None, spec: str = "") -> None:
@@ -98,6 +101,13 @@ class AppState(QObject):
         self.source = source
         self.source_spec = spec if source is not None else ""
         self.source_changed.emit(source)
+
+    def set_time_scale(self, scale: float) -> None:
+        """The session's time scale; with the simulated headset it is also its speed."""
+        scale = float(scale)
+        if scale != self.time_scale:
+            self.time_scale = scale
+            self.time_scale_changed.emit(scale)
 
     # -- protocol ----------------------------------------------------------------------
     @property

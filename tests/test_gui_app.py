@@ -827,6 +827,31 @@ def test_ending_a_session_asks_first_abort_and_close(qtbot, make_window, tmp_pat
     assert asked == [] and not win.isVisible()
 
 
+@pytest.mark.timeout(60)
+def test_the_session_time_scale_is_the_simulated_headsets_speed(qtbot, make_window) -> None:  # type: ignore[no-untyped-def]
+    """One speed control: the simulator follows the session's time scale (the source
+    panel shows it); any other source gets a demo-only warning instead."""
+    from tests.support.sources import PausableSource
+
+    win = make_window()
+    _connect_sim(qtbot, win, speed=1.0)
+    sv, panel = win.session_view, win.source_panel
+    assert panel.sim_speed.isReadOnly()  # shown, not a second control
+    first = win.controller.source
+    sv.time_scale.setValue(7.0)
+    qtbot.waitUntil(lambda: win.controller.source is not None and win.controller.source is not first
+                    and win.controller.source.speed == 7.0
+                    and str(win.controller.source.status) == "streaming", timeout=20000)
+    assert panel.sim_speed.value() == 7.0 and "runs at 7x" in sv.time_scale_note.text()
+    assert win.controller.spec == "simulated:0"
+    source = PausableSource(loss_timeout_s=5.0)
+    win.controller.connect_source(source, spec="pausable")
+    qtbot.waitUntil(lambda: win.controller.source is source, timeout=10000)
+    assert "demo only" in sv.time_scale_note.text()
+    sv.time_scale.setValue(1.0)
+    assert sv.time_scale_note.text() == ""
+
+
 def test_invalid_participant_is_refused(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A refused id (it may be a name) starts nothing and never reaches the log."""
     protocol = write_protocol(tmp_path / "protocol", n_per_class=1)

@@ -107,7 +107,9 @@ class SessionView(QWidget):
         self.time_scale.setValue(1.0)
         self.time_scale.setSuffix(" x")
         self.time_scale.setToolTip("Every duration is divided by this (1 = a real session; larger for demos "
-                                   "and tests; with the simulated headset, set its speed to the same value)")
+                                   "and tests). The simulated headset runs at this speed too.")
+        self.time_scale_note = QLabel("")
+        self.time_scale_note.setWordWrap(True)
         timing = QHBoxLayout()  # one row: a low screen keeps room for the log
         timing.addWidget(self.time_scale)
         timing.addSpacing(12)
@@ -123,6 +125,7 @@ class SessionView(QWidget):
         timing.addWidget(self.max_outage)
         timing.addStretch(1)
         form.addRow("Time scale", timing)
+        form.addRow("", self.time_scale_note)
         self.audio = QCheckBox("Play the stimuli through the audio output")
         self.audio.setChecked(True)
         form.addRow("", self.audio)
@@ -226,6 +229,7 @@ class SessionView(QWidget):
         self.timer.timeout.connect(self._tick)
         self.timer.start()
         self.protocol_path.textChanged.connect(self._protocol_edited)
+        self.time_scale.valueChanged.connect(self._time_scale_edited)
         state.source_changed.connect(self.set_source)
         self._update_buttons()
 
@@ -233,6 +237,21 @@ class SessionView(QWidget):
     def set_source(self, source: BaseSource | None) -> None:
         self.source = source
         self._update_buttons()
+        self._time_scale_edited(self.time_scale.value())
+
+    def _time_scale_edited(self, value: float) -> None:
+        """One speed: the simulated headset follows the time scale; for any other source a
+        time scale above 1 is a demo only, and says so."""
+        self.state.set_time_scale(float(value))
+        src = self.source
+        if src is not None and src.kind == "simulated":
+            self.time_scale_note.setText(f"<span style='color:#4b5563'>the simulated headset runs at {value:g}x "
+                                         "(it follows this setting)</span>")
+        elif value != 1.0:
+            self.time_scale_note.setText("<span style='color:#b45309'><b>demo only:</b> a real source streams in "
+                                         f"real time, so at {value:g}x each trial gets 1/{value:g} of its EEG</span>")
+        else:
+            self.time_scale_note.setText("")
 
     def _protocol_edited(self, text: str) -> None:
         if text.strip():
@@ -350,6 +369,13 @@ class SessionView(QWidget):
             validate_participant(participant, self.state.settings.participant_pattern)
         except StoreError as exc:
             notes.warning(str(exc))
+            return None
+        scale = float(self.time_scale.value())
+        speed = getattr(self.source, "speed", None)
+        if self.source.kind == "simulated" and speed is not None and abs(float(speed) - scale) > 1e-9:
+            notes.warning(f"the simulated headset runs at {float(speed):g}x, the session at {scale:g}x: it is "
+                          "being reconnected at the session's speed; start again once it streams")
+            self.state.time_scale_changed.emit(scale)  # the app reconnects the simulator at that speed
             return None
         path = Path(self.protocol_path.text().strip())
         options = {

@@ -95,8 +95,15 @@ class SourcePanel(QWidget):
         self.sim_speed.setRange(0.1, 50.0)
         self.sim_speed.setValue(1.0)
         self.sim_speed.setSuffix(" x")
+        # shown, not a second control: the session's time scale sets it
+        self.sim_speed.setReadOnly(True)
+        self.sim_speed.setButtonSymbols(QDoubleSpinBox.ButtonSymbols.NoButtons)
+        self.sim_speed.setToolTip("The simulated headset runs at the Session tab's time scale")
         f.addRow("Seed", self.sim_seed)
         f.addRow("Speed", self.sim_speed)
+        speed_note = QLabel("= the session's time scale")
+        speed_note.setStyleSheet("color: #6b7280;")
+        f.addRow("", speed_note)
         self.pages.addWidget(sim)
         # lsl
         lsl = QWidget()
