@@ -29,7 +29,7 @@ from acquisition.sources.base import BaseSource
 from app import qt_compat  # noqa: F401  (PySide6 6.12 refcount work-around)
 from app.controller import SourceController
 from app.notifications import NotificationArea, NotificationCenter
-from app.state import AppState
+from app.state import AppState, is_simulated
 from app.views.common import LiveView, warm_up
 from app.views.headmap import HeadMapView
 from app.views.signals import SignalsView
@@ -145,6 +145,14 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.notification_area)
         self.setCentralWidget(central)
 
+        # a simulated source is never mistaken for EEG: a badge beside the tabs, on every view
+        self.simulated_badge = QLabel("SIMULATED")
+        self.simulated_badge.setObjectName("simulated-badge")
+        self.simulated_badge.setToolTip("The signals come from Duygu's simulated participant, not from a headset")
+        self.simulated_badge.setStyleSheet("QLabel { background: #7c3aed; color: white; font-weight: bold;"
+                                           " border-radius: 8px; padding: 3px 12px; margin: 2px 6px; }")
+        self.simulated_badge.hide()
+        self.tabs.setCornerWidget(self.simulated_badge, Qt.Corner.TopRightCorner)
         self.status_text = QLabel("no source")
         self.statusBar().addPermanentWidget(self.status_text)
         self.controller.source_changed.connect(self._on_source)
@@ -251,7 +259,10 @@ class MainWindow(QMainWindow):
     # -- source ------------------------------------------------------------------------
     def _on_source(self, source: BaseSource | None) -> None:
         self.state.set_source(source, self.controller.spec)
-        self.status_text.setText(f"source: {self.controller.spec}" if source is not None else "no source")
+        simulated = is_simulated(source)
+        self.simulated_badge.setVisible(simulated)
+        self.status_text.setText((f"source: {self.controller.spec}" + ("  (SIMULATED)" if simulated else ""))
+                                 if source is not None else "no source")
 
     def _time_scale_changed(self, scale: float) -> None:
         self.source_panel.sim_speed.setValue(scale)

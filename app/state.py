@@ -44,6 +44,20 @@ class SessionContext:
     reported_for: str | None = None
 
 
+def is_simulated(source: BaseSource | None) -> bool:
+    """True if ``source`` gives simulated signals: the simulated headset, or a source whose
+    device says so (EmotivPRO simulated by Duygu, a replay of a simulated session)."""
+    if source is None:
+        return False
+    if source.kind == "simulated":
+        return True
+    info = source.info
+    if info is None:
+        return False
+    text = " ".join([str(info.name), *map(str, info.notes)]).lower()
+    return "simulat" in text
+
+
 class AppState(QObject):
     """Shared state of the desktop app.
 

@@ -270,6 +270,10 @@ def test_source_panel_counters_and_disconnect(qtbot, make_window) -> None:  # ty
     _connect_sim(qtbot, win, speed=2.0)
     panel = win.source_panel
     qtbot.waitUntil(lambda: panel.status_label.text() == "streaming", timeout=5000)
+    for i in range(win.tabs.count()):  # the simulated source is labelled so in every view
+        win.tabs.setCurrentIndex(i)
+        assert _inside_window(win, win.simulated_badge) and win.simulated_badge.text() == "SIMULATED"
+
     def rate() -> float:
         text = panel.counter_labels["rate"].text()
         return float(text.split()[0]) if text.endswith("Hz") else float("nan")
@@ -288,6 +292,7 @@ def test_source_panel_counters_and_disconnect(qtbot, make_window) -> None:  # ty
     qtbot.waitUntil(lambda: win.controller.source is None and not win.controller.busy, timeout=5000)
     qtbot.waitUntil(lambda: panel.status_label.text() == "disconnected", timeout=5000)
     assert all(label.text() == "—" for label in panel.counter_labels.values())
+    assert not win.simulated_badge.isVisible()
 
 
 def test_brainflow_synthetic_board_from_the_panel(qtbot, make_window) -> None:  # type: ignore[no-untyped-def]
