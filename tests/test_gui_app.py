@@ -784,7 +784,9 @@ def test_pause_resume_abort_from_the_session_view(qtbot, make_window, tmp_path: 
         sv.abort_button.click()
     assert finished.args[0].status == "aborted"
     log = [sv.log.item(i).text() for i in range(sv.log.count())]
-    assert any("paused" in line for line in log) and any("resumed" in line for line in log)
+    texts = [line.partition("  ")[2] for line in log]
+    assert texts.count("paused: operator") == 1 and texts.count("resumed") == 1, log  # each once, not twice
+    assert not any(t.startswith("paused by the operator") for t in texts)
     assert not sv.abort_button.isEnabled() and sv.start_button.isEnabled()
 
 
@@ -812,6 +814,7 @@ def test_ending_a_session_asks_first_abort_and_close(qtbot, make_window, tmp_pat
     sv.audio.setChecked(False)
     sv.start()
     qtbot.waitUntil(lambda: sv.phase == "music", timeout=20000)
+    assert not sv.browse_button.isEnabled() and not sv.protocol_path.isEnabled()  # no protocol swap mid-session
     sv.abort_button.click()  # cancelled
     assert asked == ["End the session?"]
     win.close()  # the close button: cancelled
@@ -855,6 +858,33 @@ def test_the_session_time_scale_is_the_simulated_headsets_speed(qtbot, make_wind
     assert "demo only" in sv.time_scale_note.text()
     sv.time_scale.setValue(1.0)
     assert sv.time_scale_note.text() == ""
+
+
+@pytest.mark.timeout(90)
+def test_exports_get_a_folder_per_session_and_format_and_dialogs_open_in_the_data_folder(
+        qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from app.controller import canonical_spec
+    from app.dirs import user_folder
+
+    store = tmp_path / "store.sqlite"
+    sid = fill_labelled_store(store, n_per_class=1, trial_s=2.0)
+    win = make_window(store_path=store)
+    rv = win.replay_view
+    rv.refresh_sessions()
+    qtbot.waitUntil(lambda: rv.table.rowCount() == 1, timeout=10000)
+    rv.table.selectRow(0)
+    out = tmp_path / "exports"
+    for _ in range(2):
+        task = rv.export("csv", out)
+        qtbot.waitUntil(lambda t=task: t.is_done, timeout=60000)
+        assert task.error is None
+    assert sorted(p.name for p in out.iterdir()) == [f"duygu-session-{sid}-csv", f"duygu-session-{sid}-csv-2"]
+    data = user_folder("exports")  # where the export dialog opens: the user's data folder
+    assert data.is_dir() and str(data).startswith(os.environ["DUYGU_DATA_DIR"])
+    assert "assets" not in data.parts
+    assert canonical_spec("simulated") == "simulated:0" == canonical_spec("simulated:0")
+    tv = win.training_view  # no confusion matrix yet: no axes with odd scales
+    assert not tv.cm_plot.getPlotItem().getAxis("left").isVisible() and tv.cm_placeholder.isVisible()
 
 
 def test_invalid_participant_is_refused(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -163,6 +163,7 @@ class PredictionView(QWidget):
 
     # -- bundle ------------------------------------------------------------------------
     def _load_dialog(self) -> None:
+        self.state.settings.models_dir.mkdir(parents=True, exist_ok=True)
         start = str(self.state.settings.models_dir)
         path, _ = QFileDialog.getOpenFileName(self, "Load model bundle", start, "skops bundle (*.skops);;All (*)")
         if path:

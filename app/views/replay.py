@@ -172,7 +172,9 @@ class ReplayView(QWidget):
         self.replay_spec = None
 
     def _export_dialog(self, fmt: str) -> None:
-        out = QFileDialog.getExistingDirectory(self, f"Export as {fmt.upper()} into", str(Path.home()))
+        from app.dirs import user_folder
+
+        out = QFileDialog.getExistingDirectory(self, f"Export as {fmt.upper()} into", str(user_folder("exports")))
         if out:
             self.export(fmt, Path(out))
 
@@ -183,6 +185,10 @@ class ReplayView(QWidget):
             self.state.notes.warning("choose a recorded session to export")
             return None
         store_path = self.state.store_path
+        from app.dirs import unique_folder
+
+        # a folder of its own per session and format: a second export never overwrites the first
+        out_dir = unique_folder(Path(out_dir) / f"duygu-session-{sid}-{fmt}")
 
         def job(task: Task) -> Path:
             from app.procs import call_in_process
@@ -196,7 +202,9 @@ class ReplayView(QWidget):
             on_result=lambda p: self.state.notes.notify(f"session {sid} exported to {p}", "success"))
 
     def _open_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Replay a recording", str(Path.home()),
+        from app.dirs import user_folder
+
+        path, _ = QFileDialog.getOpenFileName(self, "Replay a recording", str(user_folder()),
                                               "Recordings (*.csv *.edf *.bdf);;All files (*)")
         if path:
             self.play(path)

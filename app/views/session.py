@@ -85,7 +85,7 @@ class SessionView(QWidget):
         form.addRow("Participant", self.participant)
         prow = QHBoxLayout()
         self.protocol_path = QLineEdit(str(state.protocol_path))
-        browse = QPushButton("Browse")
+        self.browse_button = browse = QPushButton("Browse")
         browse.clicked.connect(self._browse)
         self.check_button = QPushButton("Preflight")
         prow.addWidget(self.protocol_path, 1)
@@ -345,8 +345,8 @@ class SessionView(QWidget):
         faulted = bool(self.runner is not None and self.runner.faults)
         self.resume_button.setText("Resume now" if faulted else "Resume")
         self.abort_button.setText("End session" if faulted else "Abort")
-        for w in (self.participant, self.protocol_path, self.labels_mode, self.time_scale, self.audio,
-                  self.check_button, self.max_outage):
+        for w in (self.participant, self.protocol_path, self.browse_button, self.labels_mode, self.time_scale,
+                  self.audio, self.check_button, self.max_outage):
             w.setEnabled(not running)
 
     def start(self) -> Task | None:
@@ -423,13 +423,11 @@ class SessionView(QWidget):
 
     def pause(self) -> None:
         if self.runner is not None:
-            self.runner.pause()
-            self.log_event("paused by the operator", PHASE_COLOURS["paused"])
+            self.runner.pause()  # its "paused" event is logged (once)
 
     def resume(self) -> None:
         if self.runner is not None:
-            self.runner.resume()
-            self.log_event("resumed", PHASE_COLOURS["music"])
+            self.runner.resume()  # its "resumed" event is logged (once)
 
     def _ask_operator(self, title: str, text: str) -> bool:
         answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes

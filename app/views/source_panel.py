@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -195,6 +194,7 @@ class SourcePanel(QWidget):
         self.lsl_refresh.clicked.connect(self.discover)
         controller.busy_changed.connect(self._update_buttons)
         controller.source_changed.connect(lambda _s: self._update_buttons())
+        controller.source_changed.connect(self._show_connected_kind)
         self._update_buttons()
 
         self.timer = QTimer(self)
@@ -269,10 +269,28 @@ class SourcePanel(QWidget):
         return self._discover_task
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Replay a recording", str(Path.home()),
+        from app.dirs import user_folder
+
+        path, _ = QFileDialog.getOpenFileName(self, "Replay a recording", str(user_folder()),
                                               "Recordings (*.csv *.edf *.bdf *.sqlite *.fif);;All files (*)")
         if path:
             self.replay_path.setText(path)
+
+    def _show_connected_kind(self, source: object) -> None:
+        """The panel names the source that is connected (a replay started from the Replay
+        tab is a replay here too, not the simulated headset chosen before)."""
+        kind = getattr(source, "kind", None)
+        if kind is None:
+            return
+        self.set_kind(str(kind))
+        spec = self.controller.spec
+        if kind == "replay" and spec.startswith("replay:"):
+            target, _, speed = spec[len("replay:"):].rpartition("@")
+            self.replay_path.setText(target or speed)
+            try:
+                self.replay_speed.setValue(float(speed))
+            except ValueError:
+                pass
 
     # -- display ------------------------------------------------------------------------
     def _update_buttons(self, *_args: object) -> None:
