@@ -579,6 +579,54 @@ def test_event_loop_never_stalls_connecting_training_exporting(qtbot, make_windo
     assert tv.progress.value() == tv.progress.maximum() and tv.progress.format() == "done"  # not "92%"
 
 
+@pytest.mark.timeout(150)
+def test_event_loop_never_stalls_starting_pausing_resuming_aborting_a_session(
+        qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The same stall detector while a session starts, is paused, resumed and aborted
+    (the player's stop and the fault re-checks run in workers, not on the GUI thread)."""
+    protocol = write_protocol(tmp_path / "protocol", n_per_class=1)
+    win = make_window(store_path=tmp_path / "store.sqlite", protocol_path=protocol)
+    _connect_sim(qtbot, win, speed=5.0)
+    qtbot.waitUntil(lambda: win.engine_ready, timeout=90000)
+    sv = win.session_view
+    win.tabs.setCurrentWidget(sv)
+    sv.participant.setText("P06")
+    sv.labels_mode.setCurrentIndex(sv.labels_mode.findData("auto"))
+    sv.time_scale.setValue(5.0)
+    sv.audio.setChecked(False)
+    idle = Heartbeat().start()
+    qtbot.wait(1500)
+    noise_ms = max(0.0, idle.stop() - 10.0)
+    beat = Heartbeat().start()
+
+    def beats(n: int = 30) -> None:  # let the heartbeat see each step's aftermath
+        target = beat.ticks + n
+        qtbot.waitUntil(lambda: beat.ticks >= target, timeout=20000)
+
+    sv.start()
+    qtbot.waitUntil(lambda: sv.phase == "music", timeout=30000)
+    beats()
+    start_gap = beat.max_gap_ms
+    sv.pause_button.click()
+    qtbot.waitUntil(lambda: sv.phase == "paused", timeout=10000)
+    beats()
+    sv.resume_button.click()
+    qtbot.waitUntil(lambda: sv.phase == "music", timeout=10000)
+    beats()
+    with qtbot.waitSignal(sv.session_finished, timeout=30000) as finished:
+        sv.abort_button.click()
+    beats()
+    max_gap = beat.stop()
+    idle_after = Heartbeat().start()
+    qtbot.wait(1500)
+    noise_ms = max(noise_ms, idle_after.stop() - 10.0)
+    assert finished.args[0].status == "aborted"
+    assert beat.ticks >= 120
+    assert max_gap < 100.0 + noise_ms, (
+        f"GUI stalled {max_gap:.0f} ms (start {start_gap:.0f}; idle scheduling noise {noise_ms:.0f} ms; "
+        f"wall gap {beat.max_wall_gap_ms:.0f} ms, {beat.cpu_wait_ms:.0f} ms waiting for a CPU subtracted)")
+
+
 def test_training_can_be_cancelled(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store = tmp_path / "store.sqlite"
     fill_labelled_store(store, n_per_class=3)

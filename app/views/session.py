@@ -421,13 +421,20 @@ class SessionView(QWidget):
         except DuyguError as exc:
             self.state.notes.error(f"label not accepted: {exc}")
 
+    def _control(self, what: str, call: Callable[[], Any]) -> Task:
+        """Run a runner control in a worker: pausing or aborting stops the player, and
+        resuming re-checks faults (the audio device, the store), which may block."""
+        return self.state.pool.submit(f"{what} the session", lambda _task: call())
+
     def pause(self) -> None:
-        if self.runner is not None:
-            self.runner.pause()  # its "paused" event is logged (once)
+        runner = self.runner
+        if runner is not None:
+            self._control("pause", runner.pause)  # its "paused" event is logged (once)
 
     def resume(self) -> None:
-        if self.runner is not None:
-            self.runner.resume()  # its "resumed" event is logged (once)
+        runner = self.runner
+        if runner is not None:
+            self._control("resume", runner.resume)  # its "resumed" event is logged (once)
 
     def _ask_operator(self, title: str, text: str) -> bool:
         answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes
@@ -454,8 +461,9 @@ class SessionView(QWidget):
         """Abort (or, during a fault, end) the running session, once the operator confirms."""
         if not self.confirm_end("abort"):
             return
-        if self.runner is not None:
-            self.runner.abort()
+        runner = self.runner
+        if runner is not None:
+            self._control("abort", runner.abort)
         self.prompt.close()
         self.log_event("abort requested", PHASE_COLOURS["aborted"])
 
