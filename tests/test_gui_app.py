@@ -256,6 +256,8 @@ def test_spectrum_and_quality_views(qtbot, make_window) -> None:  # type: ignore
     occipital_alpha = bands[2, [6, 7]].mean() / bands[:, [6, 7]].sum(axis=0).mean()
     frontal_gamma = bands[4].sum() / bands.sum()
     assert occipital_alpha > frontal_gamma  # the simulator's alpha over O1/O2
+    ticks = win.spectrum_view.psd_plot.getPlotItem().getAxis("left")._tickLevels
+    assert [label for _v, label in ticks[0]][3:7] == ["0.1", "1", "10", "100"] and ticks[1] == []  # uncluttered
     heights = win.spectrum_view.bars.opts["height"]
     assert abs(float(np.sum(heights)) - 100.0) < 1e-6  # relative band power in %
     win.tabs.setCurrentWidget(win.headmap_view)
