@@ -526,6 +526,7 @@ def test_worker_errors_become_notifications(qtbot, make_window) -> None:  # type
 
 
 @pytest.mark.timeout(150)
+@pytest.mark.xdist_group("gui-stall-detector")  # the two stall tests never load each other's machine
 def test_event_loop_never_stalls_connecting_training_exporting(qtbot, make_window, tmp_path: Path,
                                                               eye_state_csv: Path) -> None:  # type: ignore[no-untyped-def]
     """The GUI thread never stalls > 100 ms (plus the idle noise measured the same way)
@@ -582,6 +583,7 @@ def test_event_loop_never_stalls_connecting_training_exporting(qtbot, make_windo
 
 
 @pytest.mark.timeout(150)
+@pytest.mark.xdist_group("gui-stall-detector")
 def test_event_loop_never_stalls_starting_pausing_resuming_aborting_a_session(
         qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The same stall detector while a session starts, is paused, resumed and aborted

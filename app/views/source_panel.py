@@ -75,6 +75,7 @@ class SourcePanel(QWidget):
         self._streams: list[dict[str, object]] = []
         self._discover_task: Task | None = None
         self._rate_hist: list[tuple[float, int]] = []
+        self._counters_grey = False
 
         lay = QVBoxLayout(self)
         box = QGroupBox("Source")
@@ -311,7 +312,7 @@ class SourcePanel(QWidget):
                 self.device_label.setText("—")
             for label in self.counter_labels.values():  # nothing is measured: no figure stays
                 label.setText("—")
-                label.setStyleSheet("font-family: monospace; color: #9ca3af;")
+            self._grey_counters(True)
             return
         stats = src.stats()
         status = str(stats["status"])
@@ -339,5 +340,11 @@ class SourcePanel(QWidget):
         self.counter_labels["rate"].setText("—" if rate != rate or not live else f"{rate:.1f} Hz")
         for key in ("received", "lost", "interpolated", "reconnects", "gaps"):
             self.counter_labels[key].setText(f"{int(stats[key]):,}")  # type: ignore[call-overload]
-        for label in self.counter_labels.values():  # the totals stay, greyed, once nothing arrives
-            label.setStyleSheet("font-family: monospace;" + ("" if live else " color: #9ca3af;"))
+        self._grey_counters(not live)  # the totals stay, greyed, once nothing arrives
+
+    def _grey_counters(self, grey: bool) -> None:
+        if grey == self._counters_grey:
+            return  # a style sheet change re-polishes the widget: only when it changes
+        self._counters_grey = grey
+        for label in self.counter_labels.values():
+            label.setStyleSheet("font-family: monospace;" + (" color: #9ca3af;" if grey else ""))
