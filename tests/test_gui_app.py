@@ -794,7 +794,14 @@ def test_keys_answer_the_prompt_with_the_focus_anywhere_in_the_window(qtbot, mak
                 assert sv.label_screen.question.text() == "Recorded: Relaxing"
                 qtbot.keyClick(tv.sessions, Qt.Key.Key_Backspace)
                 assert sv.prompt.active
-            qtbot.keyClick(tv.sessions, key, modifier)
+            target = tv.sessions
+            if k == 1:  # the full-screen label window answers the same way
+                window = sv.open_label_window()
+                target = window.screen_widget.question
+            qtbot.keyClick(target, key, modifier)
+            if k == 1:
+                assert window.screen_widget.question.text().startswith("Recorded: ")
+                window.hide()
             label = sv.prompt.labels[int(key) - int(Qt.Key.Key_0) - 1]
             answers.append(label)
             assert sv.label_screen.question.text() == f"Recorded: {label.capitalize()}"
