@@ -115,6 +115,7 @@ def test_connect_session_train_predict_replay(qtbot, window) -> None:  # type: i
                     and window.controller.source.counters.received > 256, timeout=10000)
     assert "#" in rv.replay_spec and rv.replay_spec.endswith("@20")
     assert panel.kind.currentData() == "replay" and "#" in panel.replay_path.text()  # the panel names the replay
+    assert window.simulated_badge.isVisible()  # a replayed simulation is still marked as one
     qtbot.waitUntil(lambda: rv.position.value() > 0, timeout=5000)
     window.tabs.setCurrentWidget(window.signals_view)
     frames = window.signals_view.frames
