@@ -772,15 +772,17 @@ def test_keys_answer_the_prompt_with_the_focus_anywhere_in_the_window(qtbot, mak
     tv = win.training_view
     win.tabs.setCurrentWidget(tv)  # the operator looks at another tab, the focus in its session list
     tv.sessions.setFocus()
-    qtbot.keyClick(tv.sessions, "1")  # no question open: nothing happens, the log says so
 
     def log() -> list[str]:
         return [sv.log.item(i).text() for i in range(sv.log.count())]
 
-    assert any("key 1 pressed with no question open" in line for line in log())
-    n_ignored = sv.prompt.n_ignored
     with qtbot.waitSignal(sv.session_finished, timeout=100000) as finished:
         sv.start()
+        qtbot.waitUntil(lambda: sv.phase in ("baseline", "music"), timeout=30000)
+        assert not sv.prompt.active
+        qtbot.keyClick(tv.sessions, "1")  # no question open yet: nothing happens, the log says so
+        assert any("key 1 pressed with no question open" in line for line in log())
+        n_ignored = sv.prompt.n_ignored
         answers = []
         for k, (key, modifier) in enumerate([(Qt.Key.Key_2, Qt.KeyboardModifier.NoModifier),
                                              (Qt.Key.Key_4, Qt.KeyboardModifier.KeypadModifier),
@@ -819,6 +821,7 @@ def test_keys_answer_the_prompt_with_the_focus_anywhere_in_the_window(qtbot, mak
     assert sv.prompt.n_ignored == n_ignored  # every key was an answer (or its undo)
     assert any("took back 'relaxing'" in line for line in log())
     assert win.tabs.currentWidget() is tv  # nothing else reacted to the keys
+    assert not sv.label_keys.enabled  # no session: the app's events no longer pass through the filter
 
 
 @pytest.mark.timeout(90)

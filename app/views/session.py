@@ -387,6 +387,7 @@ class SessionView(QWidget):
         }
         self._interrupting = False
         self.prompt.clear()
+        self.label_keys.enable(True)  # keys 1-4 belong to the prompt while the session runs
         self.events.clear()
         self.reports.clear()
         self.trial_k, self.trial_n = 0, 0
@@ -606,6 +607,7 @@ class SessionView(QWidget):
             self.log_event(msg, PHASE_COLOURS["aborted"])
         self.state.notes.notify(text, "success" if status == "completed" else "warning")
         self.prompt.close()
+        self.label_keys.enable(False)
         self.runner = None
         self._update_progress()
         self.state.clear_session_context()
@@ -616,6 +618,7 @@ class SessionView(QWidget):
         self._set_phase("aborted", None)
         self.log_event(message, PHASE_COLOURS["aborted"])
         self.prompt.close()
+        self.label_keys.enable(False)
         self.runner = None
         self.state.clear_session_context()
         self.state.publish_session_finished(message)
@@ -624,6 +627,7 @@ class SessionView(QWidget):
     def shutdown(self) -> None:
         """Window closing: stop the session; it is stored as ``interrupted``."""
         self.timer.stop()
+        self.label_keys.enable(False)
         if self.running:
             self._interrupting = True
             if self.runner is not None:

@@ -164,8 +164,8 @@ _TEXT_INPUTS = (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit)
 class LabelKeys(QObject):
     """Number keys 1-9 (main row or keypad) answer the prompt in every window of the app.
 
-    An application event filter: while a question is open (or an answer is in its undo
-    window) a number key pressed anywhere in one of ``screens``' windows goes to the
+    An application event filter, installed while a session runs (:meth:`enable`): while
+    a question is open (or an answer is in its undo window) a number key pressed anywhere in one of ``screens``' windows goes to the
     prompt, whatever has the focus, and Backspace undoes a pending answer. With no
     question open, a number key is swallowed and :attr:`ignored_key` says so, except
     where the focus is typing text or a number (a line edit, a spin box).
@@ -186,9 +186,19 @@ class LabelKeys(QObject):
         super().__init__(parent)
         self.prompt = prompt
         self.screens = screens
+        self.enabled = False
+
+    def enable(self, on: bool = True) -> None:
+        """Filter the app's key presses (``on``: while a session runs; off, the app's
+        events never pass through Python here)."""
         app = QApplication.instance()
-        if app is not None:
+        if app is None or on == self.enabled:
+            return
+        if on:
             app.installEventFilter(self)
+        else:
+            app.removeEventFilter(self)
+        self.enabled = on
 
     def _screen_for(self, widget: QWidget) -> LabelScreen | None:
         screens = [s for s in self.screens() if s is not None]
