@@ -49,6 +49,7 @@ class SourceController(QObject):
     # -- connect / disconnect -------------------------------------------------------------
     def connect_spec(self, spec: str, timeout_s: float = 10.0, **kwargs: Any) -> Task | None:
         """Build the source ``spec`` names and connect it in a worker."""
+        spec = canonical_spec(spec)  # one spelling reaches the store: "simulated" is "simulated:0"
 
         def build(task: Task) -> BaseSource:
             from acquisition.sources.spec import open_source, parse_source_spec
@@ -140,3 +141,12 @@ class SourceController(QObject):
                 self.notes.error(f"source {self.spec} stopped: {self.source.last_error}")
             else:
                 self.notes.notify(f"source {self.spec} stopped", "info")
+
+
+def canonical_spec(spec: str) -> str:
+    """One spelling per source: ``simulated`` → ``simulated:0``; other specs unchanged
+    (a spec that does not parse is left for :func:`open_source` to refuse)."""
+    text = spec.strip()
+    if text == "simulated" or text.startswith("simulated?"):
+        return "simulated:0" + text[len("simulated"):]
+    return text

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -29,7 +29,7 @@ from acquisition.sources.base import BaseSource
 from app import qt_compat  # noqa: F401  (PySide6 6.12 refcount work-around)
 from app.controller import SourceController
 from app.notifications import NotificationArea, NotificationCenter
-from app.state import AppState
+from app.state import AppState, is_simulated
 from app.views.common import LiveView, warm_up
 from app.views.headmap import HeadMapView
 from app.views.signals import SignalsView
@@ -112,9 +112,11 @@ class MainWindow(QMainWindow):
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.source_panel)
         dock.setWidget(scroll)
-        scroll.setMinimumWidth(275)
+        scroll.setMinimumWidth(250)
+        # closable, so View → Source hides it on a small screen and brings it back
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.source_dock = dock
 
@@ -143,10 +145,24 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.notification_area)
         self.setCentralWidget(central)
 
+        # a simulated source is never mistaken for EEG: a badge beside the tabs, on every view
+        self.simulated_badge = QLabel("SIMULATED")
+        self.simulated_badge.setObjectName("simulated-badge")
+        self.simulated_badge.setToolTip("The signals come from Duygu's simulated participant, not from a headset")
+        self.simulated_badge.setStyleSheet("QLabel { background: #7c3aed; color: white; font-weight: bold;"
+                                           " border-radius: 8px; padding: 3px 12px; margin: 2px 6px; }")
+        self.simulated_badge.hide()
+        self.tabs.setCornerWidget(self.simulated_badge, Qt.Corner.TopRightCorner)
         self.status_text = QLabel("no source")
         self.statusBar().addPermanentWidget(self.status_text)
         self.controller.source_changed.connect(self._on_source)
         self.controller.connect_failed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
+        # one speed control: the session's time scale is the simulated headset's speed
+        self._speed_timer = QTimer(self)
+        self._speed_timer.setSingleShot(True)
+        self._speed_timer.setInterval(600)  # typing 20 passes 2: reconnect once, when it settles
+        self._speed_timer.timeout.connect(self._follow_time_scale)
+        self.state.time_scale_changed.connect(self._time_scale_changed)
         self._make_actions()
         self.restore_layout()
         self.engine_ready = False
@@ -190,7 +206,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(disconnect)
         file_menu.addSeparator()
         quit_action = QAction("&Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.setShortcut(QKeySequence("Ctrl+Q"))  # StandardKey.Quit is empty on some platforms
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
         view_menu = menu.addMenu("&View")
@@ -200,7 +216,10 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _c=False, i=i: self.tabs.setCurrentIndex(i))
             view_menu.addAction(action)
         view_menu.addSeparator()
-        view_menu.addAction(self.source_dock.toggleViewAction())
+        self.source_action = self.source_dock.toggleViewAction()
+        self.source_action.setText("&Source panel")
+        self.source_action.setShortcut(QKeySequence("Ctrl+0"))
+        view_menu.addAction(self.source_action)
         if self.session_view is not None and hasattr(self.session_view, "open_label_window"):
             labels = QAction("Participant &label screen (full screen)", self)
             labels.setShortcut(QKeySequence("F11"))
@@ -240,7 +259,26 @@ class MainWindow(QMainWindow):
     # -- source ------------------------------------------------------------------------
     def _on_source(self, source: BaseSource | None) -> None:
         self.state.set_source(source, self.controller.spec)
-        self.status_text.setText(f"source: {self.controller.spec}" if source is not None else "no source")
+        simulated = is_simulated(source)
+        self.simulated_badge.setVisible(simulated)
+        self.status_text.setText((f"source: {self.controller.spec}" + ("  (SIMULATED)" if simulated else ""))
+                                 if source is not None else "no source")
+
+    def _time_scale_changed(self, scale: float) -> None:
+        self.source_panel.sim_speed.setValue(scale)
+        self._speed_timer.start()
+
+    def _follow_time_scale(self) -> None:
+        """Reconnect the simulated headset at the session's time scale (never mid-session)."""
+        src, scale = self.controller.source, self.state.time_scale
+        if src is None or src.kind != "simulated" or self.controller.busy:
+            return
+        if abs(float(getattr(src, "speed", scale)) - scale) < 1e-9:
+            return
+        if self.session_view is not None and self.session_view.running:
+            return
+        self.notes.notify(f"the simulated headset now runs at {scale:g}x (the session's time scale)", "info")
+        self.controller.connect_spec(self.controller.spec, speed=scale)
 
     def connect_default(self, spec: str, **kwargs: Any) -> None:
         """Connect ``spec`` in the background (used at start-up)."""
@@ -299,6 +337,10 @@ class MainWindow(QMainWindow):
             self.state.marker_outlet.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        """Close (window button, Ctrl+Q): a running session ends only if the operator agrees."""
+        if not self._closing and self.session_view is not None and not self.session_view.confirm_end("close"):
+            event.ignore()
+            return
         self.save_layout()
         self.shutdown()
         super().closeEvent(event)
@@ -309,7 +351,8 @@ SHORTCUTS_HTML = """<table cellpadding=3>
 <tr><td><b>Ctrl+D</b></td><td>disconnect the source</td></tr>
 <tr><td><b>Ctrl+1 … Ctrl+8</b></td><td>switch view (signals, spectrum, quality, session, training, prediction, replay, stimuli)</td></tr>
 <tr><td><b>F11</b></td><td>open the participant's label screen in its own full-screen window</td></tr>
-<tr><td><b>1 – 4</b></td><td>on the label screen: choose the label shown on that button</td></tr>
+<tr><td><b>1 – 4</b></td><td>while the participant is asked: choose the label shown on that button (any window, any focus; keypad too)</td></tr>
 <tr><td><b>Esc</b></td><td>leave the full-screen label window</td></tr>
-<tr><td><b>Ctrl+Q</b></td><td>quit (a running session is saved as interrupted)</td></tr>
+<tr><td><b>Backspace</b></td><td>on the label screen: take back the answer just given (within 1.5 s)</td></tr>
+<tr><td><b>Ctrl+Q</b></td><td>quit (asks first during a session, which is then saved as interrupted)</td></tr>
 <tr><td><b>F1</b></td><td>this list</td></tr></table>"""

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 TIME_SCALE = 30.0
+LIVE_SCALE = 4.0  # the live-prediction session: slow enough for the smoothed decision to follow
 VIEW_SIZE = (1440, 880)
 
 
@@ -79,6 +80,7 @@ def run(out_dir: Path, protocol: Path | None = None) -> list[Path]:
     os.environ.setdefault("DUYGU_CONFIG_DIR", str(tmp / "config"))
     win = MainWindow(qsettings=_qsettings(tmp), store_path=tmp / "store.sqlite",
                      protocol_path=protocol or DEFAULT_PROTOCOL, contact_quality=False, markers=False)
+    win.session_view.confirm = lambda *_: True  # nobody to answer a dialog
     win.resize(*VIEW_SIZE)
     win.show()
     saved: list[Path] = []
@@ -151,16 +153,42 @@ def run(out_dir: Path, protocol: Path | None = None) -> list[Path]:
         _spin(app, 0.3)
         shot(win, "07-training")
 
-        # live prediction at 4x on a simulated participant who now feels "happy"
+        # live prediction during a second, really running session at 4x: the simulated
+        # participant's state follows the session's stimuli, the context is that session's
         pv = win.prediction_view
-        panel.set_kind("simulated")
-        panel.sim_speed.setValue(4.0)
-        panel.connect_selected()
-        _wait(app, lambda: win.controller.source is not None and not win.controller.busy, 30, "reconnecting")
-        win.controller.source.set_state("happy")  # type: ignore[attr-defined]
+        sv.time_scale.setValue(LIVE_SCALE)  # the simulated headset follows the session's time scale
+        _wait(app, lambda: win.controller.source is not None and not win.controller.busy
+              and getattr(win.controller.source, "speed", None) == LIVE_SCALE
+              and str(win.controller.source.status) == "streaming", 30, "the simulator at the session's speed")
         tv._use()
-        _wait(app, lambda: pv.n_predictions > 120, 90, "live predictions")
-        shot(win, "08-live-prediction")
+        win.tabs.setCurrentWidget(sv)
+        sv.participant.setText("P02")
+        if sv.start() is None:
+            raise RuntimeError("the live session did not start")
+        shot_taken = False
+        while sv.running and not shot_taken:
+            if sv.prompt.active and sv._current_intended and sv.prompt.pending is None:
+                _spin(app, sv.prompt.min_delay_s + 0.05)
+                sv.prompt.answer(sv._current_intended, 5, 5)
+            ctx = win.state.session_context
+            if (len(sv.reports) >= 2 and sv.phase == "music" and sv.phase_end is not None
+                    and sv.phase_end - time.monotonic() < 2.0 and pv.n_predictions > 20):
+                win.tabs.setCurrentWidget(pv)  # late in a piece: the smoothed decision has caught up
+                shot(win, "08-live-prediction")
+                print(f"  live context: {ctx}")
+                # the same running session on a 1280 x 720 screen
+                win.resize(1280, 720)
+                win.tabs.setCurrentWidget(sv)
+                shot(win, "12-session-1280x720")
+                win.tabs.setCurrentWidget(pv)
+                shot(win, "13-live-prediction-1280x720")
+                win.resize(*VIEW_SIZE)
+                shot_taken = True
+            _spin(app, 0.05)
+        if not shot_taken:
+            raise RuntimeError("the live session ended before the live-prediction screenshot")
+        sv.abort()  # confirmed (no one to ask): stored as aborted
+        _wait(app, lambda: not sv.running, 30, "the live session to end")
 
         rv = win.replay_view
         win.tabs.setCurrentWidget(rv)

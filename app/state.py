@@ -30,8 +30,10 @@ class SessionContext:
     """What the running session is doing, as the live views show it.
 
     ``playing`` is the stimulus title (``"(silence)"`` between pieces), ``intended`` its
-    intended emotion and ``reported`` the participant's last answer; ``None`` means
-    nothing to show.
+    intended emotion and ``reported`` the participant's last answer (kept until the next
+    one), ``reported_for`` the title it was given for; ``None`` means nothing to show.
+    The context belongs to one running session: it is cleared when the session ends and
+    when a replay starts (:meth:`AppState.clear_session_context`).
     """
 
     session_id: int | None = None
@@ -39,6 +41,21 @@ class SessionContext:
     playing: str | None = None
     intended: str | None = None
     reported: str | None = None
+    reported_for: str | None = None
+
+
+def is_simulated(source: BaseSource | None) -> bool:
+    """True if ``source`` gives simulated signals: the simulated headset, or a source whose
+    device says so (EmotivPRO simulated by Duygu, a replay of a simulated session)."""
+    if source is None:
+        return False
+    if source.kind == "simulated":
+        return True
+    info = source.info
+    if info is None:
+        return False
+    text = " ".join([str(info.name), *map(str, info.notes)]).lower()
+    return "simulat" in text
 
 
 class AppState(QObject):
@@ -74,6 +91,8 @@ class AppState(QObject):
     protocol_changed = Signal(object)
     #: the engine is loaded: the registry's classifier names
     classifiers_ready = Signal(list)
+    #: :attr:`time_scale` changed (the simulated headset follows it)
+    time_scale_changed = Signal(float)
 
     def __init__(self, settings: Settings, store_path: Path, protocol_path: Path, pool: WorkerPool,
                  notes: NotificationCenter, parent: QObject | None = None) -> None:
@@ -88,6 +107,7 @@ class AppState(QObject):
         self.marker_outlet: Any = None  # the app's LSL marker outlet (made at launch)
         self.session_context = SessionContext()
         self.classifier_names: list[str] | None = None
+        self.time_scale = 1.0
 
     # -- source ------------------------------------------------------------------------
     def set_source(self, source: BaseSource | None, spec: str = "") -> None:
@@ -95,6 +115,13 @@ class AppState(QObject):
         self.source = source
         self.source_spec = spec if source is not None else ""
         self.source_changed.emit(source)
+
+    def set_time_scale(self, scale: float) -> None:
+        """The session's time scale; with the simulated headset it is also its speed."""
+        scale = float(scale)
+        if scale != self.time_scale:
+            self.time_scale = scale
+            self.time_scale_changed.emit(scale)
 
     # -- protocol ----------------------------------------------------------------------
     @property
@@ -122,6 +149,10 @@ class AppState(QObject):
         if context != self.session_context:
             self.session_context = context
             self.session_context_changed.emit(context)
+
+    def clear_session_context(self) -> None:
+        """No session's context any more (it ended, or a replay starts)."""
+        self.update_session_context(**{f: getattr(SessionContext(), f) for f in SessionContext.__dataclass_fields__})
 
     def publish_session_finished(self, result: Any) -> None:
         """The running session ended with ``result`` (or an error text)."""

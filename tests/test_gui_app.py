@@ -75,6 +75,7 @@ def make_window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
         kwargs.setdefault("contact_quality", False)
         kwargs.setdefault("markers", False)
         win = MainWindow(**kwargs)
+        win.session_view.confirm = lambda *_: True  # no modal dialog in a test: "yes, end it"
         qtbot.addWidget(win)
         win.show()
         made.append(win)
@@ -118,6 +119,9 @@ def test_views_follow_the_app_state_without_a_main_window(qtbot, tmp_path: Path)
     state.update_session_context(running=True, playing="bells", intended="sad", reported="happy")
     assert [prediction.ctx_labels[k].text() for k in ("playing", "intended", "reported")] == ["bells", "sad", "happy"]
     assert state.session_context == SessionContext(running=True, playing="bells", intended="sad", reported="happy")
+    state.clear_session_context()  # the session ended (or a replay starts): nothing of it stays
+    assert [prediction.ctx_labels[k].text() for k in ("playing", "intended", "reported")] == ["—", "—", "—"]
+    assert state.session_context == SessionContext()
 
     fill_labelled_store(tmp_path / "store.sqlite", n_per_class=1, trial_s=2.0)
     state.publish_session_finished("done")  # a session ended: the lists refresh themselves
@@ -276,6 +280,8 @@ def test_spectrum_and_quality_views(qtbot, make_window) -> None:  # type: ignore
     occipital_alpha = bands[2, [6, 7]].mean() / bands[:, [6, 7]].sum(axis=0).mean()
     frontal_gamma = bands[4].sum() / bands.sum()
     assert occipital_alpha > frontal_gamma  # the simulator's alpha over O1/O2
+    ticks = win.spectrum_view.psd_plot.getPlotItem().getAxis("left")._tickLevels
+    assert [label for _v, label in ticks[0]][3:7] == ["0.1", "1", "10", "100"] and ticks[1] == []  # uncluttered
     heights = win.spectrum_view.bars.opts["height"]
     assert abs(float(np.sum(heights)) - 100.0) < 1e-6  # relative band power in %
     win.tabs.setCurrentWidget(win.headmap_view)
@@ -290,6 +296,10 @@ def test_source_panel_counters_and_disconnect(qtbot, make_window) -> None:  # ty
     _connect_sim(qtbot, win, speed=2.0)
     panel = win.source_panel
     qtbot.waitUntil(lambda: panel.status_label.text() == "streaming", timeout=5000)
+    for i in range(win.tabs.count()):  # the simulated source is labelled so in every view
+        win.tabs.setCurrentIndex(i)
+        assert _inside_window(win, win.simulated_badge) and win.simulated_badge.text() == "SIMULATED"
+
     def rate() -> float:
         text = panel.counter_labels["rate"].text()
         return float(text.split()[0]) if text.endswith("Hz") else float("nan")
@@ -298,9 +308,17 @@ def test_source_panel_counters_and_disconnect(qtbot, make_window) -> None:  # ty
     # loaded machine) its first readings cover less, so wait for the settled figure
     qtbot.waitUntil(lambda: 150 < rate() < 400, timeout=10000)  # 2x of 128 Hz
     assert panel.counter_labels["lost"].text() == "0"
+    win.tabs.setCurrentWidget(win.headmap_view)
+    qtbot.waitUntil(lambda: win.headmap_view.report is not None
+                    and win.headmap_view.report.levels().count("good") >= 12, timeout=10000)
+    win.controller.source.disconnect()  # the source stops: nothing it measured stays on screen as live
+    qtbot.waitUntil(lambda: set(win.headmap_view.report.levels()) == {"no data"}, timeout=5000)
+    qtbot.waitUntil(lambda: panel.counter_labels["rate"].text() == "—", timeout=5000)
     panel.disconnect_button.click()
     qtbot.waitUntil(lambda: win.controller.source is None and not win.controller.busy, timeout=5000)
     qtbot.waitUntil(lambda: panel.status_label.text() == "disconnected", timeout=5000)
+    assert all(label.text() == "—" for label in panel.counter_labels.values())
+    assert not win.simulated_badge.isVisible()
 
 
 def test_brainflow_synthetic_board_from_the_panel(qtbot, make_window) -> None:  # type: ignore[no-untyped-def]
@@ -334,6 +352,76 @@ def test_layout_is_remembered(qtbot, make_window, tmp_path: Path) -> None:  # ty
     assert (tmp_path / "duygu-gui.ini").exists()
 
 
+def _inside_window(win, widget) -> bool:  # type: ignore[no-untyped-def]
+    """``widget`` is shown and wholly inside ``win`` (and inside every scroll area's view)."""
+    from PySide6.QtCore import QPoint, QRect
+    from PySide6.QtWidgets import QAbstractScrollArea
+
+    if not widget.isVisible() or widget.width() < 8 or widget.height() < 8:
+        return False
+    rect = QRect(widget.mapTo(win, QPoint(0, 0)), widget.size())
+    if not win.rect().contains(rect):
+        return False
+    parent = widget.parentWidget()
+    while parent is not None and parent is not win:  # scrolled out of a scroll area's view?
+        if isinstance(parent, QAbstractScrollArea):
+            view = parent.viewport()
+            if not QRect(view.mapTo(win, QPoint(0, 0)), view.size()).contains(rect):
+                return False
+        parent = parent.parentWidget()
+    return True
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("size", [(1024, 768), (1280, 720)])
+def test_small_screens_show_every_tab_and_the_dock_can_be_hidden(qtbot, make_window,
+                                                                size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    from app.widgets.label_screen import LabelPrompt, LabelWindow
+
+    win = make_window()
+    assert win.minimumSizeHint().width() <= 1024 and win.minimumSizeHint().height() <= 720
+    win.resize(*size)
+    qtbot.waitUntil(lambda: (win.width(), win.height()) == size, timeout=5000)
+    key_widgets = {
+        win.signals_view: [win.signals_view.plot, win.signals_view.window_spin, win.signals_view.freeze],
+        win.spectrum_view: [win.spectrum_view.psd_plot, win.spectrum_view.band_plot],
+        win.headmap_view: [win.headmap_view.plot, win.headmap_view.table, win.headmap_view.mode],
+        win.session_view: [win.session_view.participant, win.session_view.protocol_path, win.session_view.start_button,
+                           win.session_view.abort_button, win.session_view.log, win.session_view.fullscreen_button,
+                           *win.session_view.label_screen.buttons],
+        win.training_view: [win.training_view.sessions, win.training_view.run_button, win.training_view.table,
+                            win.training_view.save_button, win.training_view.use_button],
+        win.prediction_view: [win.prediction_view.load_button, win.prediction_view.decision,
+                              win.prediction_view.bar_plot, win.prediction_view.timeline,
+                              *win.prediction_view.ctx_labels.values()],
+        win.replay_view: [win.replay_view.table, win.replay_view.play_button, win.replay_view.export_csv_button],
+        win.stimulus_view: [win.stimulus_view.table, win.stimulus_view.model_button],
+    }
+    assert len(key_widgets) == win.tabs.count()
+    for view, widgets in key_widgets.items():
+        win.tabs.setCurrentWidget(view)
+        for w in [*widgets, win.source_panel.connect_button]:
+            try:
+                qtbot.waitUntil(lambda w=w: _inside_window(win, w), timeout=3000)
+            except Exception as exc:
+                from PySide6.QtCore import QPoint
+                raise AssertionError(f"{type(view).__name__}: {type(w).__name__} {w.objectName()!r} at "
+                                     f"{w.mapTo(win, QPoint(0, 0))} size {w.size()} visible {w.isVisible()} "
+                                     f"in a {win.size()} window") from exc
+    assert win.prediction_view.timeline.height() >= 150  # not a strip under its legend
+    assert win.session_view.log.height() >= 100
+    # the dock hides and comes back from the View menu
+    assert win.source_action.isEnabled()
+    win.source_action.trigger()
+    qtbot.waitUntil(lambda: not win.source_dock.isVisible(), timeout=3000)
+    win.source_action.trigger()
+    qtbot.waitUntil(lambda: win.source_dock.isVisible(), timeout=3000)
+    # the participant's window fits an 800 px wide screen
+    window = LabelWindow(LabelPrompt())
+    qtbot.addWidget(window)
+    assert window.minimumSizeHint().width() <= 800
+
+
 def test_layout_file_follows_the_config_dir(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from app.main_window import MainWindow
 
@@ -348,7 +436,7 @@ def test_layout_file_follows_the_config_dir(qtbot, tmp_path: Path) -> None:  # t
 def test_label_screen_ignores_double_input_and_hints_nothing(qtbot) -> None:  # type: ignore[no-untyped-def]
     from app.widgets.label_screen import LabelPrompt, LabelScreen, LabelWindow
 
-    prompt = LabelPrompt(min_delay_s=0.0)
+    prompt = LabelPrompt(min_delay_s=0.0, undo_s=0.0)  # committed at once (the undo window: below)
     screen = LabelScreen(prompt)
     qtbot.addWidget(screen)
     screen.show()
@@ -378,6 +466,66 @@ def test_label_screen_ignores_double_input_and_hints_nothing(qtbot) -> None:  # 
     assert not any(b.isEnabled() for b in screen.buttons)
 
 
+@pytest.mark.timeout(30)
+def test_an_answer_is_acknowledged_and_can_be_undone_before_it_is_committed(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import Qt
+
+    from app.widgets.label_screen import LabelPrompt, LabelScreen
+
+    prompt = LabelPrompt(min_delay_s=0.0, undo_s=0.5)
+    screen = LabelScreen(prompt)
+    qtbot.addWidget(screen)
+    screen.show()
+    answers: list[tuple[object, ...]] = []
+    prompt.answered.connect(lambda *a: answers.append(a))
+    prompt.ask(labels=("happy", "sad", "relaxing", "tense"))
+    qtbot.waitUntil(lambda: prompt.active, timeout=2000)
+    qtbot.keyClick(screen, "2")
+    assert screen.question.text() == "Recorded: Sad" and screen.undo_button.isVisible()
+    assert answers == [] and not prompt.active and not any(b.isEnabled() for b in screen.buttons)
+    qtbot.keyClick(screen, Qt.Key.Key_Backspace)  # changed her mind: the question is open again
+    assert prompt.active and prompt.pending is None and not screen.undo_button.isVisible()
+    assert all(b.isEnabled() for b in screen.buttons)
+    qtbot.keyClick(screen, "4")
+    with qtbot.waitSignal(prompt.answered, timeout=5000) as committed:
+        pass
+    assert committed.args == ["tense", None, None] and answers == [("tense", None, None)]
+    assert "Recorded: Tense" in screen.sub.text() and not screen.undo_button.isVisible()
+    assert prompt.undo() is False  # committed: nothing to take back
+
+
+@pytest.mark.timeout(30)
+def test_the_decoded_emotion_is_smoothed_like_its_bars_and_greys_out_when_the_source_goes(
+        qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from acquisition.settings import load_settings
+    from app.notifications import NotificationCenter
+    from app.state import AppState
+    from app.views.prediction import PredictionView
+    from app.workers import WorkerPool
+
+    notes = NotificationCenter()
+    pool = WorkerPool(notify=notes.notify)
+    state = AppState(load_settings(), tmp_path / "store.sqlite", tmp_path / "a.toml", pool, notes)
+    pv = PredictionView(state)
+    qtbot.addWidget(pv)
+    state.choose_bundle(SimpleNamespace(classes=["happy", "sad"], meta={}), "test")
+    pv.smoothing.setValue(2.0)
+    for t, p_happy in enumerate((0.9, 0.9, 0.9, 0.2)):  # the latest window alone says "sad"
+        pv._on_prediction(SimpleNamespace(t=float(t), probabilities={"happy": p_happy, "sad": 1 - p_happy},
+                                          label="happy" if p_happy > 0.5 else "sad", clean=True, latency_ms=1.0))
+    pv.drain()
+    heights = np.asarray(pv.bars.opts["height"], dtype=float)
+    assert pv.decision.text() == "happy" and np.allclose(heights, pv.smoothed)  # the same quantity
+    assert heights[0] > 0.5 and "latest window alone: sad" in pv.confidence.text()
+    assert "smoothed" in pv.bar_plot.getPlotItem().getAxis("left").labelText
+    state.set_source(None)  # disconnected: no decision stays on screen
+    assert pv.decision.text() == "—" and "no source" in pv.confidence.text()
+    assert not np.asarray(pv.bars.opts["height"], dtype=float).any()
+    pool.shutdown(timeout_ms=5000)
+
+
 def test_answer_before_min_delay_is_ignored(qtbot) -> None:  # type: ignore[no-untyped-def]
     from app.widgets.label_screen import LabelPrompt
 
@@ -402,6 +550,7 @@ def test_worker_errors_become_notifications(qtbot, make_window) -> None:  # type
 
 
 @pytest.mark.timeout(150)
+@pytest.mark.xdist_group("gui-stall-detector")  # the two stall tests never load each other's machine
 def test_event_loop_never_stalls_connecting_training_exporting(qtbot, make_window, tmp_path: Path,
                                                               eye_state_csv: Path) -> None:  # type: ignore[no-untyped-def]
     """The GUI thread never stalls > 100 ms (plus the idle noise measured the same way)
@@ -451,6 +600,52 @@ def test_event_loop_never_stalls_connecting_training_exporting(qtbot, make_windo
         f"idle scheduling noise {noise_ms:.0f} ms; wall gap {beat.max_wall_gap_ms:.0f} ms, "
         f"{beat.cpu_wait_ms:.0f} ms waiting for a CPU subtracted in all)")
     assert tv.result is not None and tv.result["protocol"] == "grouped"
+    assert tv.progress.value() == tv.progress.maximum() and tv.progress.format() == "done"  # not "92%"
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.xdist_group("gui-stall-detector")
+def test_event_loop_never_stalls_starting_pausing_resuming_aborting_a_session(
+        qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The same stall detector while a session starts, is paused, resumed and aborted
+    (the player's stop and the fault re-checks run in workers, not on the GUI thread)."""
+    protocol = write_protocol(tmp_path / "protocol", n_per_class=1)
+    win = make_window(store_path=tmp_path / "store.sqlite", protocol_path=protocol)
+    _connect_sim(qtbot, win, speed=5.0)
+    qtbot.waitUntil(lambda: win.engine_ready, timeout=90000)
+    sv = win.session_view
+    win.tabs.setCurrentWidget(sv)
+    sv.participant.setText("P06")
+    sv.labels_mode.setCurrentIndex(sv.labels_mode.findData("auto"))
+    sv.time_scale.setValue(5.0)
+    sv.audio.setChecked(False)
+    noise_ms = _idle_noise_ms(qtbot)
+    beat = Heartbeat().start()
+
+    def beats(n: int = 30) -> None:  # let the heartbeat see each step's aftermath
+        target = beat.ticks + n
+        qtbot.waitUntil(lambda: beat.ticks >= target, timeout=20000)
+
+    sv.start()
+    qtbot.waitUntil(lambda: sv.phase == "music", timeout=30000)
+    beats()
+    start_gap = beat.max_gap_ms
+    sv.pause_button.click()
+    qtbot.waitUntil(lambda: sv.phase == "paused", timeout=10000)
+    beats()
+    sv.resume_button.click()
+    qtbot.waitUntil(lambda: sv.phase == "music", timeout=10000)
+    beats()
+    with qtbot.waitSignal(sv.session_finished, timeout=30000) as finished:
+        sv.abort_button.click()
+    beats()
+    max_gap = beat.stop()
+    noise_ms = max(noise_ms, _idle_noise_ms(qtbot))
+    assert finished.args[0].status == "aborted"
+    assert beat.ticks >= 120
+    assert max_gap < 100.0 + noise_ms, (
+        f"GUI stalled {max_gap:.0f} ms (start {start_gap:.0f}; idle scheduling noise {noise_ms:.0f} ms; "
+        f"wall gap {beat.max_wall_gap_ms:.0f} ms, {beat.cpu_wait_ms:.0f} ms waiting for a CPU subtracted)")
 
 
 def test_training_can_be_cancelled(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -459,6 +654,7 @@ def test_training_can_be_cancelled(qtbot, make_window, tmp_path: Path) -> None: 
     win = make_window(store_path=store)
     tv = win.training_view
     qtbot.waitUntil(lambda: tv.sessions.count() == 1, timeout=10000)
+    qtbot.waitUntil(lambda: win.engine_ready, timeout=90000)  # the classifier list comes with the engine
     tv.set_classifiers(["ann", "svm-poly", "svm-rbf", "knn", "logreg"])
     task = tv.start()
     qtbot.waitUntil(lambda: tv.progress.value() > 0, timeout=60000)
@@ -469,6 +665,7 @@ def test_training_can_be_cancelled(qtbot, make_window, tmp_path: Path) -> None: 
     # is_done is set in the worker thread; the GUI re-enables the button when the queued signal lands
     qtbot.waitUntil(tv.run_button.isEnabled, timeout=5000)
     qtbot.waitUntil(lambda: "training cancelled" in win.notes.messages("warning"), timeout=5000)
+    assert tv.progress.value() == 0 and tv.progress.format() == "cancelled"
 
 
 # -- bad input ---------------------------------------------------------------------------
@@ -572,6 +769,78 @@ def test_closing_mid_session_saves_it_interrupted(qtbot, make_window, tmp_path: 
         st.close()
 
 
+@pytest.mark.timeout(120)
+def test_keys_answer_the_prompt_with_the_focus_anywhere_in_the_window(qtbot, make_window,
+                                                                      tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Keys 1-4 (and the keypad's) answer the open question wherever the focus is; each
+    answer is acknowledged and can be undone; a key with no question open does nothing
+    and says so in the operator's log."""
+    from PySide6.QtCore import Qt
+
+    protocol = write_protocol(tmp_path / "protocol", n_per_class=1, music_s=20.0, silence_s=5.0)
+    win = make_window(store_path=tmp_path / "store.sqlite", protocol_path=protocol)
+    _connect_sim(qtbot, win, speed=10.0)
+    sv = win.session_view
+    pv = win.prediction_view
+    sv.prompt.undo_s = 0.4
+    sv.participant.setText("P03")
+    sv.time_scale.setValue(10.0)
+    sv.audio.setChecked(False)
+    tv = win.training_view
+    win.tabs.setCurrentWidget(tv)  # the operator looks at another tab, the focus in its session list
+    tv.sessions.setFocus()
+
+    def log() -> list[str]:
+        return [sv.log.item(i).text() for i in range(sv.log.count())]
+
+    with qtbot.waitSignal(sv.session_finished, timeout=100000) as finished:
+        sv.start()
+        qtbot.waitUntil(lambda: sv.phase in ("baseline", "music"), timeout=30000)
+        assert not sv.prompt.active
+        qtbot.keyClick(tv.sessions, "1")  # no question open yet: nothing happens, the log says so
+        assert any("key 1 pressed with no question open" in line for line in log())
+        n_ignored = sv.prompt.n_ignored
+        answers = []
+        for k, (key, modifier) in enumerate([(Qt.Key.Key_2, Qt.KeyboardModifier.NoModifier),
+                                             (Qt.Key.Key_4, Qt.KeyboardModifier.KeypadModifier),
+                                             (Qt.Key.Key_1, Qt.KeyboardModifier.NoModifier),
+                                             (Qt.Key.Key_3, Qt.KeyboardModifier.KeypadModifier)]):
+            qtbot.waitUntil(lambda: sv.prompt.active, timeout=30000)
+            qtbot.waitUntil(lambda: sv.label_screen.buttons[0].isEnabled(), timeout=2000)
+            qtbot.wait(int(sv.prompt.min_delay_s * 1000) + 20)  # a deliberate answer, not a leftover press
+            if k == 0:  # a wrong key first, taken back with Backspace from the other tab
+                qtbot.keyClick(tv.sessions, "3")
+                assert sv.label_screen.question.text() == "Recorded: Relaxing"
+                qtbot.keyClick(tv.sessions, Qt.Key.Key_Backspace)
+                assert sv.prompt.active
+            target = tv.sessions
+            if k == 1:  # the full-screen label window answers the same way
+                window = sv.open_label_window()
+                target = window.screen_widget.question
+            qtbot.keyClick(target, key, modifier)
+            if k == 1:
+                assert window.screen_widget.question.text().startswith("Recorded: ")
+                window.hide()
+            label = sv.prompt.labels[int(key) - int(Qt.Key.Key_0) - 1]
+            answers.append(label)
+            assert sv.label_screen.question.text() == f"Recorded: {label.capitalize()}"
+            qtbot.waitUntil(lambda n=k + 1: len(sv.reports) == n, timeout=10000)
+            # live prediction shows the report, and keeps it while the next piece plays
+            assert pv.ctx_labels["reported"].text() == label
+            if k < 3:  # (after the last one the session ends, and its context with it)
+                qtbot.waitUntil(lambda: sv.prompt.active, timeout=30000)
+                assert pv.ctx_labels["reported"].text() == label
+                assert pv.reported_for.text().startswith("for ")
+    result = finished.args[0]
+    assert [pv.ctx_labels[k].text() for k in ("playing", "intended", "reported")] == ["—", "—", "—"]
+    assert result.status == "completed"
+    assert [r[2] for r in sv.reports] == answers == ["sad", "tense", "happy", "relaxing"]
+    assert sv.prompt.n_ignored == n_ignored  # every key was an answer (or its undo)
+    assert any("took back 'relaxing'" in line for line in log())
+    assert win.tabs.currentWidget() is tv  # nothing else reacted to the keys
+    assert not sv.label_keys.enabled  # no session: the app's events no longer pass through the filter
+
+
 @pytest.mark.timeout(90)
 def test_pause_resume_abort_from_the_session_view(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     protocol = write_protocol(tmp_path / "protocol", n_per_class=1)
@@ -594,8 +863,107 @@ def test_pause_resume_abort_from_the_session_view(qtbot, make_window, tmp_path: 
         sv.abort_button.click()
     assert finished.args[0].status == "aborted"
     log = [sv.log.item(i).text() for i in range(sv.log.count())]
-    assert any("paused" in line for line in log) and any("resumed" in line for line in log)
+    texts = [line.partition("  ")[2] for line in log]
+    assert texts.count("paused: operator") == 1 and texts.count("resumed") == 1, log  # each once, not twice
+    assert not any(t.startswith("paused by the operator") for t in texts)
     assert not sv.abort_button.isEnabled() and sv.start_button.isEnabled()
+
+
+@pytest.mark.timeout(90)
+def test_ending_a_session_asks_first_abort_and_close(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Abort, the window's close button and Ctrl+Q ask first: cancel keeps the session
+    running, yes ends it as before (aborted)."""
+    from PySide6.QtGui import QKeySequence
+
+    protocol = write_protocol(tmp_path / "protocol", n_per_class=1)
+    win = make_window(store_path=tmp_path / "store.sqlite", protocol_path=protocol)
+    _connect_sim(qtbot, win, speed=5.0)
+    sv = win.session_view
+    asked: list[str] = []
+    answer = [False]
+
+    def confirm(title: str, _text: str) -> bool:
+        asked.append(title)
+        return answer[0]
+
+    sv.confirm = confirm
+    sv.participant.setText("P04")
+    sv.labels_mode.setCurrentIndex(sv.labels_mode.findData("auto"))
+    sv.time_scale.setValue(5.0)
+    sv.audio.setChecked(False)
+    sv.start()
+    qtbot.waitUntil(lambda: sv.phase == "music", timeout=20000)
+    assert not sv.browse_button.isEnabled() and not sv.protocol_path.isEnabled()  # no protocol swap mid-session
+    sv.abort_button.click()  # cancelled
+    assert asked == ["End the session?"]
+    win.close()  # the close button: cancelled
+    quit_action = next(a for a in win.menuBar().actions()[0].menu().actions() if a.text() == "&Quit")
+    assert quit_action.shortcut() == QKeySequence("Ctrl+Q")
+    quit_action.trigger()  # Ctrl+Q: cancelled
+    assert asked == ["End the session?", "Quit during a session?", "Quit during a session?"]
+    assert win.isVisible() and sv.running and sv.runner is not None
+    n_events = len(sv.events)
+    qtbot.waitUntil(lambda: len(sv.events) > n_events, timeout=20000)  # the session goes on
+    assert sv.running and sv.phase != "aborted"
+    answer[0] = True
+    with qtbot.waitSignal(sv.session_finished, timeout=30000) as finished:
+        sv.abort_button.click()
+    assert finished.args[0].status == "aborted" and len(asked) == 4
+    asked.clear()
+    win.close()  # nothing runs: no question
+    assert asked == [] and not win.isVisible()
+
+
+@pytest.mark.timeout(60)
+def test_the_session_time_scale_is_the_simulated_headsets_speed(qtbot, make_window) -> None:  # type: ignore[no-untyped-def]
+    """One speed control: the simulator follows the session's time scale (the source
+    panel shows it); any other source gets a demo-only warning instead."""
+    from tests.support.sources import PausableSource
+
+    win = make_window()
+    _connect_sim(qtbot, win, speed=1.0)
+    sv, panel = win.session_view, win.source_panel
+    assert panel.sim_speed.isReadOnly()  # shown, not a second control
+    first = win.controller.source
+    sv.time_scale.setValue(7.0)
+    qtbot.waitUntil(lambda: win.controller.source is not None and win.controller.source is not first
+                    and win.controller.source.speed == 7.0
+                    and str(win.controller.source.status) == "streaming", timeout=20000)
+    assert panel.sim_speed.value() == 7.0 and "runs at 7x" in sv.time_scale_note.text()
+    assert win.controller.spec == "simulated:0"
+    source = PausableSource(loss_timeout_s=5.0)
+    win.controller.connect_source(source, spec="pausable")
+    qtbot.waitUntil(lambda: win.controller.source is source, timeout=10000)
+    assert "demo only" in sv.time_scale_note.text()
+    sv.time_scale.setValue(1.0)
+    assert sv.time_scale_note.text() == ""
+
+
+@pytest.mark.timeout(90)
+def test_exports_get_a_folder_per_session_and_format_and_dialogs_open_in_the_data_folder(
+        qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from app.controller import canonical_spec
+    from app.dirs import user_folder
+
+    store = tmp_path / "store.sqlite"
+    sid = fill_labelled_store(store, n_per_class=1, trial_s=2.0)
+    win = make_window(store_path=store)
+    rv = win.replay_view
+    rv.refresh_sessions()
+    qtbot.waitUntil(lambda: rv.table.rowCount() == 1, timeout=10000)
+    rv.table.selectRow(0)
+    out = tmp_path / "exports"
+    for _ in range(2):
+        task = rv.export("csv", out)
+        qtbot.waitUntil(lambda t=task: t.is_done, timeout=60000)
+        assert task.error is None
+    assert sorted(p.name for p in out.iterdir()) == [f"duygu-session-{sid}-csv", f"duygu-session-{sid}-csv-2"]
+    data = user_folder("exports")  # where the export dialog opens: the user's data folder
+    assert data.is_dir() and str(data).startswith(os.environ["DUYGU_DATA_DIR"])
+    assert "assets" not in data.parts
+    assert canonical_spec("simulated") == "simulated:0" == canonical_spec("simulated:0")
+    tv = win.training_view  # no confusion matrix yet: no axes with odd scales
+    assert not tv.cm_plot.getPlotItem().getAxis("left").isVisible() and tv.cm_placeholder.isVisible()
 
 
 def test_invalid_participant_is_refused(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -51,8 +51,11 @@ def test_connect_session_train_predict_replay(qtbot, window) -> None:  # type: i
     sv.audio.setChecked(False)  # no sound card on the test machine: the silent clock player
     with qtbot.waitSignal(sv.session_finished, timeout=120000) as finished:
         qtbot.mouseClick(sv.start_button, Qt.MouseButton.LeftButton)
-        for _ in range(12):
+        pv = window.prediction_view
+        for k in range(12):
             qtbot.waitUntil(lambda: sv.prompt.active, timeout=20000)
+            if k:  # the previous answer is still shown while the next piece has played
+                assert pv.ctx_labels["reported"].text() == sv.reports[-1][2]
             intended = sv._current_intended
             button = next(b for b in sv.label_screen.buttons if b.property("label") == intended)
             qtbot.waitUntil(lambda b=button: b.isEnabled(), timeout=2000)
@@ -68,7 +71,9 @@ def test_connect_session_train_predict_replay(qtbot, window) -> None:  # type: i
     assert len(sv.reports) == 12
     assert [r[2] for r in sv.reports] == [r[1] for r in sv.reports]  # reported == intended, each once
     assert sv.trial_label.text().startswith("Trial 12 of 12")
-    assert window.prediction_view.ctx_labels["reported"].text() == sv.reports[-1][2]
+    # the session ended: its context is gone from live prediction
+    assert [pv.ctx_labels[k].text() for k in ("playing", "intended", "reported")] == ["—", "—", "—"]
+    assert pv.ctx_title.text() == "no session running"
 
     # 3. train on the recorded session
     tv = window.training_view
@@ -111,6 +116,8 @@ def test_connect_session_train_predict_replay(qtbot, window) -> None:  # type: i
     qtbot.waitUntil(lambda: window.controller.source is not None and window.controller.source.kind == "replay"
                     and window.controller.source.counters.received > 256, timeout=10000)
     assert "#" in rv.replay_spec and rv.replay_spec.endswith("@20")
+    assert panel.kind.currentData() == "replay" and "#" in panel.replay_path.text()  # the panel names the replay
+    assert window.simulated_badge.isVisible()  # a replayed simulation is still marked as one
     qtbot.waitUntil(lambda: rv.position.value() > 0, timeout=5000)
     window.tabs.setCurrentWidget(window.signals_view)
     frames = window.signals_view.frames

@@ -472,6 +472,8 @@ def _read_store(path: Path, session_id: int) -> Recording:
     if len(data) == 0:
         raise RecordingError(f"session {session_id} of {path.name} has no EEG")
     notes = [f"session {session_id} of {path.name}"]
+    if getattr(info, "source", ""):
+        notes.append(f"recorded from {info.source}")  # a replayed simulation is still a simulation
     # a piece ends where the recorder missed samples (an index jump) or a recorded gap follows
     missing_after: dict[int, int] = {}
     for row in np.flatnonzero(np.diff(indices) > 1):

@@ -29,6 +29,7 @@ from acquisition.channels import EPOC_CHANNELS, MONTAGE, SFREQ_HZ
 from acquisition.sources.base import BaseSource
 from app.state import AppState
 from app.views.common import QUALITY_COLOURS, LiveView
+from app.widgets.flow import FlowLayout
 from processing.quality import LEVELS, ChannelQuality, QualityReport, channel_quality
 
 HEAD_RADIUS = 1.0
@@ -57,9 +58,11 @@ class HeadMapView(LiveView):
         self.reading: Any = None  # the latest EmotivPRO reading shown
         self.report: QualityReport | None = None
 
-        bar = QHBoxLayout()
+        bar = FlowLayout()  # wraps onto a second row in a narrow window
         bar.addWidget(QLabel("Colour by"))
         self.mode = QComboBox()
+        self.mode.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.mode.setMinimumContentsLength(22)
         self.mode.addItem("EmotivPRO contact quality when available", "contact")
         self.mode.addItem("Signal quality computed from the data", "computed")
         bar.addWidget(self.mode)
@@ -158,7 +161,10 @@ class HeadMapView(LiveView):
                 for ch, (level, value) in ((c, reading.channels[c]) for c in self.channels)), 0.0))
             return
         src = self.source
-        if src is None:
+        status = str(src.status) if src is not None else "none"
+        if src is None or status != "streaming":  # a stopped or lost source is never shown green
+            if src is not None:
+                self.contact_label.setText(f"source {status}: no data")
             self.show_report(QualityReport(tuple(ChannelQuality(c, "no data") for c in self.channels), 0.0))
             return
         chunk = src.buffer.latest(seconds=self.window_s)

@@ -1,9 +1,12 @@
-"""Live prediction: class probabilities as bars, a smoothed timeline, decision and confidence.
+"""Live prediction: smoothed class probabilities as bars and a timeline, decision and confidence.
 
 A :class:`models.live.LivePredictor` runs in its own thread and calls back with each
-prediction; the callback only appends to a queue, and a GUI timer drains it. During a
-session the participant's last report and the stimulus's intended emotion are shown
-beside the decision.
+prediction; the callback only appends to a queue, and a GUI timer drains it. The big
+word, its confidence and the bars all show the same quantity, the exponentially
+smoothed probabilities (the latest window's own figure is named beside them). During a
+session the running session's context (now playing, intended emotion, the participant's
+last report) is shown beside the decision; with no session running it is empty. When the
+source stops, is lost or disconnects, or predictions stop, the decision is greyed out.
 """
 
 from __future__ import annotations
@@ -94,8 +97,11 @@ class PredictionView(QWidget):
         ctx_box = QGroupBox("Session")
         grid = QGridLayout(ctx_box)
         self.ctx_labels: dict[str, QLabel] = {}
+        self.ctx_title = QLabel("no session running")
+        self.ctx_title.setStyleSheet("color: #6b7280;")
+        grid.addWidget(self.ctx_title, 0, 0, 1, 2)
         for i, (key, title) in enumerate((("playing", "Now playing"), ("intended", "Intended emotion"),
-                                          ("reported", "Participant reported"))):
+                                          ("reported", "Participant reported")), start=1):
             name = QLabel(title)
             name.setStyleSheet("color: #4b5563;")
             value = QLabel("—")
@@ -103,9 +109,12 @@ class PredictionView(QWidget):
             grid.addWidget(name, i, 0)
             grid.addWidget(value, i, 1)
             self.ctx_labels[key] = value
+        self.reported_for = QLabel("")
+        self.reported_for.setStyleSheet("color: #6b7280;")
+        grid.addWidget(self.reported_for, 4, 1)
         self.latency = QLabel("")
         self.latency.setStyleSheet("color: #6b7280;")
-        grid.addWidget(self.latency, 3, 0, 1, 2)
+        grid.addWidget(self.latency, 5, 0, 1, 2)
         left = QVBoxLayout()
         left.addWidget(dec_box, 1)
         left.addWidget(ctx_box)
@@ -116,7 +125,7 @@ class PredictionView(QWidget):
         bp.setMouseEnabled(x=False, y=False)
         bp.hideButtons()
         bp.setYRange(0, 1, padding=0.02)
-        bp.setLabel("left", "probability")
+        bp.setLabel("left", "smoothed probability")
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7)
         bp.addItem(self.bars)
         top = QHBoxLayout()
@@ -133,6 +142,7 @@ class PredictionView(QWidget):
         tp.setLabel("left", "smoothed probability")
         tp.showGrid(x=True, y=True, alpha=0.2)
         self.legend = tp.addLegend(offset=(10, 5), colCount=6)
+        self.timeline.setMinimumHeight(170)  # never a strip under its own legend
         self.curves: list[pg.PlotDataItem] = []
 
         lay = QVBoxLayout(self)
@@ -153,6 +163,7 @@ class PredictionView(QWidget):
 
     # -- bundle ------------------------------------------------------------------------
     def _load_dialog(self) -> None:
+        self.state.settings.models_dir.mkdir(parents=True, exist_ok=True)
         start = str(self.state.settings.models_dir)
         path, _ = QFileDialog.getOpenFileName(self, "Load model bundle", start, "skops bundle (*.skops);;All (*)")
         if path:
@@ -260,6 +271,18 @@ class PredictionView(QWidget):
                 self.state.notes.error(f"live prediction stopped: {exc}")
         self.start_button.setEnabled(self.bundle is not None)
         self.stop_button.setEnabled(False)
+        self._queue.clear()
+        self.grey_out("no source" if self.source is None else "predictions stopped")
+
+    def grey_out(self, why: str) -> None:
+        """Nothing is being decoded now: no decision stays on screen (``why`` says so)."""
+        self.last = None
+        self.smoothed = None  # the next start smooths afresh
+        self.decision.setText("—")
+        self.decision.setStyleSheet("font-size: 34pt; font-weight: bold; color: #9ca3af;")
+        self.confidence.setText(why)
+        if self.classes:
+            self.bars.setOpts(height=np.zeros(len(self.classes)), brushes=[pg.mkBrush("#d1d5db")] * len(self.classes))
 
     def _on_prediction(self, prediction: Any) -> None:
         self._queue.append(prediction)  # predictor thread: only queue it
@@ -269,6 +292,12 @@ class PredictionView(QWidget):
         predictor = self.predictor
         if predictor is not None and predictor.error is not None and not predictor.running:
             self.stop()  # reports the error
+        src = self.source
+        if predictor is not None and src is not None and str(src.status) != "streaming":
+            if self.last is not None:  # the source stopped or is lost: what was decoded is stale
+                self._queue.clear()
+                self.grey_out(f"source {src.status}: nothing decoded")
+            return
         if not self._queue:
             return
         items = []
@@ -308,7 +337,8 @@ class PredictionView(QWidget):
         clean = bool(getattr(self.last, "clean", True))
         brushes = ([pg.mkBrush(class_colour(c, i)) for i, c in enumerate(self.classes)] if clean
                    else [pg.mkBrush("#d1d5db")] * len(self.classes))
-        self.bars.setOpts(height=raw, brushes=brushes)
+        # the bars show what the big word shows: the smoothed probabilities
+        self.bars.setOpts(height=raw if self.smoothed is None else self.smoothed, brushes=brushes)
         if not clean:  # an artefact in the window: say so, grey, never the big word
             reason = getattr(self.last, "reason", "") or "window not clean"
             self.decision.setStyleSheet("font-size: 34pt; font-weight: bold; color: #9ca3af;")
@@ -321,8 +351,9 @@ class PredictionView(QWidget):
             colour = class_colour(label, k)
             self.decision.setText(label)
             self.decision.setStyleSheet(f"font-size: 34pt; font-weight: bold; color: {colour};")
-            self.confidence.setText(f"confidence {100 * self.smoothed[k]:.0f}%  (smoothed)  ·  "
-                                    f"this window: {self.last.label} {100 * raw.max():.0f}%")
+            tau = float(self.smoothing.value())
+            self.confidence.setText(f"smoothed ({tau:g} s): confidence {100 * self.smoothed[k]:.0f}%  ·  "
+                                    f"latest window alone: {self.last.label} {100 * raw.max():.0f}%")
         lat = getattr(self.last, "latency_ms", None)
         if lat is not None:
             unclean = f" ({self.n_unclean} not clean)" if self.n_unclean else ""
@@ -335,9 +366,15 @@ class PredictionView(QWidget):
 
     # -- session context ---------------------------------------------------------------
     def show_session_context(self, context: SessionContext) -> None:
-        """Show the session's current stimulus, its intended emotion and the last report."""
+        """Show the running session's current stimulus, its intended emotion and the last
+        report (empty with no session running)."""
+        running = bool(context.running)
+        self.ctx_title.setText(("session running" + (f" · #{context.session_id}" if context.session_id else ""))
+                               if running else "no session running")
+        self.reported_for.setText(f"for {context.reported_for}" if running and context.reported
+                                  and context.reported_for else "")
         for key in ("playing", "intended", "reported"):
-            value = getattr(context, key)
+            value = getattr(context, key) if running else None
             lab = self.ctx_labels[key]
             lab.setText(value or "—")
             if key != "playing":

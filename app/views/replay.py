@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from app.controller import SourceController
 from app.state import AppState
 from app.store_queries import list_sessions, session_trials
+from app.widgets.flow import FlowLayout
 from app.workers import Task
 
 SPEEDS = (1.0, 2.0, 5.0, 10.0, 20.0)
@@ -43,7 +44,7 @@ class ReplayView(QWidget):
         self.rows: list[dict[str, Any]] = []
         self.replay_spec: str | None = None
 
-        bar = QHBoxLayout()
+        bar = FlowLayout()  # wraps onto a second row in a narrow window
         self.refresh_button = QPushButton("Refresh")
         self.open_button = QPushButton("Open file…")
         self.open_button.setToolTip("Replay a CSV or EDF recording instead of a stored session")
@@ -161,6 +162,7 @@ class ReplayView(QWidget):
         speed = float(self.speed.currentData())
         self.replay_spec = f"replay:{target}@{speed:g}"
         self.position.setFormat("opening…")
+        self.state.clear_session_context()  # the live views now show a recording, not a session
         return self.controller.connect_spec(self.replay_spec)
 
     def stop(self) -> None:
@@ -170,7 +172,9 @@ class ReplayView(QWidget):
         self.replay_spec = None
 
     def _export_dialog(self, fmt: str) -> None:
-        out = QFileDialog.getExistingDirectory(self, f"Export as {fmt.upper()} into", str(Path.home()))
+        from app.dirs import user_folder
+
+        out = QFileDialog.getExistingDirectory(self, f"Export as {fmt.upper()} into", str(user_folder("exports")))
         if out:
             self.export(fmt, Path(out))
 
@@ -181,6 +185,10 @@ class ReplayView(QWidget):
             self.state.notes.warning("choose a recorded session to export")
             return None
         store_path = self.state.store_path
+        from app.dirs import unique_folder
+
+        # a folder of its own per session and format: a second export never overwrites the first
+        out_dir = unique_folder(Path(out_dir) / f"duygu-session-{sid}-{fmt}")
 
         def job(task: Task) -> Path:
             from app.procs import call_in_process
@@ -194,7 +202,9 @@ class ReplayView(QWidget):
             on_result=lambda p: self.state.notes.notify(f"session {sid} exported to {p}", "success"))
 
     def _open_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Replay a recording", str(Path.home()),
+        from app.dirs import user_folder
+
+        path, _ = QFileDialog.getOpenFileName(self, "Replay a recording", str(user_folder()),
                                               "Recordings (*.csv *.edf *.bdf);;All files (*)")
         if path:
             self.play(path)

@@ -11,10 +11,11 @@ The view publishes the session's events and live context on the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -26,8 +27,10 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -36,7 +39,7 @@ from PySide6.QtWidgets import (
 from acquisition.sources.base import BaseSource
 from app.state import AppState
 from app.views.common import class_colour
-from app.widgets.label_screen import LabelPrompt, LabelScreen, LabelWindow
+from app.widgets.label_screen import LabelKeys, LabelPrompt, LabelScreen, LabelWindow
 from app.workers import Task
 
 PHASE_COLOURS = {"baseline": "#6b7280", "music": "#2563eb", "silence": "#0d9488", "label": "#7c3aed",
@@ -70,6 +73,9 @@ class SessionView(QWidget):
         self._interrupting = False
         self._current_intended: str | None = None
         self._current_stimulus: str | None = None
+        self._current_title: str | None = None
+        #: asks the operator ``(title, question)``, True to go ahead; tests replace it
+        self.confirm: Callable[[str, str], bool] = self._ask_operator
 
         # -- set-up
         setup = QGroupBox("Session set-up")
@@ -79,7 +85,7 @@ class SessionView(QWidget):
         form.addRow("Participant", self.participant)
         prow = QHBoxLayout()
         self.protocol_path = QLineEdit(str(state.protocol_path))
-        browse = QPushButton("Browse")
+        self.browse_button = browse = QPushButton("Browse")
         browse.clicked.connect(self._browse)
         self.check_button = QPushButton("Preflight")
         prow.addWidget(self.protocol_path, 1)
@@ -101,8 +107,13 @@ class SessionView(QWidget):
         self.time_scale.setValue(1.0)
         self.time_scale.setSuffix(" x")
         self.time_scale.setToolTip("Every duration is divided by this (1 = a real session; larger for demos "
-                                   "and tests; with the simulated headset, set its speed to the same value)")
-        form.addRow("Time scale", self.time_scale)
+                                   "and tests). The simulated headset runs at this speed too.")
+        self.time_scale_note = QLabel("")
+        self.time_scale_note.setWordWrap(True)
+        timing = QHBoxLayout()  # one row: a low screen keeps room for the log
+        timing.addWidget(self.time_scale)
+        timing.addSpacing(12)
+        timing.addWidget(QLabel("Max outage"))
         self.max_outage = QDoubleSpinBox()
         self.max_outage.setRange(5.0, 3600.0)
         self.max_outage.setDecimals(0)
@@ -111,7 +122,10 @@ class SessionView(QWidget):
         self.max_outage.setToolTip("A fault (source lost, store not writable, audio output gone, stimulus "
                                    "unreadable) pauses the session, which resumes by itself when it clears; "
                                    "one lasting longer than this ends the session as failed")
-        form.addRow("Max outage", self.max_outage)
+        timing.addWidget(self.max_outage)
+        timing.addStretch(1)
+        form.addRow("Time scale", timing)
+        form.addRow("", self.time_scale_note)
         self.audio = QCheckBox("Play the stimuli through the audio output")
         self.audio.setChecked(True)
         form.addRow("", self.audio)
@@ -154,31 +168,41 @@ class SessionView(QWidget):
         self.playing = QLabel("—")
         self.playing.setWordWrap(True)
         self.playing.setStyleSheet("color: #374151;")
-        pl.addWidget(QLabel("Now playing (operator only):"))
-        pl.addWidget(self.playing)
+        playing_row = QHBoxLayout()
+        playing_row.addWidget(QLabel("Now playing (operator only):"))
+        playing_row.addWidget(self.playing, 1)
+        pl.addLayout(playing_row)
 
         self.log = QListWidget()
         self.log.setStyleSheet("font-family: monospace; font-size: 9.5pt;")
         log_box = QGroupBox("Event log")
         QVBoxLayout(log_box).addWidget(self.log)
 
-        left = QVBoxLayout()
+        left = _ColumnLayout()
         left.addWidget(setup)
         left.addLayout(ctl)
         left.addWidget(prog)
         left.addWidget(log_box, 1)
-        left_w = QWidget()
+        left_w = _Column()
         left_w.setLayout(left)
+        self.log.setMinimumHeight(110)  # the log keeps a few lines; on a low screen the column scrolls
+        left_scroll = _ColumnScroll()
+        left_scroll.setWidgetResizable(True)
+        left_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left_scroll.setWidget(left_w)
 
         label_box = QGroupBox("Participant's label screen")
         ll = QVBoxLayout(label_box)
         self.label_screen = LabelScreen(self.prompt)
         ll.addWidget(self.label_screen, 1)
-        self.fullscreen_button = QPushButton("Open on its own screen (full screen)  [F11]")
+        self.fullscreen_button = QPushButton("Full screen  [F11]")
+        self.fullscreen_button.setToolTip("Open the label screen on its own (the last) monitor, full screen")
         ll.addWidget(self.fullscreen_button)
 
         split = QSplitter()
-        split.addWidget(left_w)
+        split.setChildrenCollapsible(False)
+        split.addWidget(left_scroll)
         split.addWidget(label_box)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
@@ -192,12 +216,20 @@ class SessionView(QWidget):
         self.abort_button.clicked.connect(self.abort)
         self.fullscreen_button.clicked.connect(self.open_label_window)
         self.prompt.answered.connect(self._on_answer)
+        self.prompt.chosen.connect(self._on_chosen)
+        self.prompt.undone.connect(
+            lambda label: self.log_event(f"the participant took back {label!r}", PHASE_COLOURS["label"]))
+        # keys 1-4 answer the prompt wherever the focus is, in this view's window and the label window
+        self.label_keys = LabelKeys(self.prompt, self._label_screens, parent=self)
+        self.label_keys.ignored_key.connect(
+            lambda n: self.log_event(f"key {n} pressed with no question open: ignored", "#6b7280"))
         self.event_received.connect(self._on_event)
         self.timer = QTimer(self)
         self.timer.setInterval(100)
         self.timer.timeout.connect(self._tick)
         self.timer.start()
         self.protocol_path.textChanged.connect(self._protocol_edited)
+        self.time_scale.valueChanged.connect(self._time_scale_edited)
         state.source_changed.connect(self.set_source)
         self._update_buttons()
 
@@ -205,6 +237,21 @@ class SessionView(QWidget):
     def set_source(self, source: BaseSource | None) -> None:
         self.source = source
         self._update_buttons()
+        self._time_scale_edited(self.time_scale.value())
+
+    def _time_scale_edited(self, value: float) -> None:
+        """One speed: the simulated headset follows the time scale; for any other source a
+        time scale above 1 is a demo only, and says so."""
+        self.state.set_time_scale(float(value))
+        src = self.source
+        if src is not None and src.kind == "simulated":
+            self.time_scale_note.setText(f"<span style='color:#4b5563'>the simulated headset runs at {value:g}x "
+                                         "(it follows this setting)</span>")
+        elif value != 1.0:
+            self.time_scale_note.setText("<span style='color:#b45309'><b>demo only:</b> a real source streams in "
+                                         f"real time, so at {value:g}x each trial gets 1/{value:g} of its EEG</span>")
+        else:
+            self.time_scale_note.setText("")
 
     def _protocol_edited(self, text: str) -> None:
         if text.strip():
@@ -215,6 +262,18 @@ class SessionView(QWidget):
                                               "Protocol (*.toml)")
         if path:
             self.protocol_path.setText(path)
+
+    def _label_screens(self) -> list[LabelScreen]:
+        screens = [self.label_screen]
+        if self.label_window is not None:
+            screens.append(self.label_window.screen_widget)
+        return screens
+
+    def _on_chosen(self, label: str) -> None:
+        undo = self.prompt.undo_s
+        self.log_event(f"the participant chose {label!r}" + (f" (committed in {undo:g} s unless undone)"
+                                                               if self.prompt.pending else ""),
+                       PHASE_COLOURS["label"])
 
     def open_label_window(self) -> LabelWindow:
         if self.label_window is None:
@@ -286,8 +345,8 @@ class SessionView(QWidget):
         faulted = bool(self.runner is not None and self.runner.faults)
         self.resume_button.setText("Resume now" if faulted else "Resume")
         self.abort_button.setText("End session" if faulted else "Abort")
-        for w in (self.participant, self.protocol_path, self.labels_mode, self.time_scale, self.audio,
-                  self.check_button, self.max_outage):
+        for w in (self.participant, self.protocol_path, self.browse_button, self.labels_mode, self.time_scale,
+                  self.audio, self.check_button, self.max_outage):
             w.setEnabled(not running)
 
     def start(self) -> Task | None:
@@ -311,6 +370,13 @@ class SessionView(QWidget):
         except StoreError as exc:
             notes.warning(str(exc))
             return None
+        scale = float(self.time_scale.value())
+        speed = getattr(self.source, "speed", None)
+        if self.source.kind == "simulated" and speed is not None and abs(float(speed) - scale) > 1e-9:
+            notes.warning(f"the simulated headset runs at {float(speed):g}x, the session at {scale:g}x: it is "
+                          "being reconnected at the session's speed; start again once it streams")
+            self.state.time_scale_changed.emit(scale)  # the app reconnects the simulator at that speed
+            return None
         path = Path(self.protocol_path.text().strip())
         options = {
             "participant": participant, "protocol_path": path, "time_scale": float(self.time_scale.value()),
@@ -320,11 +386,14 @@ class SessionView(QWidget):
             "max_outage_s": float(self.max_outage.value()),
         }
         self._interrupting = False
+        self.prompt.clear()
+        self.label_keys.enable(True)  # keys 1-4 belong to the prompt while the session runs
         self.events.clear()
         self.reports.clear()
         self.trial_k, self.trial_n = 0, 0
         self.session_id = None
         self._set_phase("starting", None)
+        self.state.clear_session_context()
         self.log_event(f"starting session for {participant} with {path.name}")
         self.run_task = self.state.pool.submit(
             f"session {participant}", lambda task: self._run_session(task, options),
@@ -353,19 +422,49 @@ class SessionView(QWidget):
         except DuyguError as exc:
             self.state.notes.error(f"label not accepted: {exc}")
 
+    def _control(self, what: str, call: Callable[[], Any]) -> Task:
+        """Run a runner control in a worker: pausing or aborting stops the player, and
+        resuming re-checks faults (the audio device, the store), which may block."""
+        return self.state.pool.submit(f"{what} the session", lambda _task: call())
+
     def pause(self) -> None:
-        if self.runner is not None:
-            self.runner.pause()
-            self.log_event("paused by the operator", PHASE_COLOURS["paused"])
+        runner = self.runner
+        if runner is not None:
+            self._control("pause", runner.pause)  # its "paused" event is logged (once)
 
     def resume(self) -> None:
-        if self.runner is not None:
-            self.runner.resume()
-            self.log_event("resumed", PHASE_COLOURS["music"])
+        runner = self.runner
+        if runner is not None:
+            self._control("resume", runner.resume)  # its "resumed" event is logged (once)
+
+    def _ask_operator(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes
+                                      | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def confirm_end(self, why: str = "abort") -> bool:
+        """Ask before a running session ends (``why``: ``"abort"`` or ``"close"``); True
+        when nothing runs or the operator agrees."""
+        if not self.running:
+            return True
+        if why == "close":
+            title, text = ("Quit during a session?", "A session is running. Quit and store it as "
+                           "<b>interrupted</b> (everything recorded so far is kept)?")
+        else:
+            title, text = ("End the session?", "End the running session now? It is stored as "
+                           "<b>aborted</b> (everything recorded so far is kept).")
+        if self.confirm(title, text):
+            return True
+        self.log_event("the session goes on (ending it was cancelled)", "#6b7280")
+        return False
 
     def abort(self) -> None:
-        if self.runner is not None:
-            self.runner.abort()
+        """Abort (or, during a fault, end) the running session, once the operator confirms."""
+        if not self.confirm_end("abort"):
+            return
+        runner = self.runner
+        if runner is not None:
+            self._control("abort", runner.abort)
         self.prompt.close()
         self.log_event("abort requested", PHASE_COLOURS["aborted"])
 
@@ -420,9 +519,11 @@ class SessionView(QWidget):
             detail = f"{title} · {stim.genre} · intended {stim.emotion}" if stim is not None else title
             self.playing.setText(detail)
             self._current_stimulus = event.stimulus_id
+            self._current_title = title
             self._current_intended = stim.emotion if stim is not None else None
+            # the last report stays until the next one (it names the piece it was for)
             self.state.update_session_context(session_id=self.session_id, running=True, playing=title,
-                                              intended=self._current_intended, reported=None)
+                                              intended=self._current_intended)
             text = f"trial {self.trial_k}/{self.trial_n}: {detail}"
         elif kind == "stim_on":
             text = f"stimulus on: {event.stimulus_id}"
@@ -440,7 +541,7 @@ class SessionView(QWidget):
             intended = stim.emotion if stim is not None else None
             self.reports.append((str(event.stimulus_id), intended, label))
             self.prompt.close()
-            self.state.update_session_context(reported=label)
+            self.state.update_session_context(reported=label, reported_for=self._current_title)
             text = f"label: {label}" + (f" (intended {intended})" if intended else "")
             colour = class_colour(label)
         elif kind == "trial_end":
@@ -472,6 +573,7 @@ class SessionView(QWidget):
             text = f"session failed: {event.message}"
         elif kind == "session_start":
             colour = PHASE_COLOURS["done"]
+            self.state.update_session_context(session_id=self.session_id, running=True)
         self.log_event(text, colour)
         self.progress.setValue(int(1000 * float(event.progress)))
         self._update_progress()
@@ -505,9 +607,10 @@ class SessionView(QWidget):
             self.log_event(msg, PHASE_COLOURS["aborted"])
         self.state.notes.notify(text, "success" if status == "completed" else "warning")
         self.prompt.close()
+        self.label_keys.enable(False)
         self.runner = None
         self._update_progress()
-        self.state.update_session_context(running=False)
+        self.state.clear_session_context()
         self.state.publish_session_finished(result)
         self.session_finished.emit(result)
 
@@ -515,14 +618,16 @@ class SessionView(QWidget):
         self._set_phase("aborted", None)
         self.log_event(message, PHASE_COLOURS["aborted"])
         self.prompt.close()
+        self.label_keys.enable(False)
         self.runner = None
-        self.state.update_session_context(running=False)
+        self.state.clear_session_context()
         self.state.publish_session_finished(message)
         self.session_finished.emit(message)
 
     def shutdown(self) -> None:
         """Window closing: stop the session; it is stored as ``interrupted``."""
         self.timer.stop()
+        self.label_keys.enable(False)
         if self.running:
             self._interrupting = True
             if self.runner is not None:
@@ -532,6 +637,30 @@ class SessionView(QWidget):
                 self.run_task.wait(20.0)
         if self.label_window is not None:
             self.label_window.deleteLater()
+
+
+class _Column(QWidget):
+    """The left column: its scroll area fits it to the view's height (down to its minimum),
+    not to the preferred height its word-wrapped labels would take at that width."""
+
+    def hasHeightForWidth(self) -> bool:
+        return False
+
+
+class _ColumnLayout(QVBoxLayout):
+    def hasHeightForWidth(self) -> bool:  # see _Column
+        return False
+
+
+class _ColumnScroll(QScrollArea):
+    """A scroll area that scrolls only vertically: as wide as its content needs."""
+
+    def minimumSizeHint(self) -> Any:
+        hint = super().minimumSizeHint()
+        inner = self.widget()
+        if inner is not None:
+            hint.setWidth(inner.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() + 2)
+        return hint
 
 
 def _brush(colour: str) -> Any:

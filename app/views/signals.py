@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QVBoxLayout,
@@ -23,6 +22,7 @@ from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
 from acquisition.sources.base import BaseSource
 from app.state import AppState
 from app.views.common import CHANNEL_COLOURS, LiveView, filters_available, make_causal_filter
+from app.widgets.flow import FlowLayout
 
 
 class SignalsView(LiveView):
@@ -47,7 +47,7 @@ class SignalsView(LiveView):
         self._disp = np.zeros((0, len(self.channels)))
         self.frames = 0
 
-        bar = QHBoxLayout()
+        bar = FlowLayout()  # wraps onto a second row in a narrow window
         bar.addWidget(QLabel("Window"))
         self.window_spin = QDoubleSpinBox()
         self.window_spin.setRange(1.0, 60.0)
@@ -55,6 +55,8 @@ class SignalsView(LiveView):
         self.window_spin.setSuffix(" s")
         bar.addWidget(self.window_spin)
         self.mode = QComboBox()
+        self.mode.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.mode.setMinimumContentsLength(18)
         self.mode.addItem("Raw (DC removed)", "raw")
         self.mode.addItem("Filtered 1–50 Hz", "filtered")
         self.mode.addItem("Filtered 1–50 Hz + 50 Hz notch", "notch")

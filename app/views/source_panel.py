@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -76,6 +75,7 @@ class SourcePanel(QWidget):
         self._streams: list[dict[str, object]] = []
         self._discover_task: Task | None = None
         self._rate_hist: list[tuple[float, int]] = []
+        self._counters_grey = False
 
         lay = QVBoxLayout(self)
         box = QGroupBox("Source")
@@ -95,8 +95,15 @@ class SourcePanel(QWidget):
         self.sim_speed.setRange(0.1, 50.0)
         self.sim_speed.setValue(1.0)
         self.sim_speed.setSuffix(" x")
+        # shown, not a second control: the session's time scale sets it
+        self.sim_speed.setReadOnly(True)
+        self.sim_speed.setButtonSymbols(QDoubleSpinBox.ButtonSymbols.NoButtons)
+        self.sim_speed.setToolTip("The simulated headset runs at the Session tab's time scale")
         f.addRow("Seed", self.sim_seed)
         f.addRow("Speed", self.sim_speed)
+        speed_note = QLabel("= the session's time scale")
+        speed_note.setStyleSheet("color: #6b7280;")
+        f.addRow("", speed_note)
         self.pages.addWidget(sim)
         # lsl
         lsl = QWidget()
@@ -188,6 +195,7 @@ class SourcePanel(QWidget):
         self.lsl_refresh.clicked.connect(self.discover)
         controller.busy_changed.connect(self._update_buttons)
         controller.source_changed.connect(lambda _s: self._update_buttons())
+        controller.source_changed.connect(self._show_connected_kind)
         self._update_buttons()
 
         self.timer = QTimer(self)
@@ -262,10 +270,28 @@ class SourcePanel(QWidget):
         return self._discover_task
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Replay a recording", str(Path.home()),
+        from app.dirs import user_folder
+
+        path, _ = QFileDialog.getOpenFileName(self, "Replay a recording", str(user_folder()),
                                               "Recordings (*.csv *.edf *.bdf *.sqlite *.fif);;All files (*)")
         if path:
             self.replay_path.setText(path)
+
+    def _show_connected_kind(self, source: object) -> None:
+        """The panel names the source that is connected (a replay started from the Replay
+        tab is a replay here too, not the simulated headset chosen before)."""
+        kind = getattr(source, "kind", None)
+        if kind is None:
+            return
+        self.set_kind(str(kind))
+        spec = self.controller.spec
+        if kind == "replay" and spec.startswith("replay:"):
+            target, _, speed = spec[len("replay:"):].rpartition("@")
+            self.replay_path.setText(target or speed)
+            try:
+                self.replay_speed.setValue(float(speed))
+            except ValueError:
+                pass
 
     # -- display ------------------------------------------------------------------------
     def _update_buttons(self, *_args: object) -> None:
@@ -284,6 +310,9 @@ class SourcePanel(QWidget):
             self._rate_hist.clear()
             if not self.controller.busy:
                 self.device_label.setText("—")
+            for label in self.counter_labels.values():  # nothing is measured: no figure stays
+                label.setText("—")
+            self._grey_counters(True)
             return
         stats = src.stats()
         status = str(stats["status"])
@@ -307,6 +336,15 @@ class SourcePanel(QWidget):
         self._rate_hist = [(t, n) for t, n in self._rate_hist if now - t <= 2.0]
         t0, n0 = self._rate_hist[0]
         rate = (received - n0) / (now - t0) if now - t0 > 0.2 else float("nan")
-        self.counter_labels["rate"].setText("—" if rate != rate else f"{rate:.1f} Hz")
+        live = status == "streaming"
+        self.counter_labels["rate"].setText("—" if rate != rate or not live else f"{rate:.1f} Hz")
         for key in ("received", "lost", "interpolated", "reconnects", "gaps"):
             self.counter_labels[key].setText(f"{int(stats[key]):,}")  # type: ignore[call-overload]
+        self._grey_counters(not live)  # the totals stay, greyed, once nothing arrives
+
+    def _grey_counters(self, grey: bool) -> None:
+        if grey == self._counters_grey:
+            return  # a style sheet change re-polishes the widget: only when it changes
+        self._counters_grey = grey
+        for label in self.counter_labels.values():
+            label.setStyleSheet("font-family: monospace;" + (" color: #9ca3af;" if grey else ""))

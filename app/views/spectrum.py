@@ -85,6 +85,8 @@ class SpectrumView(LiveView):
         self.psd_plot.setBackground("w")
         p = self.psd_plot.getPlotItem()
         p.setLogMode(x=False, y=True)
+        # one label per decade, all written alike (0.01, 0.1, 1, 10, 100), no minor labels
+        p.getAxis("left").setTicks([[(float(k), f"{10.0 ** k:g}") for k in range(-4, 7)], []])
         p.setLabel("bottom", "frequency", units="Hz")
         p.setLabel("left", "PSD (µV²/Hz)")
         p.showGrid(x=True, y=True, alpha=0.2)

@@ -164,6 +164,15 @@ class TrainingView(QWidget):
         cp.setAspectLocked(True)
         cp.setLabel("bottom", "predicted")
         cp.setLabel("left", "reported")
+        for side in ("bottom", "left"):
+            cp.getAxis(side).enableAutoSIPrefix(False)
+            cp.hideAxis(side)  # no odd empty axes before there is a matrix
+        self.cm_placeholder = pg.TextItem("the confusion matrix of the selected row appears here",
+                                          color="#6b7280", anchor=(0.5, 0.5))
+        self.cm_placeholder.setPos(0.5, 0.5)
+        cp.addItem(self.cm_placeholder)
+        cp.setXRange(0, 1, padding=0)
+        cp.setYRange(0, 1, padding=0)
         self.cm_image = pg.ImageItem(axisOrder="row-major")
         self.cm_image.setColorMap(pg.colormap.get("CET-L12"))
         cp.addItem(self.cm_image)
@@ -294,9 +303,14 @@ class TrainingView(QWidget):
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         if self.task is not None and self.task.error:
+            self.progress.setValue(0)
             self.progress.setFormat("failed")
         elif self.task is not None and self.task.cancelled:
+            self.progress.setValue(0)
             self.progress.setFormat("cancelled")
+        else:  # never left at the last reported fraction
+            self.progress.setValue(self.progress.maximum())
+            self.progress.setFormat("done")
 
     def _done(self, out: dict[str, Any]) -> None:
         self.result = out["evaluation"]
@@ -386,6 +400,9 @@ class TrainingView(QWidget):
         self.cm_image.setImage(norm[::-1], levels=(0.0, 1.0))
         self.cm_image.setRect(0, 0, n, n)
         p = self.cm_plot.getPlotItem()
+        self.cm_placeholder.hide()
+        p.showAxis("bottom")
+        p.showAxis("left")
         # the cell texts are made once and reused: creating 16 TextItems per result costs
         # tens of milliseconds of the GUI thread
         while len(self.cm_texts) < n * n:
@@ -413,6 +430,7 @@ class TrainingView(QWidget):
         return self.state.settings.models_dir / f"duygu-{name}.skops"
 
     def _save_dialog(self) -> None:
+        self.state.settings.models_dir.mkdir(parents=True, exist_ok=True)  # else the dialog opens elsewhere
         path, _ = QFileDialog.getSaveFileName(self, "Save model bundle", str(self.default_bundle_path()),
                                               "skops bundle (*.skops)")
         if path:
