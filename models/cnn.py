@@ -214,11 +214,7 @@ class CnnClassifier:
             "n_bands": len(self._mean), "patch_steps": PATCH_STEPS, "params": self._params(),
             "torch": torch.__version__, "meta": meta or {},
         }
-        deep.save_model_file(path, FORMAT, header, {
-            "state_dict": {k: v.detach().clone() for k, v in self._net.state_dict().items()},
-            "mean": torch.from_numpy(self._mean.copy()),
-            "std": torch.from_numpy(self._std.copy()),
-        })
+        deep.save_net_file(path, FORMAT, header, self._net, self._mean, self._std)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> tuple[CnnClassifier, dict[str, Any]]:
@@ -229,17 +225,14 @@ class CnnClassifier:
         ModelFormatError
             Not such a file, tampered with, or holding anything but plain tensors and text.
         """
-        fmt, header, payload = deep.load_model_file(path)
-        name = os.path.basename(os.fspath(path))
-        if fmt != FORMAT:
-            raise ModelFormatError(f"{name}: not a Duygu CNN model (format {fmt!r})")
+        header, payload, name = deep.load_model_file_of(path, FORMAT, "CNN")
         return cls.from_payload(header, payload, name)
 
     @classmethod
     def from_payload(cls, header: dict[str, Any], payload: dict[str, Any],
                      name: str) -> tuple[CnnClassifier, dict[str, Any]]:
         """The classifier of a file read by :func:`models.deep.load_model_file`."""
-        try:
+        with deep.reading_model(name, "CNN"):
             if header.get("format_version") != FORMAT_VERSION:
                 raise ModelFormatError(f"{name}: CNN format_version must be {FORMAT_VERSION}, got {header.get('format_version')}")
             if int(header["n_bands"]) != N_BANDS or int(header["patch_steps"]) != PATCH_STEPS:
@@ -248,14 +241,6 @@ class CnnClassifier:
             clf = cls(**dict(header["params"]))
             clf.classes_ = [str(c) for c in header["classes"]]
             net = _build(N_BANDS, len(clf.classes_), clf.channels, clf.dropout)
-            net.load_state_dict(payload["state_dict"], strict=True)
-            net.eval()
+            clf._mean, clf._std = deep.restore_net(net, payload, N_BANDS, name)
             clf._net = net
-            clf._mean = deep.tensor_to_numpy(payload["mean"], (N_BANDS,), "mean", name)
-            clf._std = deep.tensor_to_numpy(payload["std"], (N_BANDS,), "std", name)
-        except ModelFormatError:
-            raise
-        except (KeyError, TypeError, ValueError, RuntimeError, DataError) as exc:
-            text = " ".join(str(exc).split())[:200]
-            raise ModelFormatError(f"{name}: damaged CNN model ({type(exc).__name__}: {text})") from None
         return clf, dict(header.get("meta", {}))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from acquisition.errors import DuyguError, ModelFormatError
+from acquisition.errors import DataError, DuyguError, ModelFormatError
 
 
 def torch_module(what: str = "this model") -> Any:
@@ -138,6 +138,51 @@ def load_model_file(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any], 
     if not isinstance(header, dict):
         raise ModelFormatError(f"{name}: damaged model file (header is not an object)")
     return str(payload["format"]), header, payload
+
+
+def save_net_file(path: str | os.PathLike[str], fmt: str, header: Mapping[str, Any], net: Any,
+                  mean: NDArray[np.floating[Any]], std: NDArray[np.floating[Any]]) -> None:
+    """:func:`save_model_file` of a network's ``state_dict`` and its input standardisation."""
+    torch = torch_module()
+    save_model_file(path, fmt, header, {
+        "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()},
+        "mean": torch.from_numpy(mean.copy()),
+        "std": torch.from_numpy(std.copy()),
+    })
+
+
+def load_model_file_of(path: str | os.PathLike[str], fmt: str,
+                       what: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """:func:`load_model_file` of a file that must hold format ``fmt`` (a ``what`` model):
+    its header, its payload and the file's name (for messages)."""
+    found, header, payload = load_model_file(path)
+    name = os.path.basename(os.fspath(path))
+    if found != fmt:
+        raise ModelFormatError(f"{name}: not a Duygu {what} model (format {found!r})")
+    return header, payload, name
+
+
+def restore_net(net: Any, payload: Mapping[str, Any], n_inputs: int,
+                name: str) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Load a payload's ``state_dict`` into ``net`` (strict, then eval mode) and return its
+    input ``mean`` and ``std`` (``n_inputs`` each)."""
+    net.load_state_dict(payload["state_dict"], strict=True)
+    net.eval()
+    return (tensor_to_numpy(payload["mean"], (n_inputs,), "mean", name),
+            tensor_to_numpy(payload["std"], (n_inputs,), "std", name))
+
+
+@contextlib.contextmanager
+def reading_model(name: str, what: str) -> Iterator[None]:
+    """Turn what a damaged file's contents raise while a ``what`` model is rebuilt from it
+    into one :class:`ModelFormatError` line naming the file."""
+    try:
+        yield
+    except ModelFormatError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, DataError) as exc:
+        text = " ".join(str(exc).split())[:200]
+        raise ModelFormatError(f"{name}: damaged {what} model ({type(exc).__name__}: {text})") from None
 
 
 def tensor_to_numpy(value: Any, shape: tuple[int, ...], what: str, name: str) -> NDArray[np.float32]:

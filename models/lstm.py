@@ -140,11 +140,7 @@ class LstmClassifier:
             "n_features": len(self._mean), "params": self._params(), "torch": torch.__version__,
             "meta": meta or {},
         }
-        deep.save_model_file(path, FORMAT, header, {
-            "state_dict": {k: v.detach().clone() for k, v in self._net.state_dict().items()},
-            "mean": torch.from_numpy(self._mean.copy()),
-            "std": torch.from_numpy(self._std.copy()),
-        })
+        deep.save_net_file(path, FORMAT, header, self._net, self._mean, self._std)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> tuple[LstmClassifier, dict[str, Any]]:
@@ -155,17 +151,14 @@ class LstmClassifier:
         ModelFormatError
             Not such a file, tampered with, or holding anything but plain tensors and text.
         """
-        fmt, header, payload = deep.load_model_file(path)
-        name = os.path.basename(os.fspath(path))
-        if fmt != FORMAT:
-            raise ModelFormatError(f"{name}: not a Duygu LSTM model (format {fmt!r})")
+        header, payload, name = deep.load_model_file_of(path, FORMAT, "LSTM")
         return cls.from_payload(header, payload, name)
 
     @classmethod
     def from_payload(cls, header: dict[str, Any], payload: dict[str, Any],
                      name: str) -> tuple[LstmClassifier, dict[str, Any]]:
         """The classifier of a file read by :func:`models.deep.load_model_file`."""
-        try:
+        with deep.reading_model(name, "LSTM"):
             if header.get("format_version") != FORMAT_VERSION:
                 raise ModelFormatError(f"{name}: LSTM format_version must be {FORMAT_VERSION}, got {header.get('format_version')}")
             params = dict(header["params"])
@@ -173,14 +166,6 @@ class LstmClassifier:
             clf.classes_ = [str(c) for c in header["classes"]]
             n_features = int(header["n_features"])
             net = _build(n_features, len(clf.classes_), clf.hidden_size, clf.num_layers, clf.dropout)
-            net.load_state_dict(payload["state_dict"], strict=True)
-            net.eval()
+            clf._mean, clf._std = deep.restore_net(net, payload, n_features, name)
             clf._net = net
-            clf._mean = deep.tensor_to_numpy(payload["mean"], (n_features,), "mean", name)
-            clf._std = deep.tensor_to_numpy(payload["std"], (n_features,), "std", name)
-        except ModelFormatError:
-            raise
-        except (KeyError, TypeError, ValueError, RuntimeError, DataError) as exc:
-            text = " ".join(str(exc).split())[:200]
-            raise ModelFormatError(f"{name}: damaged LSTM model ({type(exc).__name__}: {text})") from None
         return clf, dict(header.get("meta", {}))
