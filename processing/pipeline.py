@@ -278,6 +278,12 @@ class OnlineFeatureExtractor:
             self._flags[-n:] = flags
         self.total_samples += n
 
+    def _require_window(self) -> None:
+        if not self.ready:
+            raise DataError(
+                f"not enough data for a window: {self.total_samples} of {self.window_samples} samples pushed"
+            )
+
     def window(self) -> NDArray[np.float32]:
         """The filtered samples of the latest window, shape (1, n_channels, n_samples):
         the rows :func:`segment_features` keeps with ``keep_windows=True``.
@@ -287,10 +293,7 @@ class OnlineFeatureExtractor:
         DataError
             Before a whole window has been pushed.
         """
-        if not self.ready:
-            raise DataError(
-                f"not enough data for a window: {self.total_samples} of {self.window_samples} samples pushed"
-            )
+        self._require_window()
         return self._buf.T[None].astype(np.float32)
 
     def features(self) -> NDArray[np.float64]:
@@ -301,10 +304,7 @@ class OnlineFeatureExtractor:
         DataError
             Before a whole window has been pushed.
         """
-        if not self.ready:
-            raise DataError(
-                f"not enough data for a window: {self.total_samples} of {self.window_samples} samples pushed"
-            )
+        self._require_window()
         if self._featurizer is None:  # frames are a view of the window buffer, updated in place
             self._featurizer = WindowFeaturizer(self._buf, self.sfreq_hz, self.preset, self.channels)
         return self._featurizer()

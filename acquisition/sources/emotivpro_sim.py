@@ -316,40 +316,14 @@ class EmotivProSimulator:
             outlet.push_sample([t, k % int(MOTION_HZ), 0.0, *q, *acc, *mag], t)
             k += 1
 
-    def _follow_loop(self) -> None:
-        """Follow Duygu's marker stream: the participant feels each stimulus's emotion."""
+    def _pull_loop(self, predicate: str, on_sample: Callable[[Any, float], None]) -> None:
+        """Resolve the stream of ``predicate``, pass each of its samples to ``on_sample``, and
+        look for it again whenever it goes away, until :meth:`stop`."""
         import pylsl
         import pylsl.util
 
-        assert self.follow_markers is not None
         while not self._stop.is_set():
-            found = pylsl.resolve_bypred(f"name='{self.follow_markers}' and type='Markers'", 1, 1.0)
-            if not found:
-                continue
-            inlet = pylsl.StreamInlet(found[0], recover=True, processing_flags=pylsl.proc_clocksync)
-            try:
-                while not self._stop.is_set():
-                    sample, t = inlet.pull_sample(timeout=0.2)
-                    if sample is None:
-                        continue
-                    text = str(sample[0])
-                    with self._lock:
-                        self.markers_followed += 1
-                    if text.startswith("stim_on:"):
-                        self.set_state(emotion_of(text.removeprefix("stim_on:"), self.emotions), t)
-                    elif text.startswith(("stim_off:", "trial_interrupted:", "pause", "session_end")):
-                        self.set_state("neutral", t)
-            except pylsl.util.LostError:
-                log.info("marker stream %s went away; looking for it again", self.follow_markers)
-
-    def _codes_loop(self) -> None:
-        """EmotivPRO's inlet: codes of ``<markers>-emotivpro`` go into the Markers channel."""
-        import pylsl
-        import pylsl.util
-
-        name = f"{self.follow_markers}-emotivpro"
-        while not self._stop.is_set():
-            found = pylsl.resolve_bypred(f"name='{name}'", 1, 1.0)
+            found = pylsl.resolve_bypred(predicate, 1, 1.0)
             if not found:
                 continue
             inlet = pylsl.StreamInlet(found[0], recover=True, processing_flags=pylsl.proc_clocksync)
@@ -357,7 +331,30 @@ class EmotivProSimulator:
                 while not self._stop.is_set():
                     sample, t = inlet.pull_sample(timeout=0.2)
                     if sample is not None:
-                        with self._lock:
-                            self._marker_codes.append((float(t), float(int(sample[0]))))
+                        on_sample(sample, float(t))
             except pylsl.util.LostError:
-                continue
+                log.info("stream %s went away; looking for it again", predicate)
+
+    def _follow_loop(self) -> None:
+        """Follow Duygu's marker stream: the participant feels each stimulus's emotion."""
+        assert self.follow_markers is not None
+
+        def on_marker(sample: Any, t: float) -> None:
+            text = str(sample[0])
+            with self._lock:
+                self.markers_followed += 1
+            if text.startswith("stim_on:"):
+                self.set_state(emotion_of(text.removeprefix("stim_on:"), self.emotions), t)
+            elif text.startswith(("stim_off:", "trial_interrupted:", "pause", "session_end")):
+                self.set_state("neutral", t)
+
+        self._pull_loop(f"name='{self.follow_markers}' and type='Markers'", on_marker)
+
+    def _codes_loop(self) -> None:
+        """EmotivPRO's inlet: codes of ``<markers>-emotivpro`` go into the Markers channel."""
+
+        def on_code(sample: Any, t: float) -> None:
+            with self._lock:
+                self._marker_codes.append((t, float(int(sample[0]))))
+
+        self._pull_loop(f"name='{self.follow_markers}-emotivpro'", on_code)
