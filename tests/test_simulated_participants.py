@@ -18,6 +18,7 @@ from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
 from acquisition.sources.simulated import EpocSimulator, ParticipantTraits, SimulatedEpocSource
 from models.datasets import from_trials
 from models.evaluation import run_evaluation
+from tests.support.emotivpro import emotivpro
 from tests.support.models_data import simulated_trials
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,22 +131,14 @@ def test_duygu_simulate_emotivpro_records_exactly_and_its_quality_reads(tmp_path
     Contact-Quality stream."""
     prefix = f"Sim{uuid.uuid4().hex[:8]}"
     levels = "4,4,4,3,3,2,1,0,4,4,4,4,4,4"
-    sim = subprocess.Popen([sys.executable, "-m", "app.cli", "simulate", "--emotivpro", "--prefix", prefix,
-                            "--seconds", "40", "--dropouts", "--dropout-every", "1.5", "--contact", levels,
-                            "--battery", "80", "--follow-markers", "none", "--json", str(tmp_path / "sim.json")],
-                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with emotivpro("--seconds", "40", "--dropouts", "--dropout-every", "1.5", "--contact", levels,
+                   "--battery", "80", "--json", str(tmp_path / "sim.json"), prefix=prefix):
         quality = _duygu("quality", "--source", f"lsl:{prefix}-EEG", "--seconds", "20", "--json",
                          str(tmp_path / "q.json"))
         assert quality.returncode == 0, quality.stderr
         rec = _duygu("record", "--source", f"lsl:{prefix}-EEG", "--seconds", "6", "--out", str(tmp_path / "r.csv"),
                      "--json", str(tmp_path / "r.json"))
         assert rec.returncode == 0, rec.stderr
-        sim.terminate()
-        sim.communicate(timeout=30)
-    finally:
-        if sim.poll() is None:
-            sim.kill()
     q = json.loads((tmp_path / "q.json").read_text())
     assert q["source_of_quality"] == "emotivpro" and q["stream"] == f"{prefix}-Contact-Quality"
     assert [q["channels"][ch]["value"] for ch in EPOC_CHANNELS] == [float(v) for v in levels.split(",")]
@@ -173,20 +166,13 @@ def test_a_rehearsal_simulated_emotivpro_follows_the_running_session(tmp_path: P
     markers = f"duygu-markers-{uuid.uuid4().hex[:6]}"
     prefix = f"Emo{uuid.uuid4().hex[:8]}"
     protocol = write_protocol(tmp_path / "stim", n_per_class=1, music_s=1.5, silence_s=0.5)
-    sim = subprocess.Popen([sys.executable, "-m", "app.cli", "simulate", "--emotivpro", "--prefix", prefix,
-                            "--follow-markers", markers, "--seconds", "90", "--json", str(tmp_path / "sim.json")],
-                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with emotivpro("--follow-markers", markers, "--seconds", "90", "--json", str(tmp_path / "sim.json"),
+                   prefix=prefix):
         run = _duygu("session", "run", "--protocol", str(protocol), "--participant", "P01", "--source",
                      f"lsl:{prefix}-EEG", "--labels", "auto", "--no-audio", "--markers", markers,
                      "--emotivpro-markers", "--markers-wait-s", "20", "--store", str(tmp_path / "s.sqlite"),
                      timeout=150)
         assert run.returncode == 0, run.stderr
-        sim.terminate()
-        sim.communicate(timeout=30)
-    finally:
-        if sim.poll() is None:
-            sim.kill()
     summary = json.loads((tmp_path / "sim.json").read_text())
     felt = [state for _, state in summary["states"] if state != "neutral"]
     with SessionStore(tmp_path / "s.sqlite", readonly=True) as store:
