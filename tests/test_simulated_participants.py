@@ -184,3 +184,19 @@ def test_a_rehearsal_simulated_emotivpro_follows_the_running_session(tmp_path: P
     back = {t for t in texts if t.startswith("emotivpro:")}
     for t in trials:  # Duygu's codes went to "EmotivPRO" and came back inside the EEG
         assert f"emotivpro:{codes[f'stim_on:{t.stimulus_id}']}" in back, (back, t.stimulus_id)
+
+
+@pytest.mark.timeout(30)
+def test_the_public_sosfilt_fallback_gives_the_same_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where SciPy's compiled SOS kernel is not importable, the public ``sosfilt`` is used:
+    the same seed gives the same samples either way."""
+    import acquisition.sources.simulated as simulated
+
+    def run() -> np.ndarray:
+        sim = EpocSimulator(seed=4)
+        sim.set_state("tense")
+        return sim.generate(700)
+
+    with_kernel = run()
+    monkeypatch.setattr(simulated, "_sosfilt_kernel", None)
+    assert np.allclose(run(), with_kernel, rtol=0, atol=1e-9)

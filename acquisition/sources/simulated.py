@@ -181,8 +181,8 @@ def _sosfilt_columns(sos: NDArray[np.float64], x: NDArray[np.float64],
     if _sosfilt_kernel is not None:
         _sosfilt_kernel(sos, y, zi)
         return y.T
-    out, zf = sosfilt(sos, y, axis=-1, zi=zi.transpose(1, 2, 0))
-    zi[...] = zf.transpose(2, 0, 1)
+    out, zf = sosfilt(sos, y, axis=-1, zi=zi.transpose(1, 0, 2))  # zi as (sections, channels, 2)
+    zi[...] = zf.transpose(1, 0, 2)
     return out.T
 
 
