@@ -216,6 +216,29 @@ def test_export_bad_input(store: SessionStore, tmp_path: Path) -> None:
     assert export_csv(store, filled.session_id, tmp_path / "empty_ok") == tmp_path / "empty_ok"
 
 
+@pytest.mark.timeout(120)
+def test_an_export_that_fails_midway_leaves_no_folder(store: SessionStore, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A disk that fills at the last file of an export: a one-line error naming the folder
+    and the reason, no half-written export folder and no hidden partial one."""
+    import errno
+
+    import acquisition.store.export as export
+
+    filled = fill_session(store, seconds=2)
+
+    def disk_full(path: Path, _obj: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(export, "_json", disk_full)
+    for fmt, run in (("CSV", export_csv), ("BIDS", export_bids)):
+        out = tmp_path / f"out-{fmt}"
+        with pytest.raises(StoreError, match=f"cannot write {fmt} export to .*out-{fmt}: No space left on device"):
+            run(store, filled.session_id, out)
+        assert not out.exists()
+        assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Two real sessions recorded by ``duygu session run`` (simulated EPOC+, no audio)."""

@@ -40,7 +40,8 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,23 @@ def _prepare_out(out_dir: str | Path) -> tuple[Path, Path]:
     except OSError as exc:
         raise StoreError(f"cannot create export directory {out}: {exc.strerror}") from exc
     return out, tmp
+
+
+@contextmanager
+def _export_into(out_dir: str | Path, what: str) -> Iterator[tuple[Path, Path]]:
+    """``(out, tmp)``: write the export into ``tmp``, a fresh hidden folder beside ``out``;
+    it becomes ``out`` when the block ends and is removed when the block fails, so a
+    failed export (a full disk, an unwritable file) never leaves half a folder."""
+    out, tmp = _prepare_out(out_dir)
+    try:
+        yield out, tmp
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StoreError(f"cannot write {what} export to {out}: {exc.strerror or exc}") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _finish_out(out, tmp)
 
 
 def _finish_out(out: Path, tmp: Path) -> Path:
@@ -284,8 +302,7 @@ def export_bids(store: SessionStore, session_ids: int | Sequence[int], out_dir: 
             raise StoreError(f"participants {other!r} and {run.info.participant!r} would share the BIDS "
                              f"subject label sub-{run.sub}; rename one of them")
     multi = len(runs) > 1
-    out, tmp = _prepare_out(out_dir)
-    try:
+    with _export_into(out_dir, "BIDS") as (out, tmp):
         for run in runs:
             _write_bids_run(run, tmp, session=str(run.visit) if multi else None)
         _json(tmp / "scans.json", _SCANS_JSON)
@@ -305,13 +322,7 @@ def export_bids(store: SessionStore, session_ids: int | Sequence[int], out_dir: 
                              "Description": "EEG emotion lab: session store export through MNE-BIDS"}],
         })
         (tmp / "README").write_text(_readme(runs), encoding="utf-8")
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise StoreError(f"cannot write BIDS export to {out}: {exc.strerror or exc}") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return _finish_out(out, tmp)
+    return out
 
 
 @dataclass
@@ -598,8 +609,7 @@ def export_csv(store: SessionStore, session_id: int, out_dir: str | Path) -> Pat
     data, times, idx = store.eeg(session_id)
     trials = store.trials(session_id)
     markers = store.markers(session_id)
-    out, tmp = _prepare_out(out_dir)
-    try:
+    with _export_into(out_dir, "CSV") as (out, tmp):
         with (tmp / "eeg.csv").open("w", encoding="utf-8", newline="") as f:
             mapping = dict(info.device.get("channel_map") or {})
             header = [f"{ch} (board {mapping[ch]})" if mapping.get(ch, ch) != ch else ch for ch in info.channels]
@@ -631,11 +641,5 @@ def export_csv(store: SessionStore, session_id: int, out_dir: str | Path) -> Pat
                      "marker_codes": codes,
                      "trial_contact": {str(t.id): t.contact for t in trials if t.contact}})
         _json(tmp / "session.json", meta)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise StoreError(f"cannot write CSV export to {out}: {exc.strerror}") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return _finish_out(out, tmp)
+    return out
 
