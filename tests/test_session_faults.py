@@ -43,7 +43,16 @@ class SessionProcess:
                                      text=True, env=env)
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
+        self._out: list[str] = []
         threading.Thread(target=self._pump, daemon=True).start()
+        # stdout has its own reader: ``communicate()`` would also read stderr and take
+        # lines away from ``_pump`` (a race that lost the last lines)
+        self._out_reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._out_reader.start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        self._out.append(self.proc.stdout.read())
 
     def _pump(self) -> None:
         assert self.proc.stderr is not None
@@ -65,7 +74,9 @@ class SessionProcess:
                 return line
 
     def finish(self, timeout_s: float) -> tuple[int, str, list[str]]:
-        out, _ = self.proc.communicate(timeout=timeout_s)
+        self.proc.wait(timeout=timeout_s)
+        self._out_reader.join(timeout=10)
+        out = "".join(self._out)
         while True:
             line = self._queue.get(timeout=10)
             if line is None:
