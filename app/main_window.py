@@ -306,6 +306,9 @@ class MainWindow(QMainWindow):
         scale = self.qsettings.value("signals/scale_uv")
         if scale is not None:
             self.signals_view.scale_spin.setValue(float(scale))  # type: ignore[arg-type]
+        display = self.signals_view.display.findData(self.qsettings.value("signals/display"))
+        if display >= 0:
+            self.signals_view.display.setCurrentIndex(display)
 
     def save_layout(self) -> None:
         self.qsettings.setValue("window/geometry", self.saveGeometry())
@@ -314,6 +317,7 @@ class MainWindow(QMainWindow):
         self.qsettings.setValue("window/tab", self.tabs.currentIndex())
         self.qsettings.setValue("signals/window_s", self.signals_view.window_s)
         self.qsettings.setValue("signals/scale_uv", self.signals_view.scale_uv)
+        self.qsettings.setValue("signals/display", self.signals_view.display.currentData())
         self.qsettings.sync()
 
     # -- shutdown ----------------------------------------------------------------------

@@ -23,6 +23,7 @@ from acquisition.sources.base import BaseSource
 from app.state import AppState
 from app.views.common import CHANNEL_COLOURS, LiveView, filters_available, make_causal_filter
 from app.widgets.flow import FlowLayout
+from app.widgets.traces import TraceItem
 
 
 class SignalsView(LiveView):
@@ -43,8 +44,9 @@ class SignalsView(LiveView):
         self.sfreq_hz = SFREQ_HZ
         self.gains = np.ones(len(self.channels))
         self._filter: Any | None = None
-        self._cursor = 0
-        self._disp = np.zeros((0, len(self.channels)))
+        self._cursor = -1
+        self._since_dc = 0
+        self._dc_due = True
         self.frames = 0
 
         bar = FlowLayout()  # wraps onto a second row in a narrow window
@@ -65,6 +67,12 @@ class SignalsView(LiveView):
                 self.mode.model().item(i).setEnabled(False)  # type: ignore[attr-defined]
             self.mode.setToolTip("processing.filters is not available")
         bar.addWidget(self.mode)
+        self.display = QComboBox()
+        self.display.addItem("Sweep", "sweep")
+        self.display.addItem("Scroll", "scroll")
+        self.display.setToolTip("Sweep: a cursor overwrites the oldest samples (cheap: only the new strip is "
+                                "redrawn). Scroll: the newest sample stays at the right edge")
+        bar.addWidget(self.display)
         bar.addSpacing(12)
         bar.addWidget(QLabel("Scale"))
         self.scale_spin = QDoubleSpinBox()
@@ -97,20 +105,14 @@ class SignalsView(LiveView):
         item.setMenuEnabled(False)
         item.setMouseEnabled(x=False, y=False)
         item.hideButtons()
-        item.setLabel("bottom", "time", units="s")
-        item.getAxis("left").setTicks([[(len(self.channels) - 1 - i, ch) for i, ch in enumerate(self.channels)]])
         item.getAxis("left").setWidth(42)
-        self.curves: list[pg.PlotCurveItem] = []
-        for i in range(len(self.channels)):
-            # PlotCurveItem, not PlotDataItem: no per-frame bookkeeping we do not use
-            curve = pg.PlotCurveItem(pen=pg.mkPen(CHANNEL_COLOURS[i], width=1), skipFiniteCheck=True)
-            item.addItem(curve)
-            self.curves.append(curve)
-        item.setYRange(-1.2, len(self.channels) + 0.2, padding=0)
+        # one item draws every trace and repaints only the strip that changed (sweep)
+        self.traces = self._make_traces(len(self.channels), round(window_s * self.sfreq_hz))
         # one line per second instead of the axis grid: a grid makes the axis (with its text)
         # part of every repaint of the traces
         self._second_lines: list[pg.InfiniteLine] = []
         self._grid_pen = pg.mkPen("#e5e7eb", width=1)
+        self._layout_axes()
 
         lay = QVBoxLayout(self)
         lay.addLayout(bar)
@@ -118,13 +120,13 @@ class SignalsView(LiveView):
 
         self.window_spin.valueChanged.connect(self._reset)
         self.mode.currentIndexChanged.connect(self._reset)
+        self.display.currentIndexChanged.connect(self._set_display)
         self.channel_pick.currentIndexChanged.connect(
             lambda i: self.gain_spin.setValue(float(self.gains[i])))
         self.gain_spin.valueChanged.connect(self._set_gain)
         self.autoscale.clicked.connect(self.auto_scale)
-        self.scale_spin.valueChanged.connect(self._redraw)
-        self.gain_spin.valueChanged.connect(self._redraw)
-        self._x_range: tuple[float, float] | None = None
+        self.scale_spin.valueChanged.connect(self._apply_gain)
+        self.gain_spin.valueChanged.connect(self._apply_gain)
 
     # -- settings --------------------------------------------------------------------
     @property
@@ -138,102 +140,134 @@ class SignalsView(LiveView):
     def _set_gain(self, value: float) -> None:
         self.gains[self.channel_pick.currentIndex()] = value
 
+    def _apply_gain(self, *_args: object) -> None:
+        self.traces.set_gain(self.gains[: self.traces.n_channels] / self.scale_uv)
+
     def auto_scale(self) -> None:
         """Set the global scale so that the typical channel fills about half a division."""
-        if len(self._disp) < 2:
-            return
         x = self._centred()
-        sd = np.median(np.std(x, axis=0))
+        if len(x) < 2:
+            return
+        sd = np.median(np.nanstd(x, axis=0))
         if np.isfinite(sd) and sd > 0:
             self.scale_spin.setValue(float(np.clip(6 * sd, 5.0, 5000.0)))
 
     def on_source(self, source: BaseSource | None) -> None:
         if source is not None:
-            self.channels = tuple(source.channels)
-            self.sfreq_hz = float(source.sfreq_hz)
+            channels = tuple(source.channels)
+            if len(channels) != len(self.channels) or float(source.sfreq_hz) != self.sfreq_hz:
+                self.channels = channels
+                self.sfreq_hz = float(source.sfreq_hz)
+                self.gains = np.ones(len(channels))
+                self.channel_pick.blockSignals(True)
+                self.channel_pick.clear()
+                self.channel_pick.addItems(list(channels))
+                self.channel_pick.blockSignals(False)
+                self.gain_spin.setValue(1.0)
+                self.plot.getPlotItem().removeItem(self.traces)
+                self.traces = self._make_traces(len(channels), round(self.window_s * self.sfreq_hz))
+            self.channels = channels
+            self.plot.getPlotItem().getAxis("left").setTicks(
+                [[(len(self.channels) - 1 - i, ch) for i, ch in enumerate(self.channels)]])
         self._reset()
 
     @property
     def filtered(self) -> bool:
         return self.mode.currentData() in ("filtered", "notch")
 
+    def _make_traces(self, n_channels: int, n_samples: int) -> TraceItem:
+        colours = [CHANNEL_COLOURS[i % len(CHANNEL_COLOURS)] for i in range(n_channels)]
+        traces = TraceItem(n_channels, n_samples, self.sfreq_hz, colours,
+                           mode=str(self.display.currentData() or "sweep"))
+        traces.set_gain(self.gains[:n_channels] / self.scale_uv)
+        item = self.plot.getPlotItem()
+        item.addItem(traces)
+        item.getAxis("left").setTicks([[(n_channels - 1 - i, ch) for i, ch in enumerate(self.channels)]])
+        item.setYRange(-1.2, n_channels + 0.2, padding=0)
+        return traces
+
+    def _set_display(self, *_args: object) -> None:
+        self.traces.set_mode(str(self.display.currentData()))
+        self._layout_axes()
+
+    def _layout_axes(self) -> None:
+        """X range, axis label and the one-per-second lines for the window and display mode."""
+        item = self.plot.getPlotItem()
+        x0, x1 = self.traces.x_range()
+        item.setXRange(x0, x1, padding=0.01)
+        sweep = self.traces.mode == "sweep"
+        item.setLabel("bottom", "time in the sweep" if sweep else "time", units="s")
+        for line in self._second_lines:
+            item.removeItem(line)
+        span = x1 - x0
+        step = 1.0 if span <= 20 else 5.0
+        self._second_lines = []
+        for s in np.arange(x0 + step, x1 - 1e-9, step):
+            line = pg.InfiniteLine(pos=float(s), angle=90, pen=self._grid_pen, movable=False)
+            line.setZValue(-10)
+            item.addItem(line)
+            self._second_lines.append(line)
+
     def _reset(self, *_args: object) -> None:
         self._filter = None
         if self.filtered:
             self._filter = make_causal_filter(self.sfreq_hz, len(self.channels),
                                               notch_hz=50.0 if self.mode.currentData() == "notch" else None)
-        self._disp = np.zeros((0, len(self.channels)))
+        n_win = round(self.window_s * self.sfreq_hz)
+        if n_win != self.traces.n:
+            self.traces.resize_window(n_win)
+            self._layout_axes()
+        else:
+            self.traces.clear()
+        self.traces.set_dc(np.zeros(self.traces.n_channels))
+        self._since_dc = 0
+        self._dc_due = True
         self._cursor = -1
         if self.isVisible():
             self.refresh()
 
     # -- drawing -----------------------------------------------------------------------
     def _centred(self) -> NDArray[np.float64]:
-        x = self._disp
-        if self._filter is None:
-            x = x - np.median(x, axis=0)
-        return x
+        """The samples shown, oldest first, minus the DC offsets the display removes (µV)."""
+        return self.traces.values() - self.traces.dc
 
     def _pull(self) -> bool:
         src = self.source
         if src is None:
             return False
-        n_win = round(self.window_s * self.sfreq_hz)
         buf = src.buffer
         if self._cursor < 0:
-            chunk = buf.latest(n_samples=n_win)
-            new = chunk.data
+            chunk = buf.latest(n_samples=self.traces.n)
         else:
             chunk = buf.since(self._cursor, max_samples=None)
-            new = chunk.data
-            if chunk.missed:
-                self._disp = np.zeros((0, len(self.channels)))
+            if chunk.missed:  # the buffer overran us: start the sweep over
+                self.traces.clear()
                 if self._filter is not None:
                     self._filter.reset()
         self._cursor = chunk.next_index
+        new = chunk.data
         if len(new) == 0:
             return False
         if self._filter is not None:
             new = self._filter.process(new)
-        disp = np.concatenate([self._disp, new]) if len(self._disp) else new
-        self._disp = disp[-n_win:]
+        self.traces.write(new)
+        self._since_dc += len(new)
+        if self._filter is None and (self._dc_due or self._since_dc >= self.sfreq_hz):
+            # raw mode: the DC offsets follow the median of the window, once a second (one
+            # full repaint a second; the strips in between keep the same offsets)
+            self._since_dc = 0
+            self._dc_due = False
+            shown = self.traces.values()
+            finite = np.isfinite(shown).any(axis=0)
+            dc = np.zeros(self.traces.n_channels)
+            dc[finite] = np.nanmedian(shown[:, finite], axis=0)
+            self.traces.set_dc(dc)
         return True
-
-    def _redraw(self, *_args: object) -> None:
-        if len(self._disp) >= 2:
-            self.draw()
 
     def refresh(self) -> None:
         if self.filtered and self._filter is None and "processing.filters" in sys.modules:
             self._reset()  # the engine finished loading in the background
             return
-        if self.freeze.isChecked() or not self._pull() or len(self._disp) < 2:
+        if self.freeze.isChecked() or not self._pull():
             return
-        self.draw()
-
-    def draw(self) -> None:
-        """Update the 14 curves from the display buffer (no new plot items)."""
-        x = self._centred()
-        n = len(x)
-        n_ch = len(self.channels)
-        t = (np.arange(n) - (n - 1)) / self.sfreq_hz
-        y = x * (self.gains / self.scale_uv)
-        np.clip(y, -3.0, 3.0, out=y)
-        y += (n_ch - 1 - np.arange(n_ch))
-        for i, curve in enumerate(self.curves[:n_ch]):
-            curve.setData(t, y[:, i], skipFiniteCheck=True)
-        x_range = (-self.window_s, 0.0)
-        if x_range != self._x_range:
-            item = self.plot.getPlotItem()
-            item.setXRange(*x_range, padding=0.01)
-            self._x_range = x_range
-            for line in self._second_lines:
-                item.removeItem(line)
-            step = 1.0 if self.window_s <= 20 else 5.0
-            self._second_lines = []
-            for s in np.arange(-step, -self.window_s - 1e-9, -step):
-                line = pg.InfiniteLine(pos=float(s), angle=90, pen=self._grid_pen, movable=False)
-                line.setZValue(-10)
-                item.addItem(line)
-                self._second_lines.append(line)
         self.frames += 1
