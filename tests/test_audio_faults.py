@@ -4,8 +4,6 @@ completed after recovery or failed -- never stuck, never a traceback."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,27 +15,15 @@ from acquisition.session.runner import RunnerEvent, SessionRunner
 from acquisition.sources.simulated import SimulatedEpocSource
 from acquisition.store.sqlite import SessionStore
 from tests.support.gui import write_protocol
-from tests.support.pulse import PulseServer, reinit_portaudio, start_pulse
+from tests.support.pulse import PulseServer, private_pulse
 
 pytestmark = [pytest.mark.audio, pytest.mark.timeout(120)]
 
 
 @pytest.fixture
 def pulse(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, object]]:
-    runtime = Path(tempfile.mkdtemp(prefix="duygu-pa-"))  # unix socket paths are short
-    servers: list[PulseServer] = [start_pulse(runtime)]
-    for key, value in servers[0].env().items():
-        monkeypatch.setenv(key, value)
-    reinit_portaudio()
-
-    def restart() -> None:
-        servers.append(start_pulse(runtime))  # the same socket: clients find it again
-
-    yield {"servers": servers, "restart": restart}
-    for server in servers:
-        server.stop()
-    reinit_portaudio()
-    shutil.rmtree(runtime, ignore_errors=True)
+    with private_pulse(monkeypatch) as server:
+        yield server
 
 
 def _run(tmp_path: Path, on_event, max_outage_s: float = 30.0) -> tuple[object, SessionStore]:  # type: ignore[no-untyped-def]

@@ -239,34 +239,112 @@ def _idle_noise_ms(qtbot) -> float:  # type: ignore[no-untyped-def]
 def test_signals_view_updates_existing_curves(qtbot, make_window) -> None:  # type: ignore[no-untyped-def]
     win = make_window()
     view = win.signals_view
-    items_before = list(view.plot.getPlotItem().listDataItems())
+    items_before = list(view.plot.getPlotItem().items)
     _connect_sim(qtbot, win, speed=8.0)
     qtbot.waitUntil(lambda: win.controller.source.buffer.total > 11 * 128, timeout=30000)
     frames = view.frames
     qtbot.waitUntil(lambda: view.frames > frames + 5, timeout=5000)
-    assert list(view.plot.getPlotItem().listDataItems()) == items_before  # no new items per frame
-    assert len(items_before) == 14
-    x, _y = view.curves[0].getData()
-    assert len(x) == 10 * 128  # the 10 s window
-    assert x[-1] == 0.0 and abs(x[0] + (10 * 128 - 1) / 128) < 1e-9
+    assert list(view.plot.getPlotItem().items) == items_before  # no new items per frame
+    assert view.traces.n_channels == 14
+    assert view.traces.n == 10 * 128 and view.traces.filled == 10 * 128  # the 10 s window
+    assert view.traces.mode == "sweep" and view.traces.x_range() == (0.0, 10.0)
     centred = view._centred()
-    assert np.all(np.abs(np.median(centred, axis=0)) < 1.0)  # DC (~4200 µV) removed
+    assert np.all(np.abs(np.nanmedian(centred, axis=0)) < 25.0)  # DC (~4200 µV) removed
     view.window_spin.setValue(4.0)
-    qtbot.waitUntil(lambda: len(view.curves[0].getData()[0]) == 4 * 128, timeout=5000)
+    qtbot.waitUntil(lambda: view.traces.n == 4 * 128 and view.traces.filled > 0, timeout=5000)
+    view.display.setCurrentIndex(view.display.findData("scroll"))
+    assert view.traces.x_range() == (-4.0, 0.0)
     # filtered mode once the engine has loaded
     qtbot.waitUntil(lambda: win.engine_ready, timeout=60000)
     view.mode.setCurrentIndex(view.mode.findData("filtered"))
-    qtbot.waitUntil(lambda: view._filter is not None and len(view._disp) > 128, timeout=5000)
+    qtbot.waitUntil(lambda: view._filter is not None and view.traces.filled > 128, timeout=5000)
     # per-channel gain scales only that channel
     view.scale_spin.setValue(1000.0)
     view.freeze.setChecked(True)
-    view.draw()
-    y1 = view.curves[3].getData()[1].copy()
+    _, y1 = view.traces.display()
     view.channel_pick.setCurrentIndex(3)
     view.gain_spin.setValue(2.0)
-    y2 = view.curves[3].getData()[1]
+    _, y2 = view.traces.display()
     base = 14 - 1 - 3
-    assert np.allclose(y2 - base, 2.0 * (y1 - base))
+    drawn = np.isfinite(y1[:, 3])
+    assert drawn.sum() > 128
+    assert np.allclose(y2[drawn, 3] - base, 2.0 * (y1[drawn, 3] - base))
+    assert np.allclose(y2[:, 2], y1[:, 2], equal_nan=True)
+
+
+def test_sweep_traces_repaint_only_the_strip_that_changed(qtbot) -> None:  # type: ignore[no-untyped-def]
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QApplication
+
+    from app.widgets.traces import TraceItem
+
+    plot = pg.PlotWidget()
+    qtbot.addWidget(plot)
+    plot.resize(1000, 600)
+    traces = TraceItem(14, 1280, 128.0, ["#000000"] * 14, blank_s=0.25)
+    plot.addItem(traces)
+    plot.setXRange(0, 10, padding=0)
+    plot.setYRange(-1.2, 14.2, padding=0)
+    plot.show()
+    qtbot.waitExposed(plot)
+    rng = np.random.default_rng(0)
+    traces.set_gain(np.full(14, 1 / 100.0))
+    data = rng.normal(0, 30, (1400, 14))
+    traces.write(data[:1300])  # more than the window: the newest 1280, full repaint
+    qtbot.waitUntil(lambda: traces.painted_samples > 1000 * 14, timeout=5000)
+    assert np.array_equal(traces.values(), data[20:1300])
+    for _ in range(5):  # the repaints the show, the ranges and the first write queued
+        QApplication.processEvents()
+    traces.painted_samples = 0
+    traces.write(data[1300:1304])  # 4 new samples: a strip of them, the gap ahead and a margin
+    qtbot.waitUntil(lambda: traces.painted_samples > 0, timeout=5000)
+    assert traces.painted_samples <= 14 * (4 + 32 + 12), traces.painted_samples
+    assert np.array_equal(traces.values()[-4:], data[1300:1304])
+    # wrapping around the end of the sweep keeps time order
+    traces.write(data[1304:1400])
+    assert np.array_equal(traces.values(), data[120:1400])
+    _, y = traces.display()
+    hidden = np.isnan(y[:, 0])  # the blank gap just ahead of the cursor
+    assert hidden.sum() == 32 and hidden[traces.cursor:traces.cursor + 32].all()
+    # scroll mode repaints everything each frame, newest sample at x = 0
+    traces.set_mode("scroll")
+    plot.setXRange(*traces.x_range(), padding=0)
+    qtbot.waitUntil(lambda: traces.painted_samples > 1200 * 14, timeout=5000)
+    traces.painted_samples = 0
+    traces.write(data[:2])
+    qtbot.waitUntil(lambda: traces.painted_samples > 1200 * 14, timeout=5000)
+    x, y = traces.display()
+    assert x[-1] == 0.0 and np.allclose(y[-1, 0], data[1, 0] / 100.0 + 13)
+    with pytest.raises(ValueError, match="unknown trace mode 'page'"):
+        traces.set_mode("page")
+
+
+def test_signals_view_follows_a_source_with_other_channels(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from acquisition.sources.base import BaseSource
+    from app.views.signals import SignalsView
+
+    class EightChannels(BaseSource):
+        channels = tuple(f"C{i}" for i in range(8))
+        sfreq_hz = 250.0
+
+        def _open(self, timeout_s: float):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+        def _read(self, timeout_s: float):  # type: ignore[no-untyped-def]
+            return None
+
+        def _close(self) -> None:
+            pass
+
+    view = SignalsView(window_s=4.0)
+    qtbot.addWidget(view)
+    source = EightChannels()
+    view.set_source(source)
+    assert view.traces.n_channels == 8 and view.traces.n == 1000
+    assert [view.channel_pick.itemText(i) for i in range(view.channel_pick.count())] == list(source.channels)
+    source.buffer.push(np.ones((300, 8)), np.arange(300) / 250.0)
+    view.refresh()
+    assert view.traces.filled == 300
 
 
 def test_spectrum_and_quality_views(qtbot, make_window) -> None:  # type: ignore[no-untyped-def]
@@ -343,11 +421,13 @@ def test_layout_is_remembered(qtbot, make_window, tmp_path: Path) -> None:  # ty
     win = make_window()
     win.resize(1333, 777)
     win.signals_view.window_spin.setValue(20.0)
+    win.signals_view.display.setCurrentIndex(win.signals_view.display.findData("scroll"))
     win.tabs.setCurrentIndex(2)
     win.close()
     again = make_window()
     assert again.size().width() == 1333 and again.size().height() == 777
     assert again.signals_view.window_s == 20.0
+    assert again.signals_view.traces.mode == "scroll" and again.signals_view.traces.x_range() == (-20.0, 0.0)
     assert again.tabs.currentIndex() == 2
     assert (tmp_path / "duygu-gui.ini").exists()
 
@@ -554,7 +634,7 @@ def test_worker_errors_become_notifications(qtbot, make_window) -> None:  # type
 def test_event_loop_never_stalls_connecting_training_exporting(qtbot, make_window, tmp_path: Path,
                                                               eye_state_csv: Path) -> None:  # type: ignore[no-untyped-def]
     """The GUI thread never stalls > 100 ms (plus the idle noise measured the same way)
-    while a replay connects, classifiers train and a session exports. Stalls are measured
+    while a replay connects, classifiers train, the model predicts live and a session exports. Stalls are measured
     by :class:`Heartbeat`: wall gaps between 10 ms ticks minus the GUI thread's scheduler
     run delay, so other processes competing for the CPUs (pytest -n 4 on 2 cores) do not
     count, while anything in this process that keeps the event loop from running does."""
@@ -570,7 +650,7 @@ def test_event_loop_never_stalls_connecting_training_exporting(qtbot, make_windo
     # connecting: a replay of the UCI recording (read, checked and resampled in a worker)
     win.source_panel.set_kind("replay")
     win.source_panel.replay_path.setText(str(eye_state_csv))
-    win.source_panel.replay_speed.setValue(4.0)
+    win.source_panel.replay_speed.setValue(2.0)  # 58 s of EEG: it outlasts training and predicting
     win.source_panel.connect_selected()
     qtbot.waitUntil(lambda: win.controller.source is not None and win.controller.source.buffer.total > 256,
                     timeout=20000)
@@ -583,6 +663,11 @@ def test_event_loop_never_stalls_connecting_training_exporting(qtbot, make_windo
     with qtbot.waitSignal(tv.trained, timeout=120000):
         tv.start()
     train_gap = beat.max_gap_ms
+    # live prediction of the replay with the model just trained (it keeps running while exporting)
+    pv = win.prediction_view
+    tv.use_button.click()
+    qtbot.waitUntil(lambda: pv.predictor is not None and pv.n_predictions >= 10, timeout=60000)
+    predict_gap = beat.max_gap_ms
     # exporting the session as BIDS
     rv = win.replay_view
     rv.refresh_sessions()
@@ -592,11 +677,13 @@ def test_event_loop_never_stalls_connecting_training_exporting(qtbot, make_windo
     qtbot.waitUntil(lambda: task.is_done, timeout=60000)
     assert task.error is None
     assert any((tmp_path / "bids").rglob("*.edf"))
+    assert pv.n_predictions > 10  # predicting went on while exporting
     max_gap = beat.stop()
     noise_ms = max(noise_ms, _idle_noise_ms(qtbot))  # the machine's load may have changed meanwhile
     assert beat.ticks > 100
     assert max_gap < 100.0 + noise_ms, (
-        f"GUI stalled {max_gap:.0f} ms (connect {connect_gap:.0f}, train {train_gap:.0f}; "
+        f"GUI stalled {max_gap:.0f} ms (connect {connect_gap:.0f}, train {train_gap:.0f}, "
+        f"predict {predict_gap:.0f}; "
         f"idle scheduling noise {noise_ms:.0f} ms; wall gap {beat.max_wall_gap_ms:.0f} ms, "
         f"{beat.cpu_wait_ms:.0f} ms waiting for a CPU subtracted in all)")
     assert tv.result is not None and tv.result["protocol"] == "grouped"
@@ -606,9 +693,17 @@ def test_event_loop_never_stalls_connecting_training_exporting(qtbot, make_windo
 @pytest.mark.timeout(150)
 @pytest.mark.xdist_group("gui-stall-detector")
 def test_event_loop_never_stalls_starting_pausing_resuming_aborting_a_session(
-        qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """The same stall detector while a session starts, is paused, resumed and aborted
-    (the player's stop and the fault re-checks run in workers, not on the GUI thread)."""
+        qtbot, make_window, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The same stall detector while a session starts, is paused, resumed and aborted,
+    playing its stimuli through the real player on a private PulseAudio null sink (the
+    player's stop and the fault re-checks run in workers, not on the GUI thread)."""
+    from tests.support.pulse import private_pulse
+
+    with private_pulse(monkeypatch):
+        _stall_test_of_a_session(qtbot, make_window, tmp_path)
+
+
+def _stall_test_of_a_session(qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     protocol = write_protocol(tmp_path / "protocol", n_per_class=1)
     win = make_window(store_path=tmp_path / "store.sqlite", protocol_path=protocol)
     _connect_sim(qtbot, win, speed=5.0)
@@ -618,7 +713,7 @@ def test_event_loop_never_stalls_starting_pausing_resuming_aborting_a_session(
     sv.participant.setText("P06")
     sv.labels_mode.setCurrentIndex(sv.labels_mode.findData("auto"))
     sv.time_scale.setValue(5.0)
-    sv.audio.setChecked(False)
+    sv.audio.setChecked(True)
     noise_ms = _idle_noise_ms(qtbot)
     beat = Heartbeat().start()
 
@@ -630,6 +725,9 @@ def test_event_loop_never_stalls_starting_pausing_resuming_aborting_a_session(
     qtbot.waitUntil(lambda: sv.phase == "music", timeout=30000)
     beats()
     start_gap = beat.max_gap_ms
+    playing = subprocess.run(["pactl", "list", "short", "sink-inputs"], capture_output=True, text=True,
+                             timeout=10)
+    assert playing.returncode == 0 and playing.stdout.strip(), playing  # the stimulus is on the null sink
     sv.pause_button.click()
     qtbot.waitUntil(lambda: sv.phase == "paused", timeout=10000)
     beats()
@@ -737,6 +835,44 @@ def test_bundle_for_other_channels_is_refused(qtbot, make_window, tmp_path: Path
     task = win.prediction_view.load_bundle(garbage)
     qtbot.waitUntil(lambda: len(win.notes.messages("error")) > n, timeout=30000)
     assert win.prediction_view.bundle is None
+
+
+def test_live_prediction_starts_in_a_worker_and_reports_a_model_that_cannot_run(
+        qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The predictor is built off the GUI thread: its errors reach the operator's log, and a
+    predictor that is ready only after Stop is never started."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from acquisition.channels import EPOC_CHANNELS
+    from models.bundle import load_bundle, save_bundle
+    from processing.pipeline import OnlineFeatureExtractor
+    from processing.presets import get_preset
+
+    def bundle(name: str, n_features: int, meta_features: int):  # type: ignore[no-untyped-def]
+        est = make_pipeline(StandardScaler(), LogisticRegression()).fit(
+            np.random.default_rng(0).normal(size=(40, n_features)), np.array(["happy", "sad"] * 20))
+        return load_bundle(save_bundle(tmp_path / name, est, {
+            "classifier": "logreg", "channels": list(EPOC_CHANNELS), "sfreq_hz": 128.0, "preset": "default",
+            "n_features": meta_features}))
+
+    win = make_window()
+    _connect_sim(qtbot, win)
+    qtbot.waitUntil(lambda: win.engine_ready, timeout=90000)
+    pv = win.prediction_view
+    pv.use_bundle(bundle("four.skops", 4, 4), name="four.skops")  # starts: a source is connected
+    qtbot.waitUntil(lambda: any("live prediction: the model expects 4 features" in m
+                                for m in win.notes.messages("error")), timeout=30000)
+    assert pv.predictor is None and not pv.stop_button.isEnabled() and pv.start_button.isEnabled()
+    n = OnlineFeatureExtractor(get_preset("default"), 128.0, EPOC_CHANNELS).n_features
+    pv.use_bundle(bundle("right.skops", n, n), name="right.skops")
+    pv.user_stop()  # before the worker has built the predictor
+    qtbot.waitUntil(lambda: pv.n_dropped_starts == 1, timeout=30000)
+    assert pv.predictor is None and pv.n_predictions == 0
+    assert pv.start()  # and a start that is left alone runs
+    qtbot.waitUntil(lambda: pv.predictor is not None and pv.predictor.running, timeout=30000)
+    assert pv.stop_button.isEnabled() and not pv.start_button.isEnabled()
 
 
 @pytest.mark.timeout(120)
@@ -1042,6 +1178,9 @@ def test_the_quality_view_shows_emotivpro_contact_quality_and_battery(qtbot, mak
                         and view.report.channels[7].level == "no data", timeout=60_000)
         levels = [c.level for c in view.report.channels]
         assert levels[:9] == ["good", "good", "good", "fair", "fair", "poor", "bad", "no data", "good"]
+        # the simulator says so in its stream description: the window marks it simulated
+        assert any("simulated by Duygu" in note for note in win.controller.source.info.notes)
+        assert win.simulated_badge.isVisible()
         assert "battery 80%" in view.contact_label.text() and "overall 75%" in view.contact_label.text()
         view.mode.setCurrentIndex(1)  # computed from the EEG instead
         view.refresh()

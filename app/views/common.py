@@ -38,9 +38,12 @@ def class_colour(label: str, index: int = 0) -> str:
     return CLASS_COLOURS.get(label, fallback[index % len(fallback)])
 
 
+#: Imported by :func:`warm_up` at start-up, in a worker (importing a compiled module holds the
+#: GIL while it loads: better at start-up than in a running session). Exports and training run
+#: in child processes, which import MNE and the classifiers' extras themselves.
 ENGINE_MODULES = ("processing.filters", "processing.pipeline", "models.registry", "models.evaluation",
-                  "models.bundle", "models.live", "acquisition.session.runner", "acquisition.store.sqlite",
-                  "acquisition.session.protocol", "skops.io")
+                  "models.bundle", "models.live", "models.inference", "acquisition.session.runner",
+                  "acquisition.store.sqlite", "acquisition.session.protocol", "skops.io")
 
 
 def filters_available() -> bool:

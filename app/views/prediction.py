@@ -59,6 +59,8 @@ class PredictionView(QWidget):
         self._hist_p: collections.deque[np.ndarray] = collections.deque()
         self._t0: float | None = None
         self._want_running = False
+        self._start_token = 0  # bumped by every start and stop: a late-built predictor is dropped
+        self.n_dropped_starts = 0  # predictors built after a stop, never started
 
         bar = QHBoxLayout()
         self.load_button = QPushButton("Load bundle…")
@@ -232,6 +234,9 @@ class PredictionView(QWidget):
         self._want_running = False
 
     def start(self) -> bool:
+        """Start predicting; the predictor (feature filters, the compiled model, checked
+        against the bundle) is built in a worker and starts when it is ready. Returns
+        False if nothing can start (no bundle, no source)."""
         if self.bundle is None:
             self.state.notes.warning("load or train a model bundle first")
             return False
@@ -240,29 +245,58 @@ class PredictionView(QWidget):
             return False
         self._want_running = True
         self.stop()
-        from acquisition.errors import DuyguError
-        from models.live import LivePredictor
+        bundle, source, hop_s = self.bundle, self.source, self.state.settings.hop_s
+        self._start_token += 1
+        token = self._start_token
 
-        try:
-            predictor = LivePredictor(self.bundle, self.source, hop_s=self.state.settings.hop_s)
-        except DuyguError as exc:
+        def build(_task: Any) -> Any:
+            from acquisition.errors import DuyguError
+            from models.live import LivePredictor
+
+            try:
+                return LivePredictor(bundle, source, hop_s=hop_s)
+            except DuyguError as exc:
+                return exc  # reported on the GUI thread as "live prediction: ..."
+
+        self.start_button.setEnabled(False)
+        self.confidence.setText("starting…")
+        self.state.pool.submit("start live prediction", build,
+                               on_result=lambda result: self._started(result, token))
+        return True
+
+    def _started(self, result: Any, token: int) -> None:
+        """The predictor built in the worker (or why it could not be): start it, unless a
+        stop, another bundle or another source came in the meantime."""
+        from acquisition.errors import DuyguError
+
+        if token != self._start_token or not self._want_running:
+            if not isinstance(result, BaseException):
+                result.stop()  # never started: only releases what it holds
+            self.n_dropped_starts += 1
+            return
+        if isinstance(result, BaseException):
             self._want_running = False
-            self.state.notes.error(f"live prediction: {exc}")
-            return False
+            self.state.notes.error(f"live prediction: {result}")
+            self.stop()
+            return
+        predictor = result
         if predictor.domain_warning:
             self.state.notes.warning(f"live prediction: {predictor.domain_warning}")
         predictor.add_listener(self._on_prediction)
         try:
             predictor.start()
         except DuyguError as exc:
+            self._want_running = False
             self.state.notes.error(f"live prediction: {exc}")
-            return False
+            self.stop()
+            return
         self.predictor = predictor
+        self.confidence.setText("waiting for the first window")
         self.start_button.setEnabled(False)
         self.stop_button.setEnabled(True)
-        return True
 
     def stop(self) -> None:
+        self._start_token += 1  # a predictor still being built is not started
         predictor, self.predictor = self.predictor, None
         if predictor is not None:
             try:

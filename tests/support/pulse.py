@@ -13,7 +13,10 @@ import os
 import queue
 import shutil
 import subprocess
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +113,29 @@ def start_pulse(runtime_dir: Path, timeout_s: float = 15.0) -> PulseServer:
     except queue.Empty:
         server.stop()
         raise RuntimeError("pulseaudio did not start in time: " + " | ".join(server.log[-5:])) from None
+
+
+@contextmanager
+def private_pulse(monkeypatch: object) -> Iterator[dict[str, object]]:
+    """A private server for one test: this process's clients (sounddevice) point at it
+    through ``monkeypatch``; yields ``{"servers": [...], "restart": fn}`` where ``restart``
+    starts a new server on the same socket (clients find it again)."""
+    runtime = Path(tempfile.mkdtemp(prefix="duygu-pa-"))  # unix socket paths are short
+    servers: list[PulseServer] = [start_pulse(runtime)]
+    try:
+        for key, value in servers[0].env().items():
+            monkeypatch.setenv(key, value)  # type: ignore[attr-defined]
+        reinit_portaudio()
+
+        def restart() -> None:
+            servers.append(start_pulse(runtime))
+
+        yield {"servers": servers, "restart": restart}
+    finally:
+        for server in servers:
+            server.stop()
+        reinit_portaudio()
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def reinit_portaudio() -> None:
