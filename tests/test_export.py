@@ -347,3 +347,15 @@ def test_participants_sharing_a_bids_label_are_refused(store: SessionStore, tmp_
     with pytest.raises(StoreError, match="'P01' and 'p01' would share the BIDS subject label"):
         export_bids(store, [a.session_id, b.session_id], tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_an_emotivpro_stream_simulated_by_duygu_is_exported_as_simulated() -> None:
+    from types import SimpleNamespace
+
+    from acquisition.store.export import _device_text
+
+    simulated = SimpleNamespace(source="lsl:Emo-EEG", device={
+        "kind": "lsl", "notes": ["type 'EEG'", "manufacturer 'Emotiv (simulated by Duygu)'"]})
+    real = SimpleNamespace(source="lsl:EmotivDataStream-EEG", device={"kind": "lsl", "notes": ["type 'EEG'"]})
+    assert "simulated by Duygu" in _device_text(simulated)[1]  # type: ignore[arg-type]
+    assert _device_text(real) == ("Emotiv", "EPOC+")  # type: ignore[arg-type]

@@ -495,6 +495,9 @@ class LslSource(BaseSource):
             raise
         labels = tuple(label or "" for label in (full.get_channel_labels() or []))
         notes = [*layout.notes, f"type {full.type()!r}, clock offset {offset_s * 1e3:.3f} ms"]
+        manufacturer = full.desc().child_value("manufacturer")
+        if manufacturer:  # e.g. "Emotiv (simulated by Duygu)": the app marks such a stream simulated
+            notes.append(f"manufacturer {manufacturer!r}")
         if self.restamp:
             notes.append("stamped from arrival time (restamp): the sender's stamps are not used")
         elif self.clock_skew_s is not None:

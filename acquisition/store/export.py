@@ -59,6 +59,11 @@ TASK = "listening"
 BIDS_VERSION = "1.8.0"
 MAX_SPAN_UV = 16384.0
 """Widest channel range written to EDF: a quantum of 0.25 µV, finer than the EPOC+'s 0.51 µV."""
+
+# MNE jit-compiles a few helpers with numba when numba is installed (librosa brings it in).
+# Duygu uses MNE only to write files, which gains nothing from them, while numba's first
+# jitted call costs about 0.3 s (holding the GIL) in every export. A user's own setting wins.
+os.environ.setdefault("MNE_USE_NUMBA", "false")
 GAP_ANNOTATION = "BAD_ACQ_SKIP"
 CLIP_ANNOTATION = "BAD_clipped"
 PLACEHOLDER_AUTHORS = ("Unnamed author (set 'authors' in Duygu's settings.toml)", "Unnamed author")
@@ -250,6 +255,9 @@ def _device_text(info: SessionInfo) -> tuple[str, str]:
         return "BrainFlow", str(info.device.get("name", "BrainFlow board"))
     if kind == "xdf":
         return "n/a", f"{info.device.get('name', 'EEG stream')} (imported from an XDF recording)"
+    notes = info.device.get("notes")
+    if isinstance(notes, list) and any("simulated by Duygu" in str(n) for n in notes):
+        return "Emotiv", "EPOC+ (EmotivPRO simulated by Duygu: synthetic signals, not EEG)"
     return "Emotiv", "EPOC+"
 
 
