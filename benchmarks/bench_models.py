@@ -11,7 +11,8 @@ update through scikit-learn, and the full ``paper`` protocol on 16 trials.
   The model is trained as ``duygu train`` does (inner search, calibrated SVMs) on 48
   simulated 30 s trials (641 windows, so the SVMs keep ~400 support vectors and KNN
   searches 641 rows). EEGNet cannot be saved in a bundle, so the app never runs it live;
-  its row uses a one-epoch fit in a bundle made here, for the forward pass's cost.
+  its row uses a one-epoch fit in a bundle made here, for the forward pass's cost, and has no
+  target.
   Each update's CPU time (``time.thread_time``: the work of the update, which other jobs
   on a shared machine do not inflate) and wall time are taken; BLAS and OpenMP pools are
   pinned to one thread (torch's too). The target (<= 2 ms) is on duygu's CPU p99; wall p99 is beside it.
@@ -169,6 +170,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     """Benchmark rows (see the module docstring)."""
     from threadpoolctl import threadpool_limits
 
+    from models.bundle import NOT_BUNDLED
     from models.registry import CLASSIFIERS
 
     n_updates = 60 if quick else 600
@@ -185,9 +187,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     for name, res in results.items():
         d_cpu, p_cpu = (float(np.percentile(res["cpu"][k], 99)) for k in (0, 1))
         d_wall, p_wall = (float(np.percentile(res["wall"][k], 99)) for k in (0, 1))
-        note = " (one-epoch fit, not bundleable)" if name == "eegnet" else ""
+        live = name not in NOT_BUNDLED  # the app runs only bundled models live
+        note = "" if live else " (one-epoch fit, not bundleable)"
+        target = f"duygu <= {TARGET_MS:g} ms" if live else "none: it cannot be bundled, so it never runs live"
         rows.append({"name": f"live update cpu p99 ({name}{note}): duygu/{PEER}", "value": d_cpu / p_cpu,
-                     "unit": "x", "target": f"duygu <= {TARGET_MS:g} ms", "ok": bool(d_cpu <= TARGET_MS),
+                     "unit": "x", "target": target, "ok": bool(d_cpu <= TARGET_MS) if live else None,
                      "duygu": d_cpu, "peer": p_cpu, "peer_name": PEER, "measure_unit": "ms",
                      "duygu_p50": float(np.median(res["cpu"][0])), "peer_p50": float(np.median(res["cpu"][1])),
                      "compiled": res["compiled"], "fast": res["fast"], "max_diff": res["max_diff"]})
