@@ -2,9 +2,10 @@
 update through scikit-learn, and the full ``paper`` protocol on 16 trials.
 
 * live update (window -> filter -> features -> model -> probabilities): a simulated
-  EPOC+ stream fills a ring buffer; every 0.25 s hop two :class:`~models.live.LivePredictor`
-  objects on the same buffer read the same new samples, run the causal filter and the
-  features of the 4 s window, and predict: **duygu** with the compiled pipeline
+  EPOC+ stream fills a ring buffer; every 0.25 s hop a :class:`~models.live.LivePredictor`
+  reads the new samples, runs the causal filter and the features of the 4 s window, and
+  predicts. Two runs over the same samples (not interleaved, so that neither inherits the
+  caches the other emptied): **duygu** with the compiled pipeline
   (:mod:`models.inference`), the **scikit-learn** peer with the bundle's fitted pipeline's
   own ``predict_proba``. Both predict the same probabilities (checked on every update: within
   1e-9 on feature rows, 1e-4 on float32 raw windows; the largest difference is in the row).
@@ -89,47 +90,47 @@ def _bundles(names: list[str], quick: bool) -> dict[str, Any]:
 
 
 def bench_live_update(bundle: Any, n_updates: int, seed: int = 1) -> dict[str, Any]:
-    """CPU and wall ms of each update, duygu (compiled model) and the scikit-learn peer,
-    interleaved on the same new samples."""
+    """CPU and wall ms of each update, duygu (compiled model) and the scikit-learn peer, each
+    in a run of its own over the same samples (interleaving them would hand each of Duygu's
+    updates caches that the peer's 10-20 ms forest or boosting prediction just emptied)."""
     from acquisition.sources.simulated import EpocSimulator, SimulatedEpocSource
     from models.live import LivePredictor
 
-    source = SimulatedEpocSource(seed=seed, buffer_seconds=60.0)  # not connected: fed here
     sim = EpocSimulator(seed=seed)
     hop = 32
     warm = sim.generate(6 * 128)
-    source.buffer.push(warm, np.arange(len(warm)) / 128.0)
-    t_next = len(warm) / 128.0
-    duygu = LivePredictor(bundle, source, hop_s=hop / 128.0)
-    peer = LivePredictor(bundle, source, hop_s=hop / 128.0)
-    peer.model = _Sklearn(bundle)  # type: ignore[assignment]
-    duygu.step()
-    peer.step()
-    # raw windows are float32: scikit-learn's OAS (inside pyriemann) then computes the covariance
-    # in float32, the compiled form in float64; the difference is the reference's rounding
-    tolerance = 1e-4 if bundle.reads_windows else 1e-9
     chunks = [sim.generate(hop) for _ in range(n_updates)]
     cpu = np.empty((2, n_updates))
     wall = np.empty((2, n_updates))
-    max_diff = 0.0
-    for i, chunk in enumerate(chunks):
-        source.buffer.push(chunk, t_next + np.arange(hop) / 128.0)
-        t_next += hop / 128.0
-        preds = []
-        for k, predictor in enumerate((duygu, peer) if i % 2 == 0 else (peer, duygu)):
-            j = k if i % 2 == 0 else 1 - k
+    probabilities = np.empty((2, n_updates, len(bundle.classes)))
+    compiled = ""
+    fast = False
+    for j in range(2):  # 0: duygu, 1: the peer
+        source = SimulatedEpocSource(seed=seed, buffer_seconds=60.0)  # not connected: fed here
+        source.buffer.push(warm, np.arange(len(warm)) / 128.0)
+        t_next = len(warm) / 128.0
+        predictor = LivePredictor(bundle, source, hop_s=hop / 128.0)
+        if j == 0:
+            compiled, fast = predictor.model.description, bool(predictor.model.fast)
+        else:
+            predictor.model = _Sklearn(bundle)  # type: ignore[assignment]
+        predictor.step()
+        for i, chunk in enumerate(chunks):
+            source.buffer.push(chunk, t_next + np.arange(hop) / 128.0)
+            t_next += hop / 128.0
             t0, c0 = time.perf_counter(), time.thread_time()
             pred = predictor.step()
             cpu[j, i] = (time.thread_time() - c0) * 1000.0
             wall[j, i] = (time.perf_counter() - t0) * 1000.0
             assert pred is not None
-            preds.append(pred)
-        max_diff = max(max_diff, max(abs(preds[0].probabilities[c] - preds[1].probabilities[c])
-                                     for c in bundle.classes))
+            probabilities[j, i] = [pred.probabilities[c] for c in bundle.classes]
+    # raw windows are float32: scikit-learn's OAS (inside pyriemann) then computes the covariance
+    # in float32, the compiled form in float64; the difference is the reference's rounding
+    tolerance = 1e-4 if bundle.reads_windows else 1e-9
+    max_diff = float(np.abs(probabilities[0] - probabilities[1]).max())
     if max_diff > tolerance:
         raise RuntimeError(f"compiled and scikit-learn probabilities differ by {max_diff:.3g}")
-    return {"cpu": cpu, "wall": wall, "max_diff": max_diff, "compiled": duygu.model.description,
-            "fast": bool(duygu.model.fast)}
+    return {"cpu": cpu, "wall": wall, "max_diff": max_diff, "compiled": compiled, "fast": fast}
 
 
 def _plot(results: dict[str, dict[str, Any]], path: Path, title: str) -> None:
