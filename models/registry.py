@@ -21,6 +21,7 @@ Adding a classifier means adding one entry to :func:`_specs`.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -613,6 +614,16 @@ def _describe(name: str, params: Mapping[str, Any], auto: bool) -> str:
     return (f"{name}({inner})" if auto else inner) or name
 
 
+@functools.lru_cache(maxsize=1)
+def _thread_pools() -> Any:
+    """This process's BLAS/OpenMP pools, found once: ``threadpool_limits()`` looks for them
+    again on every call (about 6 ms with this environment's libraries loaded, as much as an
+    LDA fit), and a LOSO evaluation with permutations fits thousands of models."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def _fit(pipe: Pipeline, X: Any, y: NDArray[Any]) -> Pipeline:
     """Fit with single-threaded BLAS and quiet convergence warnings; ValueError -> DataError.
 
@@ -620,9 +631,8 @@ def _fit(pipe: Pipeline, X: Any, y: NDArray[Any]) -> Pipeline:
     are many times slower on a busy machine.
     """
     from sklearn.exceptions import ConvergenceWarning
-    from threadpoolctl import threadpool_limits
 
-    with warnings.catch_warnings(), threadpool_limits(limits=1):
+    with warnings.catch_warnings(), _thread_pools().limit(limits=1):
         warnings.simplefilter("ignore", ConvergenceWarning)
         try:
             pipe.fit(X, y)
