@@ -838,7 +838,7 @@ def test_bundle_for_other_channels_is_refused(qtbot, make_window, tmp_path: Path
 
 
 def test_live_prediction_starts_in_a_worker_and_reports_a_model_that_cannot_run(
-        qtbot, make_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        qtbot, make_window, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """The predictor is built off the GUI thread: its errors reach the operator's log, and a
     predictor that is ready only after Stop is never started."""
     from sklearn.linear_model import LogisticRegression
@@ -873,6 +873,17 @@ def test_live_prediction_starts_in_a_worker_and_reports_a_model_that_cannot_run(
     assert pv.start()  # and a start that is left alone runs
     qtbot.waitUntil(lambda: pv.predictor is not None and pv.predictor.running, timeout=30000)
     assert pv.stop_button.isEnabled() and not pv.start_button.isEnabled()
+    # an unexpected error while building: logged, nothing left half-started
+    import models.live
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("boom while building")
+
+    monkeypatch.setattr(models.live, "LivePredictor", broken)
+    assert pv.start()
+    qtbot.waitUntil(lambda: any("boom while building" in m for m in win.notes.messages("error")), timeout=30000)
+    qtbot.waitUntil(pv.start_button.isEnabled, timeout=5000)
+    assert pv.predictor is None and not pv.stop_button.isEnabled()
 
 
 @pytest.mark.timeout(120)

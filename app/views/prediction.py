@@ -261,8 +261,15 @@ class PredictionView(QWidget):
         self.start_button.setEnabled(False)
         self.confidence.setText("starting…")
         self.state.pool.submit("start live prediction", build,
-                               on_result=lambda result: self._started(result, token))
+                               on_result=lambda result: self._started(result, token),
+                               on_error=lambda _text: self._start_failed(token))
         return True
+
+    def _start_failed(self, token: int) -> None:
+        """An unexpected error while building the predictor (the pool logs it): nothing runs."""
+        if token == self._start_token:
+            self._want_running = False
+            self.stop()
 
     def _started(self, result: Any, token: int) -> None:
         """The predictor built in the worker (or why it could not be): start it, unless a
