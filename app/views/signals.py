@@ -108,6 +108,7 @@ class SignalsView(LiveView):
         item.getAxis("left").setWidth(42)
         # one item draws every trace and repaints only the strip that changed (sweep)
         self.traces = self._make_traces(len(self.channels), round(window_s * self.sfreq_hz))
+        self._set_ticks()
         # one line per second instead of the axis grid: a grid makes the axis (with its text)
         # part of every repaint of the traces
         self._second_lines: list[pg.InfiniteLine] = []
@@ -154,21 +155,21 @@ class SignalsView(LiveView):
 
     def on_source(self, source: BaseSource | None) -> None:
         if source is not None:
-            channels = tuple(source.channels)
-            if len(channels) != len(self.channels) or float(source.sfreq_hz) != self.sfreq_hz:
+            channels, sfreq_hz = tuple(source.channels), float(source.sfreq_hz)
+            rebuild = len(channels) != self.traces.n_channels or sfreq_hz != self.sfreq_hz
+            if channels != self.channels:
                 self.channels = channels
-                self.sfreq_hz = float(source.sfreq_hz)
                 self.gains = np.ones(len(channels))
                 self.channel_pick.blockSignals(True)
                 self.channel_pick.clear()
                 self.channel_pick.addItems(list(channels))
                 self.channel_pick.blockSignals(False)
                 self.gain_spin.setValue(1.0)
+            self.sfreq_hz = sfreq_hz
+            if rebuild:
                 self.plot.getPlotItem().removeItem(self.traces)
                 self.traces = self._make_traces(len(channels), round(self.window_s * self.sfreq_hz))
-            self.channels = channels
-            self.plot.getPlotItem().getAxis("left").setTicks(
-                [[(len(self.channels) - 1 - i, ch) for i, ch in enumerate(self.channels)]])
+            self._set_ticks()
         self._reset()
 
     @property
@@ -182,9 +183,13 @@ class SignalsView(LiveView):
         traces.set_gain(self.gains[:n_channels] / self.scale_uv)
         item = self.plot.getPlotItem()
         item.addItem(traces)
-        item.getAxis("left").setTicks([[(n_channels - 1 - i, ch) for i, ch in enumerate(self.channels)]])
         item.setYRange(-1.2, n_channels + 0.2, padding=0)
         return traces
+
+    def _set_ticks(self) -> None:
+        """One channel name per lane, channel 0 at the top."""
+        n = len(self.channels)
+        self.plot.getPlotItem().getAxis("left").setTicks([[(n - 1 - i, ch) for i, ch in enumerate(self.channels)]])
 
     def _set_display(self, *_args: object) -> None:
         self.traces.set_mode(str(self.display.currentData()))

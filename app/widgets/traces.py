@@ -50,8 +50,7 @@ class TraceItem(pg.GraphicsObject):
     def __init__(self, n_channels: int, n_samples: int, sfreq_hz: float, colours: Sequence[str],
                  mode: str = "sweep", blank_s: float = 0.2, clip: float = 3.0) -> None:
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"unknown trace mode {mode!r}; expected one of {', '.join(MODES)}")
+        _check_mode(mode)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)  # exposedRect
         self.n_channels = n_channels
         self.sfreq_hz = float(sfreq_hz)
@@ -64,20 +63,17 @@ class TraceItem(pg.GraphicsObject):
         self.dc = np.zeros(n_channels)
         self.lanes = (n_channels - 1 - np.arange(n_channels)).astype(float)
         self.painted_samples = 0  # samples × channels drawn by the last paint (tests, bench)
-        self._alloc(n_samples)
+        self.resize_window(n_samples)
 
     # -- data ------------------------------------------------------------------------------
-    def _alloc(self, n_samples: int) -> None:
+    def resize_window(self, n_samples: int) -> None:
+        """Start over with a window of ``n_samples`` (everything shown is cleared)."""
         self.prepareGeometryChange()
         self.n = max(2, int(n_samples))
         self.ring = np.full((self.n, self.n_channels), np.nan)
         self.cursor = 0  # ring position of the next sample
         self.filled = 0  # samples written since the last clear (capped at n)
         self.update()
-
-    def resize_window(self, n_samples: int) -> None:
-        """Start over with a window of ``n_samples`` (everything shown is cleared)."""
-        self._alloc(n_samples)
 
     def clear(self) -> None:
         self.ring.fill(np.nan)
@@ -86,8 +82,7 @@ class TraceItem(pg.GraphicsObject):
         self.update()
 
     def set_mode(self, mode: str) -> None:
-        if mode not in MODES:
-            raise ValueError(f"unknown trace mode {mode!r}; expected one of {', '.join(MODES)}")
+        _check_mode(mode)
         self.prepareGeometryChange()
         self.mode = mode
         self.update()
@@ -134,9 +129,8 @@ class TraceItem(pg.GraphicsObject):
 
     def values(self) -> NDArray[np.float64]:
         """The samples in the window in time order, oldest first (µV; NaN rows not yet written)."""
-        if self.filled < self.n:
-            return self.ring[: self.filled].copy() if self.cursor == self.filled else \
-                np.roll(self.ring, -self.cursor, axis=0)[-self.filled:]
+        if self.filled < self.n:  # not wrapped yet since the last clear: the cursor is at ``filled``
+            return self.ring[: self.filled].copy()
         return np.roll(self.ring, -self.cursor, axis=0)
 
     # -- geometry --------------------------------------------------------------------------
@@ -215,3 +209,8 @@ def _runs(ok: NDArray[np.bool_]) -> list[tuple[int, int]]:
         return [(0, len(ok))] if len(ok) >= 2 else []
     edges = np.flatnonzero(np.diff(np.concatenate(([False], ok, [False])).astype(np.int8)))
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a >= 2]
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"unknown trace mode {mode!r}; expected one of {', '.join(MODES)}")
