@@ -35,11 +35,10 @@ def emotivpro(*args: str, prefix: str | None = None, timeout_s: float = 60.0) ->
             err.seek(0)
             return err.read()[-2000:]
 
+        stopped = True
         try:
             for suffix in ("EEG", "Contact-Quality"):
                 if not pylsl.resolve_bypred(f"name='{prefix}-{suffix}'", 1, timeout_s):
-                    proc.kill()
-                    proc.wait(timeout=10)
                     raise AssertionError(f"the EmotivPRO simulator's {suffix} stream did not appear: {tail()}")
             yield prefix
         finally:
@@ -48,8 +47,11 @@ def emotivpro(*args: str, prefix: str | None = None, timeout_s: float = 60.0) ->
                 try:
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
+                    stopped = False
                     proc.kill()
                     proc.wait(timeout=10)
-                    raise AssertionError(f"the EmotivPRO simulator did not stop on SIGTERM: {tail()}") from None
+        # reached only when the test body passed: a failure in it is never masked by these
+        if not stopped:
+            raise AssertionError(f"the EmotivPRO simulator did not stop on SIGTERM: {tail()}")
         if proc.returncode != 0:
             raise AssertionError(f"the EmotivPRO simulator ended with code {proc.returncode}: {tail()}")
