@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -105,7 +105,7 @@ class MainWindow(QMainWindow):
             except Exception as exc:  # LSL markers are a courtesy: sessions store them anyway
                 log.warning("no LSL marker outlet: %s", exc)
 
-        self.source_panel = SourcePanel(self.controller)
+        self.source_panel = SourcePanel(self.controller, self.state)
         dock = QDockWidget("Source", self)
         dock.setObjectName("source-dock")
         scroll = QScrollArea()
@@ -157,12 +157,6 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.status_text)
         self.controller.source_changed.connect(self._on_source)
         self.controller.connect_failed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
-        # one speed control: the session's time scale is the simulated headset's speed
-        self._speed_timer = QTimer(self)
-        self._speed_timer.setSingleShot(True)
-        self._speed_timer.setInterval(600)  # typing 20 passes 2: reconnect once, when it settles
-        self._speed_timer.timeout.connect(self._follow_time_scale)
-        self.state.time_scale_changed.connect(self._time_scale_changed)
         self._make_actions()
         self.restore_layout()
         self.engine_ready = False
@@ -264,22 +258,6 @@ class MainWindow(QMainWindow):
         self.status_text.setText((f"source: {self.controller.spec}" + ("  (SIMULATED)" if simulated else ""))
                                  if source is not None else "no source")
 
-    def _time_scale_changed(self, scale: float) -> None:
-        self.source_panel.sim_speed.setValue(scale)
-        self._speed_timer.start()
-
-    def _follow_time_scale(self) -> None:
-        """Reconnect the simulated headset at the session's time scale (never mid-session)."""
-        src, scale = self.controller.source, self.state.time_scale
-        if src is None or src.kind != "simulated" or self.controller.busy:
-            return
-        if abs(float(getattr(src, "speed", scale)) - scale) < 1e-9:
-            return
-        if self.session_view is not None and self.session_view.running:
-            return
-        self.notes.notify(f"the simulated headset now runs at {scale:g}x (the session's time scale)", "info")
-        self.controller.connect_spec(self.controller.spec, speed=scale)
-
     def connect_default(self, spec: str, **kwargs: Any) -> None:
         """Connect ``spec`` in the background (used at start-up)."""
         self.controller.connect_spec(spec, **kwargs)
@@ -300,24 +278,14 @@ class MainWindow(QMainWindow):
         tab = self.qsettings.value("window/tab")
         if tab is not None:
             self.tabs.setCurrentIndex(int(tab))  # type: ignore[call-overload]
-        window = self.qsettings.value("signals/window_s")
-        if window is not None:
-            self.signals_view.window_spin.setValue(float(window))  # type: ignore[arg-type]
-        scale = self.qsettings.value("signals/scale_uv")
-        if scale is not None:
-            self.signals_view.scale_spin.setValue(float(scale))  # type: ignore[arg-type]
-        display = self.signals_view.display.findData(self.qsettings.value("signals/display"))
-        if display >= 0:
-            self.signals_view.display.setCurrentIndex(display)
+        self.signals_view.restore_settings(self.qsettings)
 
     def save_layout(self) -> None:
         self.qsettings.setValue("window/geometry", self.saveGeometry())
         self.qsettings.setValue("window/size", self.size())
         self.qsettings.setValue("window/state", self.saveState())
         self.qsettings.setValue("window/tab", self.tabs.currentIndex())
-        self.qsettings.setValue("signals/window_s", self.signals_view.window_s)
-        self.qsettings.setValue("signals/scale_uv", self.signals_view.scale_uv)
-        self.qsettings.setValue("signals/display", self.signals_view.display.currentData())
+        self.signals_view.save_settings(self.qsettings)
         self.qsettings.sync()
 
     # -- shutdown ----------------------------------------------------------------------

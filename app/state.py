@@ -106,6 +106,9 @@ class AppState(QObject):
         self.source_spec = ""
         self.marker_outlet: Any = None  # the app's LSL marker outlet (made at launch)
         self.session_context = SessionContext()
+        self.last_session_event: Any = None  # the running (or last) session's newest runner event
+        self.bundle: Any = None  # the model bundle chosen for live prediction, and its name
+        self.bundle_name = ""
         self.classifier_names: list[str] | None = None
         self.time_scale = 1.0
 
@@ -141,6 +144,7 @@ class AppState(QObject):
         if context is not None and context != self.session_context:
             self.session_context = context
             self.session_context_changed.emit(context)
+        self.last_session_event = event
         self.session_event.emit(event)
 
     def update_session_context(self, **changes: Any) -> None:
@@ -162,6 +166,7 @@ class AppState(QObject):
     # -- models ------------------------------------------------------------------------
     def choose_bundle(self, bundle: Any, name: str) -> None:
         """Use ``bundle`` for live prediction."""
+        self.bundle, self.bundle_name = bundle, str(name)
         self.bundle_chosen.emit(bundle, name)
 
     def set_classifier_names(self, names: list[str]) -> None:

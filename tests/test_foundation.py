@@ -27,12 +27,11 @@ from acquisition.channels import (
     missing_channels,
 )
 from acquisition.errors import DataError, DuyguError, SourceError
-from acquisition.ringbuffer import RingBuffer
+from acquisition.ringbuffer import Gap, RingBuffer
 from acquisition.settings import load_settings
 from acquisition.sources.base import (
     BaseSource,
     DeviceInfo,
-    Gap,
     ReadResult,
     SourceStatus,
     local_clock,
@@ -735,6 +734,6 @@ def test_views_never_name_the_main_window() -> None:
 
 def test_acquisition_keeps_only_its_shared_ground_flat() -> None:
     flat = sorted(p.name for p in (ROOT / "acquisition").glob("*.py"))
-    assert flat == ["__init__.py", "channels.py", "errors.py", "marker_codes.py", "ringbuffer.py", "settings.py"]
+    assert flat == ["__init__.py", "channels.py", "errors.py", "ringbuffer.py", "settings.py"]
     rooms = sorted(p.name for p in (ROOT / "acquisition").iterdir() if p.is_dir() and p.name != "__pycache__")
     assert rooms == ["session", "sources", "store"]

@@ -13,7 +13,7 @@ marker waits (a few seconds at most) until a recorder is connected.
 
 EmotivPRO records only numeric markers (its LSL inlet takes a ``Markers`` stream of one
 channel, ``MarkerValue``, and keeps the integer part). With ``emotivpro=True`` a second
-outlet sends each marker as its integer code (the table of :mod:`acquisition.marker_codes`),
+outlet sends each marker as its integer code (the table of :mod:`acquisition.store.marker_codes`),
 stored with every session and written into its exports.
 """
 
@@ -23,7 +23,7 @@ import logging
 import socket
 from typing import Any
 
-from acquisition.marker_codes import code_of
+from acquisition.store.marker_codes import code_of
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class MarkerOutlet:
         return self._codes_outlet is not None
 
     def set_codes(self, codes: dict[str, int]) -> None:
-        """The code table of the EmotivPRO outlet (from :func:`acquisition.marker_codes.marker_codes`)."""
+        """The code table of the EmotivPRO outlet (from :func:`acquisition.store.marker_codes.marker_codes`)."""
         self.codes = dict(codes)
 
     def push(self, text: str, t: float | None = None) -> None:

@@ -48,9 +48,9 @@ from typing import Protocol as TypingProtocol
 import numpy as np
 
 from acquisition.errors import DuyguError, ProtocolError, SourceError, StoreError
-from acquisition.marker_codes import marker_codes
 from acquisition.session.protocol import Protocol, Stimulus
 from acquisition.sources.base import BaseSource, SourceStatus, local_clock
+from acquisition.store.marker_codes import marker_codes
 from acquisition.store.recorder import StoreRecorder
 from acquisition.store.sqlite import check_label, check_sam
 

@@ -52,7 +52,7 @@ from numpy.typing import NDArray
 from acquisition import __version__
 from acquisition.channels import MONTAGE
 from acquisition.errors import StoreError
-from acquisition.marker_codes import STIM_ON_BASE, TRIAL_BASE, code_of, marker_codes
+from acquisition.store.marker_codes import STIM_ON_BASE, TRIAL_BASE, code_of, marker_codes
 from acquisition.store.sqlite import Participant, SessionInfo, SessionStore, Trial, bids_label
 
 TASK = "listening"

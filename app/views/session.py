@@ -394,6 +394,7 @@ class SessionView(QWidget):
         self.session_id = None
         self._set_phase("starting", None)
         self.state.clear_session_context()
+        self.state.update_session_context(running=True)  # from now on nothing reconnects the source
         self.log_event(f"starting session for {participant} with {path.name}")
         self.run_task = self.state.pool.submit(
             f"session {participant}", lambda task: self._run_session(task, options),

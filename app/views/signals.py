@@ -1,4 +1,4 @@
-"""Live signals: the 14 EPOC channels scrolling, DC removed, raw or filtered."""
+"""Live signals: every channel of the source as a sweep or a scroll, DC removed, raw or filtered."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from numpy.typing import NDArray
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -137,6 +138,24 @@ class SignalsView(LiveView):
     @property
     def scale_uv(self) -> float:
         return float(self.scale_spin.value())
+
+    def save_settings(self, qsettings: QSettings) -> None:
+        """Remember the window length, the scale and the display mode."""
+        qsettings.setValue("signals/window_s", self.window_s)
+        qsettings.setValue("signals/scale_uv", self.scale_uv)
+        qsettings.setValue("signals/display", self.display.currentData())
+
+    def restore_settings(self, qsettings: QSettings) -> None:
+        """Bring back what :meth:`save_settings` remembered (values that are not numbers are ignored)."""
+        for key, spin in (("signals/window_s", self.window_spin), ("signals/scale_uv", self.scale_spin)):
+            try:
+                value = float(qsettings.value(key))  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                continue
+            spin.setValue(value)
+        display = self.display.findData(qsettings.value("signals/display"))
+        if display >= 0:
+            self.display.setCurrentIndex(display)
 
     def _set_gain(self, value: float) -> None:
         self.gains[self.channel_pick.currentIndex()] = value

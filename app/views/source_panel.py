@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.controller import SourceController
+from app.state import AppState
 from app.workers import Task
 
 STATUS_COLOURS = {
@@ -69,9 +70,11 @@ class SourcePanel(QWidget):
 
     streams_found = Signal(list)
 
-    def __init__(self, controller: SourceController, refresh_ms: int = 250, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: SourceController, state: AppState | None = None, refresh_ms: int = 250,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
+        self.state = state
         self._streams: list[dict[str, object]] = []
         self._discover_task: Task | None = None
         self._rate_hist: list[tuple[float, int]] = []
@@ -202,6 +205,12 @@ class SourcePanel(QWidget):
         self.timer.setInterval(refresh_ms)
         self.timer.timeout.connect(self.refresh)
         self.timer.start()
+        self._speed_timer = QTimer(self)
+        self._speed_timer.setSingleShot(True)
+        self._speed_timer.setInterval(600)  # typing 20 passes 2: reconnect once, when it settles
+        self._speed_timer.timeout.connect(self.follow_time_scale)
+        if state is not None:
+            state.time_scale_changed.connect(self._time_scale_changed)
         controller.pool.submit("brainflow boards", lambda _t: _board_names(), on_result=self._fill_boards)
 
     def _fill_boards(self, names: list[str]) -> None:
@@ -233,6 +242,26 @@ class SourcePanel(QWidget):
         for i in range(self.kind.count()):
             if self.kind.itemData(i) == kind:
                 self.kind.setCurrentIndex(i)
+
+    # -- one speed control: the session's time scale is the simulated headset's speed -------
+    def _time_scale_changed(self, scale: float) -> None:
+        self.sim_speed.setValue(scale)
+        self._speed_timer.start()
+
+    def follow_time_scale(self) -> None:
+        """Reconnect the simulated headset at the session's time scale (never mid-session)."""
+        if self.state is None:
+            return
+        src, scale = self.controller.source, self.state.time_scale
+        if src is None or src.kind != "simulated" or self.controller.busy:
+            return
+        if abs(float(getattr(src, "speed", scale)) - scale) < 1e-9:
+            return
+        if self.state.session_context.running:
+            return
+        self.controller.notes.notify(f"the simulated headset now runs at {scale:g}x (the session's time scale)",
+                                     "info")
+        self.controller.connect_spec(self.controller.spec, speed=scale)
 
     def connect_selected(self) -> Task | None:
         kind = self.kind.currentData()
