@@ -188,6 +188,16 @@ def test_brainflow_specs_name_boards_and_parameters() -> None:
         parse_source_spec("brainflow:-1?colour=red")
     with pytest.raises(SourceError, match="timeout must be a whole number"):
         parse_source_spec("brainflow:-1?timeout=soon")
+    with pytest.raises(SourceError, match="ip_port_aux must be a whole number"):
+        parse_source_spec("brainflow:-1?ip_port_aux=aux")
+    # every field BrainFlow has can be set, and nothing else
+    from brainflow.board_shim import BrainFlowInputParams
+
+    from acquisition.sources.spec import BRAINFLOW_PARAMS
+
+    assert sorted(BRAINFLOW_PARAMS) == sorted(vars(BrainFlowInputParams()))
+    aux = open_source("brainflow:PLAYBACK_FILE_BOARD?file=a.csv&file_aux=b.csv&ip_port_anc=7")
+    assert aux.params["file_aux"] == "b.csv"  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")

@@ -36,8 +36,10 @@ class SourceSpec:
 
 
 #: BrainFlowInputParams fields a ``brainflow:`` spec may set.
-BRAINFLOW_PARAMS: tuple[str, ...] = ("serial_port", "ip_address", "ip_port", "ip_protocol", "mac_address",
-                                     "serial_number", "file", "master_board", "timeout", "other_info")
+#: (every field of BrainFlow 5's ``BrainFlowInputParams``; a test checks the list is complete)
+BRAINFLOW_PARAMS: tuple[str, ...] = ("serial_port", "mac_address", "ip_address", "ip_address_aux", "ip_address_anc",
+                                     "ip_port", "ip_port_aux", "ip_port_anc", "ip_protocol", "other_info", "timeout",
+                                     "serial_number", "file", "file_aux", "file_anc", "master_board")
 
 #: Options each kind accepts after ``?``: allowed values, or ``None`` for any value.
 OPTIONS: dict[str, dict[str, tuple[str, ...] | None]] = {
@@ -108,7 +110,7 @@ def parse_source_spec(spec: str) -> SourceSpec:
         board = rest.strip()
         if not (board.lstrip("-").isdigit() or board.replace("_", "").isalnum()):
             raise SourceError(f"brainflow board must be an id or a BoardIds name, got {rest!r}")
-        for key in ("ip_port", "timeout"):
+        for key in ("ip_port", "ip_port_aux", "ip_port_anc", "ip_protocol", "timeout"):
             value = dict(options).get(key)
             if value is not None and not value.isdigit():
                 raise SourceError(f"brainflow option {key} must be a whole number, got {value!r}")
