@@ -1174,6 +1174,34 @@ def test_a_fault_pauses_the_session_offers_resume_now_and_end_and_it_resumes_by_
     assert any("fault" in item for item in (sv.log.item(i).text() for i in range(sv.log.count())))
 
 
+@pytest.mark.timeout(60)
+def test_a_failing_contact_quality_reader_reaches_the_operator_once(qtbot, make_window, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The headset's quality reader fails in its own thread (the network is down): the
+    operator gets one notification, not one per retry, and never a silent view."""
+    import pylsl
+
+    from acquisition.sources.quality import QualityReader
+    from tests.support.sources import PausableSource
+
+    def broken_resolve(**_kwargs: object) -> object:
+        raise OSError("network is down")
+
+    monkeypatch.setattr(pylsl, "resolve_streams", broken_resolve)
+
+    class WithQuality(PausableSource):
+        def quality_reader(self, on_error=None):  # type: ignore[no-untyped-def]
+            return QualityReader("X-EEG", "host", on_error=on_error)
+
+    win = make_window(contact_quality=True)
+    view = win.headmap_view
+    view.set_source(WithQuality())
+    qtbot.waitUntil(lambda: any("contact quality:" in n.text and "network is down" in n.text
+                                for n in win.notes.history), timeout=10_000)
+    view.quality_failed.emit(view.quality.last_error)  # the same error again (direct: same thread): not told twice
+    assert len([n for n in win.notes.history if "contact quality:" in n.text]) == 1
+    view.set_source(None)
+
+
 @pytest.mark.timeout(120)
 def test_the_quality_view_shows_emotivpro_contact_quality_and_battery(qtbot, make_window) -> None:  # type: ignore[no-untyped-def]
     """EmotivPRO simulated in another process (`duygu simulate --emotivpro`): the head

@@ -161,6 +161,13 @@ def test_record_exits_non_zero_when_fewer_samples_arrive(tmp_path: Path, capsys:
     captured = capsys.readouterr()
     assert "only 64 of 640 samples arrived (source stopped" in captured.err
     assert (tmp_path / "o.csv").read_text().count("\n") == 65  # the samples that came are kept
+    # into a store: the samples are kept and the recording is stored as failed, never completed
+    store = tmp_path / "r.sqlite"
+    assert main(["record", "--source", f"replay:{csv}@20", "--seconds", "5", "--store", str(store),
+                 "--participant", "P01"]) == 1
+    with SessionStore(store, readonly=True) as s:
+        (only,) = s.sessions()
+        assert only.status == "failed" and only.n_samples == 64
 
 
 # -- backups and checkpoints --------------------------------------------------------------
@@ -530,6 +537,39 @@ def test_the_contact_quality_reader_reports_its_errors(monkeypatch: pytest.Monke
     assert told.wait(10)
     reader.stop()
     assert "network is down" in messages[0] and reader.last_error == messages[0]
+
+
+@pytest.mark.timeout(60)
+def test_a_session_tells_a_failing_contact_quality_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner's own quality reader fails: a ``quality_error`` event (the CLI prints it,
+    the GUI logs it) and a message in the result; the session itself goes on."""
+    import pylsl
+
+    from acquisition.session.runner import SessionRunner
+    from acquisition.sources.quality import QualityReader
+    from tests.support.gui import write_protocol
+    from tests.support.sources import PausableSource
+
+    def broken_resolve(**_kwargs: object) -> object:
+        raise OSError("network is down")
+
+    monkeypatch.setattr(pylsl, "resolve_streams", broken_resolve)
+
+    class WithQuality(PausableSource):
+        def quality_reader(self, on_error=None):  # type: ignore[no-untyped-def]
+            return QualityReader("X-EEG", "host", on_error=on_error)
+
+    from acquisition.session.protocol import load_protocol
+
+    protocol = load_protocol(write_protocol(tmp_path / "stim", n_per_class=1, music_s=0.5, silence_s=0.1))
+    events: list[object] = []
+    with WithQuality() as source, SessionStore(tmp_path / "s.sqlite") as store:
+        runner = SessionRunner(protocol, source, store, "P01", labels="auto", quality_wait_s=2.0)  # type: ignore[arg-type]
+        runner.add_listener(events.append)
+        result = runner.run()
+    told = [e for e in events if e.kind == "quality_error"]  # type: ignore[attr-defined]
+    assert len(told) == 1 and "network is down" in told[0].message  # type: ignore[attr-defined]
+    assert result.status == "completed" and any("contact quality:" in m for m in result.messages)
 
 
 def test_the_json_says_how_many_windows_were_lost_to_gaps(tmp_path: Path) -> None:

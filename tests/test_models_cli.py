@@ -86,7 +86,8 @@ def test_evaluate_bad_inputs(tmp_path: Path, table: Path, capsys: pytest.Capture
 
 
 @pytest.mark.timeout(120)
-def test_train_from_store_then_predict_live(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_from_store_then_predict_live(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     store = write_store(tmp_path / "lab.sqlite", n_per_state=2, trial_s=12.0)
     model = tmp_path / "model.skops"
     meta_json = tmp_path / "meta.json"
@@ -109,6 +110,29 @@ def test_train_from_store_then_predict_live(tmp_path: Path, capsys: pytest.Captu
         assert sum(line["probabilities"].values()) == pytest.approx(1.0)
         assert line["label"] in line["probabilities"]
     assert "not clean) from simulated:4" in capsys.readouterr().err
+
+    # the predictor fails mid-run: one line, and the predictions made before it are kept
+    from models.live import LivePredictor
+
+    real_step, made = LivePredictor.step, []
+
+    def failing_step(self: LivePredictor) -> object:
+        prediction = real_step(self)
+        if prediction is not None:
+            made.append(prediction)
+            if len(made) > 2:
+                raise ValueError("the model broke")
+        return prediction
+
+    monkeypatch.setattr(LivePredictor, "step", failing_step)
+    broken = tmp_path / "broken.jsonl"
+    assert main(["predict", "--model", str(model), "--source", "simulated:4", "--seconds", "5", "--hop", "0.25",
+                 "--jsonl", str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "duygu: error: live prediction stopped: ValueError: the model broke"
+    assert len(broken.read_text().splitlines()) == 2
+    monkeypatch.undo()
 
     assert "no labelled trial of participants P99" in _error(
         capsys, ["train", "--store", str(store), "--participants", "P99", "--out", str(tmp_path / "p99.skops")])

@@ -215,6 +215,70 @@ def test_a_source_that_stops_mid_session_fails_the_session(tmp_path: Path) -> No
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("reconnect", [True, False], ids=["reconnected", "never-back"])
+def test_a_disconnected_source_pauses_the_session_until_it_streams_again(tmp_path: Path, reconnect: bool) -> None:
+    """A device disconnected mid-stimulus (not a replay at its end) is a fault like a lost
+    one: the session pauses and resumes by itself once the source streams again, or fails
+    after ``max_outage_s``; the interrupted trial says why and the store holds the fault."""
+    from acquisition.sources.simulated import SimulatedEpocSource
+
+    protocol = _short(tmp_path / "stim", 2, 1.0, 0.2)
+    events: queue.Queue[object] = queue.Queue()
+    kinds: list[str] = []
+    with SessionStore(tmp_path / "s.sqlite") as store, SimulatedEpocSource(seed=3, speed=1.0) as source:
+        runner = SessionRunner(protocol, source, store, "P01", max_outage_s=30 if reconnect else 1.5)  # type: ignore[arg-type]
+
+        def on_event(event: object) -> None:
+            kinds.append(event.kind)  # type: ignore[attr-defined]
+            events.put(event)
+            if event.kind == "stim_on" and kinds.count("stim_on") == 1:  # type: ignore[attr-defined]
+                source.disconnect()
+
+        runner.add_listener(on_event)
+        runner.start()
+        if reconnect:
+            while True:  # the runner pauses; then the device comes back
+                event = events.get(timeout=20)
+                if event.kind == "paused":  # type: ignore[attr-defined]
+                    assert "source stopped" in event.message  # type: ignore[attr-defined]
+                    break
+            source.connect(10)
+        result = runner.join(40)
+        assert result is not None
+        markers = [m.text for m in store.markers(result.session_id)]
+        assert any(m.startswith("fault:source:source stopped") for m in markers)
+        interrupted = [t for t in store.trials(result.session_id) if t.status == "interrupted"]
+        assert len(interrupted) == 1 and interrupted[0].label is None
+        if reconnect:
+            assert result.status == "completed", result.messages
+            assert "fault_cleared:source" in markers and "resume" in markers
+            done = [t for t in store.trials(result.session_id) if t.status == "complete"]
+            assert len(done) == 2 and all(t.label for t in done)
+            assert runner.state.value == "completed"
+        else:
+            assert result.status == "failed" and "outlasted --max-outage-s 1.5" in result.reason
+            assert "source stopped" in result.reason
+            assert store.session(result.session_id).status == "failed"
+
+
+@pytest.mark.timeout(60)
+def test_a_session_ended_mid_stimulus_says_why_its_trial_was_cut(tmp_path: Path) -> None:
+    """The app closing during a stimulus: the runner ends ``interrupted`` (not aborted) and
+    the cut trial's reason is the session's end, not an operator pause."""
+    from acquisition.session.runner import RunnerState
+    from acquisition.sources.simulated import SimulatedEpocSource
+
+    protocol = _short(tmp_path / "stim", 2, 2.0, 0.2)
+    with SessionStore(tmp_path / "s.sqlite") as store, SimulatedEpocSource(seed=4, speed=1.0) as source:
+        runner = SessionRunner(protocol, source, store, "P01")  # type: ignore[arg-type]
+        runner.add_listener(lambda e: runner.interrupt() if e.kind == "stim_on" else None)
+        result = runner.run()
+        assert result.status == "interrupted" and runner.state == RunnerState.INTERRUPTED
+        assert [t.reason for t in result.interrupted] == ["session interrupted"]
+        assert store.session(result.session_id).status == "interrupted"
+
+
+@pytest.mark.timeout(60)
 def test_a_session_never_starts_on_a_lost_source(tmp_path: Path) -> None:
     protocol = _short(tmp_path / "stim", 2, 1.0, 0.2)
     source = PausableSource(loss_timeout_s=0.3)
@@ -226,6 +290,24 @@ def test_a_session_never_starts_on_a_lost_source(tmp_path: Path) -> None:
         with pytest.raises(SourceError, match=r"is lost.*a session starts only on a streaming source"):
             runner.run()
         assert store.sessions() == []  # nothing was stored
+
+
+@pytest.mark.timeout(60)
+def test_session_run_refuses_a_source_that_does_not_stream_in_one_line(tmp_path: Path) -> None:
+    """The CLI's refusal to start is one line, with no traceback, and stores nothing."""
+    protocol = write_protocol(tmp_path / "stim", n_per_class=1, music_s=1.0, silence_s=0.2)
+    store = tmp_path / "s.sqlite"
+    done = subprocess.run([sys.executable, "-m", "app.cli", "session", "run", "--source",
+                           f"lsl:no-such-headset-{uuid.uuid4().hex[:8]}", "--participant", "P01", "--protocol",
+                           str(protocol), "--labels", "auto", "--no-audio", "--no-markers", "--store", str(store)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=50)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("duygu: error:")]
+    assert len(errors) == 1 and "no LSL stream with name 'no-such-headset-" in errors[0]
+    if store.exists():
+        with SessionStore(store) as s:
+            assert s.sessions() == []
 
 
 @pytest.mark.timeout(90)
@@ -257,6 +339,12 @@ def test_store_locked_for_8_s_pauses_and_resumes_by_itself(tmp_path: Path) -> No
         # (and so told "resumed") depends on where it was when the lock went away
         assert "fault:store" in events and "fault_cleared:store" in events
         assert events.index("fault:store") < events.index("fault_cleared:store")
+        # the store holds the fault too, in order, each at its own time, however short it was
+        markers = store.markers(result.session_id)
+        texts = [m.text for m in markers]
+        faulted = next(i for i, t in enumerate(texts) if t.startswith("fault:store:"))
+        cleared = texts.index("fault_cleared:store")
+        assert faulted < cleared and markers[faulted].t < markers[cleared].t
         complete = [t for t in store.trials(result.session_id) if t.status == "complete"]
         assert sorted(t.label for t in complete) == ["happy", "relaxing", "sad"]
         _, _, idx = store.eeg(result.session_id)

@@ -153,6 +153,7 @@ class RunnerState(enum.StrEnum):
     PAUSED = "paused"
     COMPLETED = "completed"
     ABORTED = "aborted"
+    INTERRUPTED = "interrupted"
     FAILED = "failed"
 
 
@@ -329,6 +330,8 @@ class SessionRunner:
         self._pauses = 0
         self._stimulus: Stimulus | None = None  # the stimulus of the current trial
         self._pending: list[tuple[str, Callable[[], Any]]] = []  # store writes that failed
+        self._pending_lock = threading.RLock()
+        self._quality_error = ""  # the contact-quality reader's last error told
         self._labels: queue.Queue[LabelResponse | None] = queue.Queue()
         self._listeners: list[Callable[[RunnerEvent], None]] = []
         self._thread: threading.Thread | None = None
@@ -385,7 +388,8 @@ class SessionRunner:
         return self._result
 
     def _ended(self) -> bool:
-        return self._aborted or self._state in (RunnerState.COMPLETED, RunnerState.ABORTED, RunnerState.FAILED)
+        return self._aborted or self._state in (RunnerState.COMPLETED, RunnerState.ABORTED, RunnerState.INTERRUPTED,
+                                                RunnerState.FAILED)
 
     def pause(self, reason: str = "operator") -> None:
         """Operator pause (thread-safe): a stimulus being played is stopped and repeated;
@@ -470,8 +474,9 @@ class SessionRunner:
         if kind in ("source", "store"):  # the event names listeners knew before faults had kinds
             self._emit("source_lost" if kind == "source" else "store_error", message=message, fault=kind)
         self._stop_stimulus()
-        if kind != "store":  # a marker of a store fault would only join the writes that wait
-            self._marker(f"fault:{kind}:{message}", local_clock())
+        # a store fault's marker waits with the other writes and is stored, with its own
+        # time, when the store works again
+        self._marker(f"fault:{kind}:{message}", local_clock())
 
     def _clear_fault(self, kind: str) -> None:
         with self._cond:
@@ -481,8 +486,7 @@ class SessionRunner:
             if not self._faults:
                 self._outage_since = None
             self._cond.notify_all()
-        if kind != "store":  # as for its fault marker: the store may still be catching up
-            self._marker(f"fault_cleared:{kind}", local_clock())
+        self._marker(f"fault_cleared:{kind}", local_clock())
         self._emit("fault_cleared", message=f"{kind} fault cleared", fault=kind)
 
     def _fail(self, reason: str) -> None:
@@ -559,7 +563,7 @@ class SessionRunner:
         self._set_state(RunnerState.STARTING)
         self._require_streaming()
         if self.quality is None:
-            self.quality = self.source.quality_reader(on_error=lambda m: log.warning("quality: %s", m))
+            self.quality = self.source.quality_reader(on_error=self._on_quality_error)
             self._own_quality = self.quality is not None
             if self.quality is not None:
                 self.quality.start()
@@ -645,7 +649,10 @@ class SessionRunner:
         try:
             self.run()
         except BaseException as exc:
-            log.exception("session failed")
+            if isinstance(exc, DuyguError):  # told to the user in one line by the caller
+                log.info("session failed: %s", exc)
+            else:
+                log.exception("session failed")
             self._error = exc
             self._emit("session_end", message=f"session failed: {exc}")
 
@@ -653,7 +660,8 @@ class SessionRunner:
         if status == "failed" or self._state == RunnerState.FAILED:
             self._set_state(RunnerState.FAILED)
         else:
-            self._set_state(RunnerState.COMPLETED if status == "completed" else RunnerState.ABORTED)
+            self._set_state({"completed": RunnerState.COMPLETED, "interrupted": RunnerState.INTERRUPTED}.get(
+                status, RunnerState.ABORTED))
         t_end = local_clock()
         try:
             self.player.stop()
@@ -812,7 +820,12 @@ class SessionRunner:
         """Why a played stimulus does not make a complete trial ("" if it does)."""
         if times.stopped_early:
             faults = self.faults
-            return "; ".join(faults.values()) if faults else "paused by the operator"
+            if faults:
+                return "; ".join(faults.values())
+            with self._cond:
+                if self._aborted:  # the session is ending: say why, not "paused"
+                    return self._failure or f"session {self._early_status}"
+            return "paused by the operator"
         if self.faults:
             return "; ".join(self.faults.values())
         if self.source.status != SourceStatus.STREAMING:
@@ -977,28 +990,31 @@ class SessionRunner:
         self.store.set_trial_label(record.trial_id, str(record.label), record.valence, record.arousal)
 
     def _store(self, what: str, write: Callable[[], Any]) -> None:
-        """Run a store write; if it fails, keep it for later (a store fault)."""
-        if self._pending:
-            self._pending.append((what, write))
-            self._flush_pending()
-            return
-        try:
-            write()
-        except StoreError as exc:
-            self._pending.append((what, write))
-            self._fault("store", f"store error: {exc}")
-
-    def _flush_pending(self) -> bool:
-        """Retry the writes that failed, in order; ``True`` when none is left."""
-        while self._pending:
-            _what, write = self._pending[0]
+        """Run a store write; if it fails, keep it for later (a store fault). Thread-safe:
+        faults store their markers from the thread that saw them."""
+        with self._pending_lock:
+            if self._pending:
+                self._pending.append((what, write))
+                self._flush_pending()
+                return
             try:
                 write()
             except StoreError as exc:
+                self._pending.append((what, write))
                 self._fault("store", f"store error: {exc}")
-                return False
-            self._pending.pop(0)
-        return True
+
+    def _flush_pending(self) -> bool:
+        """Retry the writes that failed, in order; ``True`` when none is left."""
+        with self._pending_lock:
+            while self._pending:
+                _what, write = self._pending[0]
+                try:
+                    write()
+                except StoreError as exc:
+                    self._fault("store", f"store error: {exc}")
+                    return False
+                self._pending.pop(0)
+            return True
 
     def _on_store_error(self, exc: StoreError) -> None:
         if self._active:
@@ -1008,6 +1024,15 @@ class SessionRunner:
         if self._active and not self._pending:
             self._clear_fault("store")
 
+    def _on_quality_error(self, message: str) -> None:
+        """The contact-quality reader failed (it keeps searching): tell the listeners once
+        per distinct message; trials meanwhile store no contact quality."""
+        if message == self._quality_error:
+            return
+        self._quality_error = message
+        self._messages.append(f"contact quality: {message}")
+        self._emit("quality_error", message=f"contact quality: {message}")
+
     def _on_source_status(self, status: SourceStatus) -> None:
         if not self._active:
             return
@@ -1016,9 +1041,11 @@ class SessionRunner:
         elif status == SourceStatus.STREAMING:
             self._clear_fault("source")
         elif status == SourceStatus.STOPPED:
-            # a stopped source (disconnected, a replay at its end, a fatal error) never
-            # streams again on its own: waiting for it would only delay the failure
-            self._fail(f"source stopped: {self.source.last_error or 'disconnected or ended'}")
+            why = self.source.last_error or "disconnected or ended"
+            if self.source.kind == "replay":  # a recording at its end never streams again
+                self._fail(f"source stopped: {why}")
+            else:  # disconnected: a fault like a lost source, until it is connected again
+                self._fault("source", f"source stopped: {why}")
 
 
 def _one_line(exc: BaseException) -> str:

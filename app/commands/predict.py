@@ -44,23 +44,28 @@ def run(args: argparse.Namespace) -> int:
             source.set_state(args.sim_state)
         except ValueError as exc:
             raise SourceError(f"--sim-state: {exc}") from None
+    from acquisition.errors import DataError
     from acquisition.settings import atomic_output
 
     if args.jsonl == "-":
-        _predict(args, source, bundle, sys.stdout)
-        return 0
-    with atomic_output(args.jsonl) as tmp, open(tmp, "w", encoding="utf-8") as out:
-        _predict(args, source, bundle, out)
+        error = _predict(args, source, bundle, sys.stdout)
+    else:
+        with atomic_output(args.jsonl) as tmp, open(tmp, "w", encoding="utf-8") as out:
+            error = _predict(args, source, bundle, out)  # what was predicted is kept, even after an error
+    if error:
+        raise DataError(f"live prediction stopped: {error}")
     return 0
 
 
-def _predict(args: argparse.Namespace, source: Any, bundle: Any, out: Any) -> None:
+def _predict(args: argparse.Namespace, source: Any, bundle: Any, out: Any) -> str:
+    """Predict into ``out``; return why the predictor stopped early ("" if it did not)."""
     from app.commands._common import ending_signals
     from models.live import LivePredictor
 
     pending: queue.Queue[Any] = queue.Queue()
     latencies: list[float] = []
     counts = {"written": 0, "unclean": 0}
+    error = ""
 
     def write(prediction: Any) -> None:
         out.write(json.dumps(prediction.as_dict()) + "\n")
@@ -87,7 +92,10 @@ def _predict(args: argparse.Namespace, source: Any, bundle: Any, out: Any) -> No
         except KeyboardInterrupt:
             print("duygu: prediction stopped early", file=sys.stderr)
         finally:
-            predictor.stop()
+            try:
+                predictor.stop()
+            except Exception as exc:  # the predictor's own error (a bad window, a model that raises)
+                error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         while not pending.empty():
             write(pending.get_nowait())
         stats = source.stats()
@@ -95,3 +103,4 @@ def _predict(args: argparse.Namespace, source: Any, bundle: Any, out: Any) -> No
     print(f"{counts['written']} predictions ({counts['unclean']} not clean) from {args.source} "
           f"({stats['received']} samples, {stats['lost']} lost, {stats['gaps']} gap(s)); "
           f"latency p99 {p99:.2f} ms", file=sys.stderr)
+    return error

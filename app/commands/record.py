@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
             if store_rec.last_error and store_rec.paused:
                 report["store_error"] = store_rec.last_error
                 status = "failed"
+        if status == "completed" and written < n_target:  # the source ended or went silent early
+            status = "failed"
         if store is not None:
             if session_id is not None:
                 try:

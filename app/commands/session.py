@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                f"fails after {max_outage_s:g} s)")
         elif event.kind == "paused" and event.message.startswith("cannot resume"):
             _say(f"session paused: {event.message}")
-        elif event.kind == "contact":
+        elif event.kind in ("contact", "quality_error"):
             _say(event.message)
         elif event.kind == "fault_cleared":
             _say(event.message)  # e.g. "source fault cleared" (a fault that cleared before a pause

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -46,10 +46,16 @@ def electrode_xy(name: str) -> tuple[float, float]:
 class HeadMapView(LiveView):
     """Electrodes on a head outline, coloured good/fair/poor/bad, with a table of reasons."""
 
+    #: the contact-quality reader failed (emitted from its thread, shown on the GUI thread)
+    quality_failed = Signal(str)
+
     def __init__(self, window_s: float = 4.0, interval_ms: int = 500,
                  contact_quality: bool = True, parent: QWidget | None = None,
                  state: AppState | None = None) -> None:
         super().__init__(interval_ms, parent, state)
+        self.state = state
+        self.quality_error = ""  # the reader's last error, shown once
+        self.quality_failed.connect(self._show_quality_error)
         self.window_s = window_s
         self.sfreq_hz = SFREQ_HZ
         self.channels = EPOC_CHANNELS
@@ -132,11 +138,21 @@ class HeadMapView(LiveView):
         if source is not None:
             self.sfreq_hz = float(source.sfreq_hz)
             if self.follow_contact:
-                self.quality = source.quality_reader()
+                self.quality_error = ""
+                self.quality = source.quality_reader(on_error=self.quality_failed.emit)
                 if self.quality is not None:
                     self.quality.start()
         self.report = None
         self.reading = None
+
+    def _show_quality_error(self, message: str) -> None:
+        """Tell the operator once per distinct error; the view falls back to the quality
+        computed from the EEG meanwhile."""
+        if message == self.quality_error:
+            return
+        self.quality_error = message
+        if self.state is not None:
+            self.state.notes.warning(f"contact quality: {message}")
 
     def shutdown(self) -> None:
         self.timer.stop()

@@ -564,6 +564,9 @@ class SessionView(QWidget):
             self.fault_label.show()
         elif kind == "fault_cleared":
             text = event.message
+        elif kind == "quality_error":  # the headset's contact-quality stream failed
+            colour = PHASE_COLOURS["paused"]
+            text = event.message
         elif kind in ("store_error", "source_lost"):
             return  # the same fault, already shown by its "fault" event
         elif kind == "trial_interrupted":
