@@ -1,11 +1,17 @@
 """Import a LabRecorder XDF recording as a stored session: EEG, markers, trials, labels.
 
-The EEG stream becomes the session's EEG (gaps in its timestamps stay gaps: the sample
-indices jump there). Every marker of the chosen marker stream is stored at its sample.
-Trials come from the marker words: a ``stim_on:<id>`` followed by ``stim_off:<id>`` is a
-trial, and the first ``label:<class>`` after it (before the next stimulus) is its label
--- Duygu's own vocabulary, so a session recorded by LabRecorder beside Duygu imports as
-it was. Other vocabularies are mapped by a small TOML file::
+The EEG stream becomes the session's EEG stored as a live recording of the same file
+would store it: the samples numbered as they come, and every hole in the stream's
+timestamps a gap row (``gap in the recording``, with its ``gap:`` marker) after the
+last sample before it. Every marker of the chosen marker stream is stored at its sample
+(the first at or after its time). Trials come from the marker words: a ``stim_on:<id>``
+followed by ``stim_off:<id>`` is a trial, and the first ``label:<class>`` after it
+(before the next stimulus) is its label -- Duygu's own vocabulary, so a session recorded
+by LabRecorder beside Duygu imports as it was. As in a live session, a trial holding a
+gap of a second or more, or whose EEG is not all there, is kept as ``interrupted`` and
+never labelled (its label stays a marker); a shorter gap leaves the trial complete, and
+training cuts its windows between the gaps. Other vocabularies are mapped by a small
+TOML file::
 
     [markers]                      # regular expressions; the group is the id / the class
     stim_on = '^Stimulus (\\w+) start$'
@@ -30,6 +36,10 @@ import numpy as np
 from acquisition.errors import DataError
 from acquisition.sources.replay import read_xdf
 from acquisition.store.sqlite import SessionStore, check_label
+
+#: why the samples of a hole in the EEG stream's timestamps are missing (the reason a live
+#: replay of the same file records)
+GAP_REASON = "gap in the recording"
 
 #: Duygu's own marker words.
 DEFAULT_PATTERNS: dict[str, str] = {"stim_on": r"^stim_on:(.+)$", "stim_off": r"^stim_off:(.+)$",
@@ -97,6 +107,7 @@ class ImportResult:
     labelled: int
     eeg_stream: str
     marker_stream: str | None
+    interrupted: int = 0  # of ``trials``: kept, never labelled (a long gap, EEG missing)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -122,38 +133,56 @@ def import_xdf(path: str | Path, store: SessionStore, participant: str, *, strea
     chosen = marker_stream or next(iter(contents.markers), None)
     events = sorted(contents.markers.get(chosen, [])) if chosen else []
 
-    # sample indices: the grid position of every row, so they jump where samples are missing
-    missing_before = np.zeros(len(rec.data), dtype=np.int64)
-    for after, n_missing in rec.gaps:
-        missing_before[after + 1:] += n_missing
-    indices = np.arange(len(rec.data), dtype=np.int64) + missing_before
+    # the stored indices count the samples as a live recording of this file would (a
+    # source's samples are numbered as they arrive): the holes are gap rows, not index
+    # jumps -- both at once would count the missing samples twice
     times = rec.timestamps
+    n = len(rec.data)
     protocol = {"name": f"import {p.name}", "imported_from": str(p.resolve()), "eeg_stream": contents.stream,
                 "marker_stream": chosen}
     device = {"kind": "xdf", "name": contents.stream, "native_sfreq_hz": rec.native_sfreq_hz,
               "native_channels": list(rec.labels), "notes": list(rec.notes)}
     sid = store.start_session(participant, protocol, f"xdf:{p.name}", device)
     try:
-        for a in range(0, len(rec.data), 1280):
-            store.append_eeg(sid, rec.data[a:a + 1280], times[a:a + 1280], int(indices[a]))
+        for a in range(0, n, 1280):
+            store.append_eeg(sid, rec.data[a:a + 1280], times[a:a + 1280], a)
+        gaps = [(after, n_missing) for after, n_missing in rec.gaps if 0 <= after < n - 1]
+        for after, n_missing in gaps:
+            store.add_gap(sid, after, float(times[after]), float(times[after + 1]), n_missing, GAP_REASON)
 
         def index_at(t: float) -> int | None:
             k = int(np.searchsorted(times, t, side="left"))
-            return int(indices[k]) if k < len(times) else None
+            return k if k < n else None
+
+        def loss_inside(onset_index: int | None, offset_index: int | None) -> bool:
+            """The live runner's rule (``SessionRunner._loss_inside``): an edge without EEG,
+            or a gap of a second or more touching the trial."""
+            if onset_index is None or offset_index is None:
+                return True
+            return any(onset_index - 1 <= after < offset_index and n_missing >= rec.sfreq_hz
+                       for after, n_missing in gaps)
 
         for t, text in events:
             store.add_marker(sid, t, text, index_at(t))
-        n_trials = n_labelled = 0
+        n_trials = n_labelled = n_interrupted = 0
         open_trial: tuple[str, float] | None = None
         last_trial: int | None = None
         for t, text in events:
             if m := vocab.stim_on.match(text):
                 open_trial, last_trial = (m.group(1), t), None
             elif (m := vocab.stim_off.match(text)) and open_trial is not None and open_trial[0] == m.group(1):
-                onset_t = open_trial[1]
-                last_trial = store.add_trial(sid, open_trial[0], None, onset_t, t, index_at(onset_t), index_at(t))
+                stimulus, onset_t = open_trial
+                onset_index, offset_index = index_at(onset_t), index_at(t)
+                status = "interrupted" if loss_inside(onset_index, offset_index) else "complete"
+                trial_id = store.add_trial(sid, stimulus, None, onset_t, t, onset_index, offset_index, status)
                 n_trials += 1
                 open_trial = None
+                if status == "interrupted":  # kept for review, never labelled (as live)
+                    store.add_marker(sid, t, f"trial_interrupted:{stimulus}", offset_index)
+                    n_interrupted += 1
+                    last_trial = None
+                else:
+                    last_trial = trial_id
             elif (m := vocab.label.match(text)) and last_trial is not None:
                 label = vocab.labels.get(m.group(1), m.group(1))
                 store.set_trial_label(last_trial, check_label(label))
@@ -163,4 +192,5 @@ def import_xdf(path: str | Path, store: SessionStore, participant: str, *, strea
         store.finish_session(sid, "interrupted")
         raise
     store.finish_session(sid, "completed")
-    return ImportResult(sid, len(rec.data), len(rec.gaps), len(events), n_trials, n_labelled, contents.stream, chosen)
+    return ImportResult(sid, n, len(gaps), len(events), n_trials, n_labelled, contents.stream, chosen,
+                        n_interrupted)
