@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.errors import DataError
+from acquisition.session.runner import trial_loss
 from acquisition.sources.replay import read_xdf
 from acquisition.store.sqlite import SessionStore, check_label
 
@@ -154,14 +155,6 @@ def import_xdf(path: str | Path, store: SessionStore, participant: str, *, strea
             k = int(np.searchsorted(times, t, side="left"))
             return k if k < n else None
 
-        def loss_inside(onset_index: int | None, offset_index: int | None) -> bool:
-            """The live runner's rule (``SessionRunner._loss_inside``): an edge without EEG,
-            or a gap of a second or more touching the trial."""
-            if onset_index is None or offset_index is None:
-                return True
-            return any(onset_index - 1 <= after < offset_index and n_missing >= rec.sfreq_hz
-                       for after, n_missing in gaps)
-
         for t, text in events:
             store.add_marker(sid, t, text, index_at(t))
         n_trials = n_labelled = n_interrupted = 0
@@ -173,7 +166,8 @@ def import_xdf(path: str | Path, store: SessionStore, participant: str, *, strea
             elif (m := vocab.stim_off.match(text)) and open_trial is not None and open_trial[0] == m.group(1):
                 stimulus, onset_t = open_trial
                 onset_index, offset_index = index_at(onset_t), index_at(t)
-                status = "interrupted" if loss_inside(onset_index, offset_index) else "complete"
+                lost = trial_loss(onset_index, offset_index, [(a, k, GAP_REASON) for a, k in gaps], rec.sfreq_hz)
+                status = "interrupted" if lost else "complete"  # the live runner's rule
                 trial_id = store.add_trial(sid, stimulus, None, onset_t, t, onset_index, offset_index, status)
                 n_trials += 1
                 open_trial = None

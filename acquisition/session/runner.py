@@ -40,7 +40,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from typing import Protocol as TypingProtocol
@@ -836,13 +836,9 @@ class SessionRunner:
         """A reason if the trial's EEG is incomplete: an edge that never arrived, a lost
         connection, or a gap of a second or more inside it ("" otherwise; shorter device
         drops stay gaps that training splits at)."""
-        if onset_index is None or offset_index is None:
-            return "the EEG of the trial did not arrive"
-        for gap in self.source.buffer.gaps:
-            if onset_index - 1 <= gap.after_index < offset_index and (
-                    gap.reason == "device lost" or gap.n_missing >= self.source.sfreq_hz):
-                return f"{gap.n_missing} samples missing inside the trial ({gap.reason})"
-        return ""
+        return trial_loss(onset_index, offset_index,
+                          [(g.after_index, g.n_missing, g.reason) for g in self.source.buffer.gaps],
+                          float(self.source.sfreq_hz))
     def _ask_label(self, position: int, stim: Stimulus) -> LabelResponse:
         if self.label_mode == "auto":
             valence, arousal = AUTO_SAM.get(stim.emotion, (None, None)) if self.protocol.sam else (None, None)
@@ -1046,6 +1042,21 @@ class SessionRunner:
                 self._fail(f"source stopped: {why}")
             else:  # disconnected: a fault like a lost source, until it is connected again
                 self._fault("source", f"source stopped: {why}")
+
+
+def trial_loss(onset_index: int | None, offset_index: int | None, gaps: Iterable[tuple[int, int, str]],
+               sfreq_hz: float) -> str:
+    """Why a trial's EEG is too incomplete to keep it as complete ("" if it is not): an
+    edge without EEG, a lost connection, or a gap of a second or more touching it.
+
+    ``gaps`` are ``(after_index, n_missing, reason)``. The one rule for live sessions
+    and imported recordings; shorter drops stay gaps that training splits at."""
+    if onset_index is None or offset_index is None:
+        return "the EEG of the trial did not arrive"
+    for after_index, n_missing, reason in gaps:
+        if onset_index - 1 <= after_index < offset_index and (reason == "device lost" or n_missing >= sfreq_hz):
+            return f"{n_missing} samples missing inside the trial ({reason})"
+    return ""
 
 
 def _one_line(exc: BaseException) -> str:

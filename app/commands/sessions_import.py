@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
                             vocabulary=vocabulary)
     print(f"imported {args.xdf} as session {result.session_id}: {result.samples} samples "
           f"({result.samples / 128:.1f} s, {result.gaps} gap(s)) from {result.eeg_stream!r}, {result.markers} "
-          f"markers from {result.marker_stream!r}, {result.trials} trials ({result.labelled} labelled)")
+          f"markers from {result.marker_stream!r}, {result.trials} trials ({result.labelled} labelled"
+          + (f", {result.interrupted} interrupted by gaps" if result.interrupted else "") + ")")
     if args.json:
         write_json(result.as_dict(), args.json)
     return 0
