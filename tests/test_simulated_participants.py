@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -152,6 +153,21 @@ def test_duygu_simulate_emotivpro_records_exactly_and_its_quality_reads(tmp_path
     span = round((times[-1] - times[0]) * SFREQ_HZ) + 1
     assert len(times) + report["lost"] == span  # every sample sent was recorded, every gap counted
     assert report["gaps"] == len(inside)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("rate", ["128", "256"])
+def test_duygu_simulate_emotivpro_for_s_seconds_ends_by_itself(tmp_path: Path, rate: str) -> None:
+    """``--seconds S`` makes exactly S seconds of samples and exits (the last chunk is
+    shorter than the usual four samples: it must not wait for samples that never come)."""
+    for seconds in ("1.5", "2.02"):  # ends on a four-sample boundary or not
+        started = time.monotonic()
+        done = _duygu("simulate", "--emotivpro", "--prefix", f"End{uuid.uuid4().hex[:8]}", "--seconds", seconds,
+                      "--rate", rate, "--json", str(tmp_path / f"sim-{seconds}.json"), timeout=40)
+        assert done.returncode == 0, done.stderr
+        assert time.monotonic() - started < 30
+        summary = json.loads((tmp_path / f"sim-{seconds}.json").read_text())
+        assert summary["samples_made"] == summary["samples_sent"] == round(float(seconds) * int(rate))
 
 
 @pytest.mark.timeout(180)

@@ -215,8 +215,9 @@ class EmotivProSimulator:
             due = int((pylsl.local_clock() - self.t0) * rate)
             if end_k is not None:
                 due = min(due, end_k)
-            if due - k < 4:
-                self._stop.wait(max(0.001, (k + 4 - due) / rate))
+            need = 4 if end_k is None else min(4, end_k - k)  # the last chunk may be shorter
+            if due - k < need:
+                self._stop.wait(max(0.001, (k + need - due) / rate))
                 continue
             n = due - k
             while len(fifo) < n:  # the 128 Hz simulator, upsampled when the rate is 256
