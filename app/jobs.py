@@ -8,17 +8,25 @@ from typing import Any
 
 
 def export_session(store_path: str, session_id: int, fmt: str, out_dir: str) -> str:
-    """Export one stored session as ``bids`` or ``csv`` into ``out_dir``; returns the written path."""
+    """Export one stored session as ``bids`` or ``csv`` into ``out_dir``; returns the written path.
+
+    A BIDS export takes the mains frequency (``notch_hz``) and the dataset's ``authors``
+    from the settings, as ``duygu sessions export`` does.
+    """
     from acquisition.errors import DataError
+    from acquisition.settings import load_settings
     from acquisition.store.export import export_bids, export_csv
     from acquisition.store.sqlite import SessionStore
 
     if fmt not in ("bids", "csv"):
         raise DataError(f"export format must be bids or csv, got {fmt!r}")
+    settings = load_settings() if fmt == "bids" else None
     store = SessionStore(Path(store_path), readonly=True)
     try:
-        export = export_bids if fmt == "bids" else export_csv
-        return str(export(store, int(session_id), Path(out_dir)))
+        if settings is not None:
+            return str(export_bids(store, int(session_id), Path(out_dir), power_line_hz=settings.notch_hz,
+                                   authors=settings.authors))
+        return str(export_csv(store, int(session_id), Path(out_dir)))
     finally:
         store.close()
 
@@ -33,7 +41,7 @@ def train(store_path: str, session_ids: list[int], protocol: str, preset: str, c
     from acquisition.errors import DataError
     from acquisition.store.sqlite import SessionStore
     from app.progress import Eta
-    from models.bundle import save_bundle, train_bundle
+    from models.bundle import inner_cv_warning, save_bundle, train_bundle
     from models.datasets import from_trials
     from models.evaluation import best_main_row, run_evaluation
     from models.registry import WINDOWS, input_of
@@ -67,8 +75,9 @@ def train(store_path: str, session_ids: list[int], protocol: str, preset: str, c
     bundle = train_bundle(dataset, best, protocol_result=evaluation)
     save_bundle(Path(bundle_out), bundle.estimator, bundle.meta)
     report(1.0, "done")
+    fallback = inner_cv_warning(bundle)  # the final fit's own inner CV, as `duygu train` warns
     return {"evaluation": result, "classifier": best, "n_trials": len(trials), "classes": list(dataset.classes),
-            "warnings": list(evaluation.warnings)}
+            "warnings": [*evaluation.warnings, *([fallback] if fallback else [])]}
 
 
 def describe_stimuli(paths: list[str], model_path: str | None = None, features: bool = True,

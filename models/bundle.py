@@ -246,6 +246,20 @@ def domain_warning(bundle: Bundle) -> str | None:
     return None
 
 
+def inner_cv_warning(bundle: Bundle) -> str | None:
+    """A one-line warning when the final fit's inner CV (hyper-parameter search,
+    calibration) could not be grouped and fell back (``meta["inner_cv"]`` not grouped),
+    else ``None`` (also when the classifier searched nothing)."""
+    inner = bundle.meta.get("inner_cv")
+    if not inner or inner.get("grouped", True):
+        return None
+    by = inner.get("by", "rows")
+    noun = "row" if by == "rows" else str(by)
+    reason = inner.get("reason")
+    return (f"the final fit's inner CV (hyper-parameter search, calibration) falls back to {noun} folds"
+            + (f": {reason}" if reason else ""))
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."

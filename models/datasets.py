@@ -181,9 +181,11 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default", keep_windo
         Windows are cut inside the gap-free pieces of each trial, never across a gap
         (each piece is filtered from its own start, as the live path restarts after a
         gap); ``meta["windows_lost_to_gaps"]`` counts the windows the trials would have
-        had without their gaps, ``meta["trials_with_gaps"]`` the trials that had one.
-        Trials too short for one window, or whose windows were all rejected as
-        artefacts, are skipped and listed in ``meta["skipped_trials"]``.
+        had without their gaps, ``meta["trials_with_gaps"]`` the trials that had one;
+        ``meta["bad_contact_trials"]`` are the ids of the trials recorded with bad contact
+        (``meta["trials_with_bad_contact"]`` their count). Trials too short for one
+        window, or whose windows were all rejected as artefacts, are skipped and listed
+        in ``meta["skipped_trials"]``.
 
     Raises
     ------
@@ -279,6 +281,7 @@ def from_trials(trials: Sequence[TrialLike], preset: Any = "default", keep_windo
             "windows_lost_to_gaps": lost_to_gaps,
             "trials_with_gaps": with_gaps,
             "trials_with_bad_contact": len(bad_contact),
+            "bad_contact_trials": bad_contact,
             "skipped_trials": skipped,
         },
         windows=np.concatenate(window_parts) if keep_windows else None,

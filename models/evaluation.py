@@ -17,9 +17,10 @@ Protocols (see :data:`PROTOCOLS` and docs/EVALUATION.md):
     features, so that neither a subject nor a stimulus is on both sides).
 
 **Grouped all the way down**: the inner cross-validation of every fit (hyper-parameter
-search, calibration) is grouped by the protocol's unit — the subject under ``loso``, the
-trial (or stimulus) otherwise, the subject for tables without groups — and a fallback to
-row folds is recorded (``inner_cv`` in the JSON) and warned about.
+search, calibration) is grouped by the protocol's unit — the subject under ``loso``
+(crossed with the stimulus when the rows carry stimulus features), the trial (or
+stimulus) otherwise, the subject for tables without groups — and a fallback to row folds
+is recorded (``inner_cv`` in the JSON) and warned about.
 
 Every split pools the out-of-fold predictions of its folds into one confusion matrix
 and one set of metrics. The chance level is the mean accuracy of the protocol's
@@ -181,14 +182,20 @@ def _n_group_folds(dataset: Dataset) -> int:
 def inner_groups(dataset: Dataset, protocol: ProtocolSpec) -> tuple[NDArray[Any] | None, str]:
     """The groups the inner CV of ``protocol`` splits by, and their name.
 
-    ``loso``: the subject (the stimulus when the rows carry stimulus features, which
-    identify it across subjects). Otherwise the split unit (stimulus or trial), or the
-    subject for a table that has subjects but no groups; ``None`` when the rows have
-    neither.
+    ``loso``: the subject; when the rows also carry stimulus features (which identify
+    the stimulus across subjects) both, as an (n, 2) array ``[subject, stimulus]`` named
+    ``"subject×stimulus"`` that :func:`~models.registry.inner_folds` crosses, so that
+    neither a subject nor a stimulus is on both sides of an inner split. Otherwise the
+    split unit (stimulus or trial), or the subject for a table that has subjects but no
+    groups; ``None`` when the rows have neither.
     """
     units, unit_name = split_units(dataset)
-    if protocol.inner_unit == "subject" and dataset.stimuli is None:
-        return dataset.subjects, "subject"
+    if protocol.inner_unit == "subject" and dataset.subjects is not None:
+        if dataset.stimuli is None:
+            return dataset.subjects, "subject"
+        crossed = np.empty((dataset.n_rows, 2), dtype=object)
+        crossed[:, 0], crossed[:, 1] = dataset.subjects, dataset.stimuli
+        return crossed, "subject×stimulus"
     if units is not None:
         return units, unit_name
     if dataset.subjects is not None:
@@ -589,9 +596,12 @@ def describe_inner_cv(dataset: Dataset, spec: ProtocolSpec, folds: dict[str, Fol
                            "n_splits": sorted({i.n_splits for i in infos})}
     if not fallback:
         return out, None
-    out.update({"by": "rows" if len(fallback) == len(infos) else f"{by} (rows in {len(fallback)} folds)",
+    # "rows", or the one grouping kept when two could not be crossed ("stimulus")
+    kept = "/".join(dict.fromkeys(i.by for i in fallback))
+    out.update({"by": kept if len(fallback) == len(infos) else f"{by} ({kept} in {len(fallback)} folds)",
                 "reason": fallback[0].reason, "ungrouped_folds": len(fallback)})
-    return out, (f"inner CV falls back to row folds in {len(fallback)} of {len(infos)} outer folds: "
+    noun = "row" if kept == "rows" else kept
+    return out, (f"inner CV falls back to {noun} folds in {len(fallback)} of {len(infos)} outer folds: "
                  f"{fallback[0].reason}")
 
 
@@ -619,7 +629,8 @@ def run_evaluation(dataset: Dataset, protocol: str = "grouped", classifiers: Seq
     random_state : int
         Seed of every split, estimator and permutation.
     progress : callable, optional
-        ``progress(done, total)`` after each finished work unit.
+        ``progress(0, total)`` before the first work unit, then ``progress(done, total)``
+        after each finished one.
     learner : Learner, optional
         What is fitted on the rows (default: registry classifiers on ``dataset.X`` and
         ``dataset.windows``; the music models pass their own).
@@ -669,6 +680,10 @@ def run_evaluation(dataset: Dataset, protocol: str = "grouped", classifiers: Seq
     if inner_warning and any(_searches(n) for n in names):
         warnings_out.append(inner_warning)
         log.warning("%s", inner_warning)
+    contact_warning = bad_contact_warning(dataset)
+    if contact_warning:
+        warnings_out.append(contact_warning)
+        log.warning("%s", contact_warning)
 
     tasks: list[tuple[str, Any]] = []
     for name in names:
@@ -691,6 +706,8 @@ def run_evaluation(dataset: Dataset, protocol: str = "grouped", classifiers: Seq
 
     outputs: dict[str, Any] = {}
     total = len(tasks)
+    if progress is not None:
+        progress(0, total)  # the total is known before the first unit finishes (a first progress line)
     with _backend(scheduler) as cluster_jobs:
         parallel = joblib.Parallel(n_jobs=cluster_jobs or n_jobs, return_as="generator_unordered")
         keyed = (joblib.delayed(_tagged)(key, call) for key, call in tasks)
@@ -833,7 +850,20 @@ def describe_dataset(dataset: Dataset) -> dict[str, Any]:
         "windows_lost_to_gaps": int(dataset.meta.get("windows_lost_to_gaps", 0) or 0),
         "trials_with_gaps": int(dataset.meta.get("trials_with_gaps", 0) or 0),
         "trials_with_bad_contact": int(dataset.meta.get("trials_with_bad_contact", 0) or 0),
+        "bad_contact_trials": [str(t) for t in dataset.meta.get("bad_contact_trials") or []],
     }
+
+
+def bad_contact_warning(dataset: Dataset, shown: int = 10) -> str | None:
+    """A one-line warning naming the trials recorded with bad contact (the first ``shown``
+    ids), or ``None`` when there are none."""
+    n = int(dataset.meta.get("trials_with_bad_contact", 0) or 0)
+    if n <= 0:
+        return None
+    ids = [str(t) for t in dataset.meta.get("bad_contact_trials") or []]
+    listed = ", ".join(ids[:shown]) + (f", ... ({len(ids) - shown} more)" if len(ids) > shown else "")
+    return (f"{n} trial(s) recorded with bad contact" + (f" (ids {listed})" if ids else "")
+            + ": some electrodes were off the skin or poorly connected, so their windows may hold noise")
 
 
 def evaluate(dataset: Dataset, protocol: str = "grouped", classifiers: Sequence[str] | str | None = None,

@@ -162,6 +162,8 @@ def load_library(root: str | os.PathLike[str], *, segment_s: float = SEGMENT_S, 
     row_file: list[int] = []
     row_frames: list[tuple[int, int]] = []
     embeddings: list[NDArray[np.float64]] = []
+    if progress is not None:
+        progress(0, len(items))
     for i, (path, label) in enumerate(items):
         rel = path.relative_to(base).as_posix()
         try:
@@ -324,19 +326,22 @@ def evaluate_library(library: MusicLibrary, protocol: str = "grouped",
                      classifiers: str | Sequence[str] | None = None, n_permutations: int = 0,
                      random_state: int = 0, lstm_params: dict[str, Any] | None = None,
                      progress: ProgressCallback | None = None, n_jobs: int = 1,
-                     scheduler: str | None = None, cnn_params: dict[str, Any] | None = None) -> dict[str, Any]:
+                     scheduler: str | None = None, cnn_params: dict[str, Any] | None = None,
+                     permutation_reference: str | None = None) -> dict[str, Any]:
     """Evaluate music classifiers with the shared engine (:func:`models.evaluation.run_evaluation`).
 
     Parameters
     ----------
     classifiers : str or list of str, optional
         Registry names, ``lstm``, ``cnn``, ``emb:NAME`` (default: :func:`default_classifiers`,
-        with the embedding ones when the library has embeddings). The first is the reference
-        of the permutation test.
+        with the embedding ones when the library has embeddings).
     n_jobs, scheduler : as :func:`models.evaluation.run_evaluation` (local workers, or a
         dask.distributed scheduler's address).
     lstm_params, cnn_params : dict, optional
         Settings of :class:`models.lstm.LstmClassifier` and :class:`models.cnn.CnnClassifier`.
+    permutation_reference : str, optional
+        The classifier whose permuted runs give the chance level (default: the protocol's
+        reference, shrinkage LDA); it need not be among ``classifiers``.
 
     Returns
     -------
@@ -344,8 +349,8 @@ def evaluate_library(library: MusicLibrary, protocol: str = "grouped",
         The ``duygu evaluate`` JSON shape: ``{"protocol", "chance", "results":
         [{"classifier", "split", "accuracy", "balanced_accuracy", "precision", "recall",
         "f1", "mcc", "confusion", "roc_auc"}], "leakage_gap"}``. The chance level is the
-        majority-class rate, or, with ``n_permutations``, the mean accuracy of the first
-        classifier on the main split with permuted file labels.
+        majority-class rate, or, with ``n_permutations``, the mean accuracy of the
+        permutation reference on the main split with permuted file labels.
     """
     if classifiers is None:
         classifiers = default_classifiers(library.embeddings is not None)
@@ -353,7 +358,7 @@ def evaluate_library(library: MusicLibrary, protocol: str = "grouped",
     learner = MusicLearner(library, lstm_params, cnn_params)
     report = run_evaluation(library.dataset, protocol, names, n_permutations=n_permutations, n_jobs=n_jobs,
                             scheduler=scheduler, random_state=random_state, progress=progress,
-                            learner=learner)
+                            learner=learner, permutation_reference=permutation_reference)
     return report.as_json()
 
 

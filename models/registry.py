@@ -310,27 +310,82 @@ def inner_folds(y: NDArray[Any], groups: NDArray[Any] | None, random_state: int 
     Grouped (:class:`StratifiedGroupKFold`, shuffled) with k = min(``n_splits``, the
     fewest groups of any class) when that is >= 2; otherwise stratified row folds with
     the reason recorded. No group is ever on both sides of a grouped fold.
+
+    ``groups`` of shape (n, 2) are two groupings kept apart at once (``by`` names them,
+    ``"subject×stimulus"``: LOSO on rows that carry stimulus features). Each is cut into
+    k folds as above and the folds are crossed: fold (a, b) tests the rows in fold ``a``
+    of the first grouping and fold ``b`` of the second, and trains on the rows in neither
+    (as the outer LOSO x stimulus folds do), so every row is tested once and no value of
+    either grouping is on both sides. When only one of them can be grouped it alone is
+    kept apart (``grouped`` False, ``by`` its name, the reason recorded); when neither
+    can, row folds.
     """
     y = np.asarray(y)
-    classes, counts = np.unique(y, return_counts=True)
-    X0 = np.zeros((len(y), 1))
+    if groups is not None and np.ndim(groups) == 2:
+        return _crossed_inner_folds(y, np.asarray(groups), random_state, n_splits, by)
     reason: str | None
     if groups is not None:
         groups = np.asarray(groups)
-        per_class = {str(c): len(np.unique(groups[y == c])) for c in classes}
-        worst = min(per_class, key=per_class.__getitem__)
-        k = min(n_splits, per_class[worst])
+        k, reason = _group_k(y, groups, n_splits, by)
         if k >= 2:
             cv = StratifiedGroupKFold(k, shuffle=True, random_state=random_state)
-            folds = [(np.asarray(a), np.asarray(b)) for a, b in cv.split(X0, y, groups) if len(b)]
+            folds = [(np.asarray(a), np.asarray(b)) for a, b in cv.split(np.zeros((len(y), 1)), y, groups)
+                     if len(b)]
             return folds, InnerCV(True, by, len(folds))
-        reason = (f"class {worst!r} has {per_class[worst]} {by} in the training rows; a grouped inner CV "
-                  f"needs >= 2 per class")
     else:
         reason = f"the rows have no {by} ids to group by (give --group or --subject)"
-    k = max(2, min(n_splits, int(counts.min())))
+    return _row_folds(y, random_state, n_splits, reason)
+
+
+def _row_folds(y: NDArray[Any], random_state: int, n_splits: int, reason: str | None) -> tuple[Folds, InnerCV]:
+    """Stratified row folds, the fallback when grouping is impossible (``reason``)."""
+    k = max(2, min(n_splits, int(np.unique(y, return_counts=True)[1].min())))
     cv = StratifiedKFold(k, shuffle=True, random_state=random_state)
-    return [(np.asarray(a), np.asarray(b)) for a, b in cv.split(X0, y)], InnerCV(False, "rows", k, reason)
+    folds = [(np.asarray(a), np.asarray(b)) for a, b in cv.split(np.zeros((len(y), 1)), y)]
+    return folds, InnerCV(False, "rows", k, reason)
+
+
+def _group_k(y: NDArray[Any], groups: NDArray[Any], n_splits: int, by: str) -> tuple[int, str | None]:
+    """Grouped folds possible for ``groups`` (min(``n_splits``, fewest groups of any
+    class)), and why grouping is impossible when that is below 2."""
+    per_class = {str(c): len(np.unique(groups[y == c])) for c in np.unique(y)}
+    worst = min(per_class, key=per_class.__getitem__)
+    k = min(n_splits, per_class[worst])
+    if k >= 2:
+        return k, None
+    return k, (f"class {worst!r} has {per_class[worst]} {by} in the training rows; a grouped inner CV "
+               f"needs >= 2 per class")
+
+
+def _crossed_inner_folds(y: NDArray[Any], groups: NDArray[Any], random_state: int, n_splits: int,
+                         by: str) -> tuple[Folds, InnerCV]:
+    """:func:`inner_folds` of two groupings, the columns of ``groups`` (``by`` = "a×b")."""
+    first_by, second_by = by.split("×", 1) if "×" in by else (by, by)
+    first, second = groups[:, 0], groups[:, 1]
+    k1, why1 = _group_k(y, first, n_splits, first_by)
+    k2, why2 = _group_k(y, second, n_splits, second_by)
+    if k1 < 2 or k2 < 2:
+        if k1 < 2 and k2 < 2:
+            return _row_folds(y, random_state, n_splits, f"{why1}; {why2}")
+        # one grouping kept apart alone: better than rows, still recorded as a fallback
+        values, kept, why = (second, second_by, why1) if k2 >= 2 else (first, first_by, why2)
+        folds, _ = inner_folds(y, values, random_state, n_splits, kept)
+        return folds, InnerCV(False, kept, len(folds), f"{why}; only {kept} kept apart")
+    X0 = np.zeros((len(y), 1))
+    fold_of = []
+    for values, k in ((first, k1), (second, k2)):
+        index = np.empty(len(y), dtype=np.intp)
+        for f, (_, test) in enumerate(StratifiedGroupKFold(k, shuffle=True, random_state=random_state)
+                                      .split(X0, y, values)):
+            index[test] = f
+        fold_of.append(index)
+    folds = []
+    for a in range(k1):
+        for b in range(k2):
+            test = np.flatnonzero((fold_of[0] == a) & (fold_of[1] == b))
+            if len(test):
+                folds.append((np.flatnonzero((fold_of[0] != a) & (fold_of[1] != b)), test))
+    return folds, InnerCV(True, by, len(folds))
 
 
 # -- shrinkage LDA ----------------------------------------------------------------------

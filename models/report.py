@@ -120,6 +120,8 @@ def render_report(report: EvaluationReport, title: str = "Duygu evaluation") -> 
         f"<tr><td>{_esc(k)}</td><td>{_esc(json.dumps(v))}</td></tr>" for k, v in report.chosen_params.items() if any(v)
     )
     ds = report.dataset
+    warnings = ("<h2>Warnings</h2>\n<ul>" + "".join(f"<li>{_esc(w)}</li>" for w in report.warnings) + "</ul>"
+                if report.warnings else "")
     created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>
@@ -135,6 +137,7 @@ figure {{ display: inline-block; margin: 0.5em; }}
 classes {_esc(json.dumps(ds.get('class_counts')))}, groups {ds.get('groups')}, subjects {ds.get('subjects')},
 source {_esc(ds.get('source'))}, preset {_esc(ds.get('preset'))}; seed {report.random_state};
 data hash <code>{_esc(str(ds.get('hash'))[:16])}</code>; {report.elapsed_s:.1f} s; written {created}.</p>
+{warnings}
 <h2>Results (%)</h2>
 <table><tr><th>Model</th><th>Split</th><th>Accuracy</th><th>Balanced acc.</th><th>Precision</th><th>Recall</th>
 <th>F1</th><th>MCC</th><th>Folds</th><th>Fold accuracies</th></tr>

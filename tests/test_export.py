@@ -192,6 +192,23 @@ def test_exports_name_board_channels_and_say_which_trials_had_bad_contact(store:
     assert sidecar["Manufacturer"] == "BrainFlow" and sidecar["HardwareFilters"] == "n/a"
 
 
+@pytest.mark.timeout(60)
+def test_gui_export_job_takes_authors_and_mains_frequency_from_the_settings(store: SessionStore, tmp_path: Path) -> None:
+    import os
+
+    from app import jobs
+
+    filled = fill_session(store, participant="P01", seconds=3, trials=((0.5, 2.0, "tense"),))
+    store.close()
+    config = Path(os.environ["DUYGU_CONFIG_DIR"])  # the test's own (conftest)
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "settings.toml").write_text('notch_hz = 60.0\nauthors = ["Ada Lovelace", "Alan Turing"]\n')
+    out = Path(jobs.export_session(str(tmp_path / "store.sqlite"), filled.session_id, "bids", str(tmp_path / "bids")))
+    assert json.loads((out / "dataset_description.json").read_text())["Authors"] == ["Ada Lovelace", "Alan Turing"]
+    sidecar = json.loads((out / "sub-P01" / "eeg" / "sub-P01_task-listening_eeg.json").read_text())
+    assert sidecar["PowerLineFrequency"] == 60.0
+
+
 def test_export_bad_input(store: SessionStore, tmp_path: Path) -> None:
     filled = fill_session(store, seconds=2)
     with pytest.raises(StoreError, match="unknown session id 77"):

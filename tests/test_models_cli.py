@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from html import escape as html_escape
 from pathlib import Path
 
 import pytest
 
+from acquisition.store.sqlite import SessionStore
 from app.cli import main
 from tests.support.models_data import (
     synthetic_dataset,
@@ -85,6 +87,29 @@ def test_evaluate_bad_inputs(tmp_path: Path, table: Path, capsys: pytest.Capture
         main(["evaluate", "--features", str(table), "--label", "label", "--protocol", "random"])
 
 
+@pytest.mark.timeout(60)
+def test_evaluate_warns_about_trials_recorded_with_bad_contact(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    store = write_store(tmp_path / "lab.sqlite", n_per_state=2, trial_s=12.0, bad_contact={1: ["O1"], 6: ["T7", "P8"]})
+    with SessionStore(store, readonly=True) as s:
+        ids = [t.trial_id for t in s.labelled_trials() if t.bad_contact]
+    assert len(ids) == 2
+    out, html = tmp_path / "r.json", tmp_path / "r.html"
+    assert main(["evaluate", "--store", str(store), "--protocol", "grouped", "--classifiers", "lda",
+                 "--permutations", "0", "--json", str(out), "--report", str(html)]) == 0
+    message = (f"2 trial(s) recorded with bad contact (ids {', '.join(ids)}): some electrodes were off the skin "
+               f"or poorly connected, so their windows may hold noise")
+    assert f"duygu: warning: {message}" in capsys.readouterr().err.splitlines()
+    dataset = json.loads(out.read_text())["dataset"]
+    assert dataset["trials_with_bad_contact"] == 2 and dataset["bad_contact_trials"] == ids
+    assert f"<li>{html_escape(message)}</li>" in html.read_text()
+    # a clean store warns about nothing
+    clean = write_store(tmp_path / "clean.sqlite", n_per_state=2, trial_s=12.0)
+    assert main(["evaluate", "--store", str(clean), "--protocol", "grouped", "--classifiers", "lda",
+                 "--permutations", "0"]) == 0
+    assert "bad contact" not in capsys.readouterr().err
+
+
 @pytest.mark.timeout(120)
 def test_train_from_store_then_predict_live(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,6 +161,35 @@ def test_train_from_store_then_predict_live(tmp_path: Path, capsys: pytest.Captu
 
     assert "no labelled trial of participants P99" in _error(
         capsys, ["train", "--store", str(store), "--participants", "P99", "--out", str(tmp_path / "p99.skops")])
+
+
+@pytest.mark.timeout(60)
+def test_a_deap_trained_model_warns_on_a_live_epoc_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from models.bundle import load_bundle
+    from models.datasets import DOMAIN_DEAP, DOMAIN_EPOC
+
+    for k in range(2):
+        write_deap_file(tmp_path / f"s0{k + 1}.dat", n_trials=8, n_samples=384 + 12 * 128, seed=k)
+    model = tmp_path / "deap.skops"
+    assert main(["train", "--deap", str(tmp_path), "--classifier", "lda", "--protocol", "none",
+                 "--out", str(model)]) == 0
+    assert load_bundle(model).meta["domain"] == DOMAIN_DEAP == "deap-preprocessed"
+    capsys.readouterr()
+    assert main(["predict", "--model", str(model), "--source", "simulated", "--seconds", "1",
+                 "--jsonl", str(tmp_path / "p.jsonl")]) == 0
+    warning = ("duygu: warning: this model was trained on DEAP's preprocessed EEG (4-45 Hz band-pass, average "
+               "reference, EOG removed); the live EPOC+ source is raw: the domains differ and its accuracy will "
+               "not transfer")
+    assert warning in capsys.readouterr().err.splitlines()
+    # a model of raw EPOC+ trials is not warned about
+    epoc = tmp_path / "epoc.skops"
+    store = write_store(tmp_path / "lab.sqlite", n_per_state=2, trial_s=12.0)
+    assert main(["train", "--store", str(store), "--classifier", "lda", "--protocol", "none", "--out", str(epoc)]) == 0
+    assert load_bundle(epoc).meta["domain"] == DOMAIN_EPOC
+    capsys.readouterr()
+    assert main(["predict", "--model", str(epoc), "--source", "simulated", "--seconds", "1",
+                 "--jsonl", str(tmp_path / "q.jsonl")]) == 0
+    assert "domains differ" not in capsys.readouterr().err
 
 
 def test_predict_refuses_bad_models(tmp_path: Path, table: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -72,6 +72,26 @@ def test_a_table_without_groups_is_grouped_by_subject_and_a_fallback_is_recorded
     assert len(report.warnings) == 1 and "falls back to row folds in 2 of 2 outer folds" in report.warnings[0]
 
 
+@pytest.mark.timeout(60)
+def test_train_warns_when_the_final_fits_inner_cv_falls_back_to_rows(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    ds = emotion_table(n_subjects=3, trials_per_class=2, windows_per_trial=(3,), n_features=6, effect=0.8)
+    table = _write_table(tmp_path / "small_nogroup.csv", ds)
+    base = ["train", "--features", str(table), "--label", "emotion", "--classifier", "svm-rbf", "--protocol", "none"]
+    assert main([*base, "--drop", "subject", "--out", str(tmp_path / "rows.skops"),  # no groups at all
+                 "--json", str(tmp_path / "rows.json")]) == 0
+    err = capsys.readouterr().err
+    inner = json.loads((tmp_path / "rows.json").read_text())["inner_cv"]
+    assert inner["grouped"] is False and inner["by"] == "rows"
+    warnings = [line for line in err.splitlines() if line.startswith("duygu: warning: ")]
+    assert warnings == [f"duygu: warning: the final fit's inner CV (hyper-parameter search, calibration) falls "
+                        f"back to row folds: {inner['reason']}"]
+    assert main([*base, "--subject", "subject", "--out", str(tmp_path / "subject.skops"),  # grouped
+                 "--json", str(tmp_path / "subject.json")]) == 0
+    assert json.loads((tmp_path / "subject.json").read_text())["inner_cv"]["by"] == "subject"
+    assert "duygu: warning" not in capsys.readouterr().err
+
+
 # -- honest probabilities -------------------------------------------------------------------
 def _calibration_gap(ds: Dataset, grouped: bool) -> tuple[float, float]:
     """Mean max probability and accuracy of the calibrated RBF SVM over grouped outer folds."""
@@ -212,6 +232,50 @@ def test_fuse_music_with_random_stimulus_vectors_and_noise_eeg_stays_near_chance
             assert not set(fused.stimuli[train].tolist()) & set(fused.stimuli[test].tolist())
     # grouped by trial (the old design), the music columns name the stimulus: the fixture leaks
     assert run_evaluation(leaky, "grouped", ["lda"]).row("lda", "grouped")["accuracy"] > 0.9
+
+
+@pytest.mark.timeout(60)
+def test_loso_with_fused_music_keeps_subjects_and_stimuli_apart_in_the_inner_cv(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fused, _ = _fused_noise(n_subjects=4, stimuli_per_class=3)
+    assert fused.subjects is not None and fused.stimuli is not None
+    seen: list[tuple[np.ndarray, list[Any]]] = []
+    real = registry.inner_folds
+
+    def spy(y: Any, groups: Any, *args: Any, **kwargs: Any) -> Any:
+        folds, info = real(y, groups, *args, **kwargs)
+        seen.append((np.asarray(groups), folds))
+        return folds, info
+
+    monkeypatch.setattr(registry, "inner_folds", spy)
+    report = run_evaluation(fused, "loso", ["svm-rbf"], n_permutations=0)
+    assert len(seen) == 12  # 4 subjects x 3 stimulus folds, one inner search each
+    for groups, folds in seen:
+        assert groups.shape[1] == 2 and len(folds) >= 4
+        for train, test in folds:
+            assert len(train) and len(test)
+            assert not set(groups[train, 0].tolist()) & set(groups[test, 0].tolist())  # no subject on both sides
+            assert not set(groups[train, 1].tolist()) & set(groups[test, 1].tolist())  # no stimulus on both sides
+        tested = np.concatenate([test for _, test in folds])
+        assert sorted(tested.tolist()) == list(range(len(groups)))  # every row tested once (calibration)
+    assert report.inner_cv == {"grouped": True, "by": "subject×stimulus", "folds": 12, "n_splits": [6]}
+    assert report.warnings == []
+
+
+def test_crossed_inner_folds_fall_back_to_the_grouping_that_is_possible() -> None:
+    y = np.array(["a", "b"] * 12)
+    crossed = np.empty((24, 2), dtype=object)
+    crossed[:, 0] = "P0"  # one subject: it cannot be kept apart
+    crossed[:, 1] = [f"s{i % 8}" for i in range(24)]
+    folds, info = registry.inner_folds(y, crossed, by="subject×stimulus")
+    assert not info.grouped and info.by == "stimulus"
+    assert info.reason == ("class 'a' has 1 subject in the training rows; a grouped inner CV needs >= 2 per "
+                           "class; only stimulus kept apart")
+    for train, test in folds:
+        assert not set(crossed[train, 1].tolist()) & set(crossed[test, 1].tolist())
+    crossed[:, 1] = "s0"
+    _, info = registry.inner_folds(y, crossed, by="subject×stimulus")
+    assert not info.grouped and info.by == "rows"
 
 
 # -- 6. choices on the main split only ------------------------------------------------------

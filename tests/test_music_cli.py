@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,21 @@ def test_cnn_train_predict_and_evaluate_on_a_scheduler(music_library_dir: Path, 
     assert main([*argv, "--scheduler", "tcp://127.0.0.1:1"]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
         "duygu: error: scheduler 'tcp://127.0.0.1:1' cannot be reached")
+
+
+@pytest.mark.timeout(120)
+def test_evaluate_prints_progress_lines_with_an_eta_when_stderr_is_not_a_terminal(
+        music_library_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["music", "evaluate", str(music_library_dir), "--classifiers", "lda,knn", "--segment-s", "6",
+                 "--hop-s", "3", "--max-duration-s", "6", "--permutations", "2",
+                 "--permutation-reference", "knn"]) == 0
+    err = capsys.readouterr().err.splitlines()  # captured: not a terminal, so lines, no bar
+    evaluate = [line for line in err if line.startswith("music evaluate grouped: ")]
+    # a first line before any unit has finished, and a last one when all are done
+    # (2 classifiers x 2 splits x 4 folds + 2 permutations = 18 units)
+    assert evaluate[0] == "music evaluate grouped: 0/18 work units (0%), 0 s elapsed, ETA unknown"
+    assert re.fullmatch(r"music evaluate grouped: 18/18 work units \(100%\), \d+ s elapsed, ETA 0 s", evaluate[-1])
+    assert err.index(evaluate[0]) > max(i for i, line in enumerate(err) if line.startswith("music analyse: 16/16 "))
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import math
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +39,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--protocol", default="grouped", help="paper, grouped or loso (= leave one file out) "
                    "(default: grouped)")
     e.add_argument("--classifiers", metavar="A,B", help="registry names, lstm, cnn and/or emb:NAME (registry "
-                   "classifier NAME on --embedding features); the first is the reference of the permutation test "
+                   "classifier NAME on --embedding features) "
                    "(default: ann,svm-rbf,knn,logreg,lstm,cnn, plus emb:logreg,emb:svm-rbf,emb:knn with "
                    "--embedding; lstm, cnn and emb:NAME need DIR)")
     e.add_argument("--permutations", type=int, default=0, metavar="N",
                    help="label permutations for the chance level (default 0: majority class)")
+    e.add_argument("--permutation-reference", metavar="NAME",
+                   help="classifier whose permuted runs give the chance level, listed or not (default: the "
+                        "protocol's, lda: shrinkage LDA)")
     e.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel workers on this machine (-1: all cores)")
     e.add_argument("--scheduler", metavar="ADDRESS", help="run on a dask.distributed cluster (e.g. tcp://host:8786)")
     e.add_argument("--seed", type=int, default=0)
@@ -89,20 +94,18 @@ def run(args: argparse.Namespace) -> int:
     return {"features": _features, "evaluate": _evaluate, "train": _train, "predict": _predict}[args.music_cmd](args)
 
 
-def _progress(desc: str) -> Any:
-    from tqdm import tqdm
+@contextlib.contextmanager
+def _progress(desc: str) -> Iterator[Callable[[int, int], None]]:
+    """The engine's ``progress(done, total)`` on stderr, as ``duygu evaluate`` draws it
+    (:func:`app.progress.stderr_progress`: a bar on a terminal, else a line with an ETA
+    every few seconds), closed on exit."""
+    from app.progress import stderr_progress
 
-    bar: dict[str, Any] = {}
-
-    def update(done: int, total: int) -> None:
-        if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc=desc, file=sys.stderr, disable=not sys.stderr.isatty(), leave=False)
-        bar["bar"].n = done
-        bar["bar"].refresh()
-        if done >= total:
-            bar["bar"].close()
-
-    return update
+    update, close = stderr_progress(desc)
+    try:
+        yield update
+    finally:
+        close()
 
 
 # -- features ---------------------------------------------------------------------------
@@ -209,8 +212,9 @@ def _load_library(args: argparse.Namespace, directory: str) -> Any:
         embedder = AudioEmbedder.load(args.embedding, args.embedding_layer)
         print(f"embedding: {embedder.model_type} from {embedder.path} ({embedder.n_layers} layers, "
               f"{embedder.hidden_size} values, layer {args.embedding_layer})", file=sys.stderr)
-    lib = music.load_library(directory, segment_s=args.segment_s, hop_s=args.hop_s,
-                             max_duration_s=args.max_duration_s, progress=_progress("analysing"), embedder=embedder)
+    with _progress("music analyse") as update:
+        lib = music.load_library(directory, segment_s=args.segment_s, hop_s=args.hop_s,
+                                 max_duration_s=args.max_duration_s, progress=update, embedder=embedder)
     for path, reason in lib.skipped:
         print(f"duygu: {path}: skipped: {reason}", file=sys.stderr)
     ds = lib.dataset
@@ -231,6 +235,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     get_protocol(args.protocol)  # fail before the slow part
     names = (music.parse_music_classifiers(args.classifiers) if args.classifiers
              else music.default_classifiers(bool(args.embedding)))
+    reference = (music.parse_music_classifiers(args.permutation_reference)[0]
+                 if args.permutation_reference else None)
     lstm_params, cnn_params = _deep_params(args)
     if args.features is not None:
         if not args.label:
@@ -251,9 +257,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         _check_embedding(args, names)
         lib = _load_library(args, args.dir)
-    result = music.evaluate_library(lib, args.protocol, names, n_permutations=args.permutations,
-                                    random_state=args.seed, lstm_params=lstm_params, cnn_params=cnn_params,
-                                    progress=_progress("evaluating"), n_jobs=args.jobs, scheduler=args.scheduler)
+    with _progress(f"music evaluate {args.protocol}") as update:
+        result = music.evaluate_library(lib, args.protocol, names, n_permutations=args.permutations,
+                                        random_state=args.seed, lstm_params=lstm_params, cnn_params=cnn_params,
+                                        progress=update, n_jobs=args.jobs, scheduler=args.scheduler,
+                                        permutation_reference=reference)
     if args.json != "-":
         print(format_music_table(result))
     if args.json:

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from app.commands._common import write_json
     from app.commands.evaluate import check_jobs, load_dataset, needs_windows, warn
     from app.progress import stderr_progress
-    from models.bundle import save_bundle, train_bundle
+    from models.bundle import inner_cv_warning, save_bundle, train_bundle
     from models.evaluation import best_main_row, format_table, run_evaluation
     from models.registry import parse_classifiers
 
@@ -61,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"chose {name}: the best balanced accuracy on {report.main_split} (the protocol's main split)")
     bundle = train_bundle(dataset, name, report, random_state=args.seed,
                           protocol=None if protocol == "none" else protocol)
+    fallback = inner_cv_warning(bundle)
+    if fallback:
+        warn(fallback)
     if dataset.meta.get("fusion"):
         bundle.meta["fusion"] = dataset.meta["fusion"]
     path = save_bundle(args.out, bundle.estimator, bundle.meta)

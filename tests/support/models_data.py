@@ -114,8 +114,12 @@ def write_malicious_pickle(path: Path) -> Path:
 
 
 def write_store(path: Path, participant: str = "P01", n_per_state: int = 2, trial_s: float = 12.0,
-                rest_s: float = 4.0, seed: int = 0) -> Path:
-    """A session store holding one session of simulated, labelled listening trials."""
+                rest_s: float = 4.0, seed: int = 0, bad_contact: dict[int, list[str]] | None = None) -> Path:
+    """A session store holding one session of simulated, labelled listening trials.
+
+    ``bad_contact`` maps a trial's index (0, 1, ...) to the electrodes stored as having
+    had bad contact during it (the ``contact`` JSON a session writes, ``bad_channels``).
+    """
     from acquisition.store.sqlite import SessionStore
 
     sim = EpocSimulator(seed=seed)
@@ -131,8 +135,10 @@ def write_store(path: Path, participant: str = "P01", n_per_state: int = 2, tria
                 data = sim.generate(n)
                 store.append_eeg(sid, data, t0 + (index + np.arange(n)) / SFREQ_HZ, index)
                 if part_state == state:
+                    bad = (bad_contact or {}).get(k)
                     tid = store.add_trial(sid, f"stim{k}", state, t0 + index / SFREQ_HZ,
-                                          t0 + (index + n) / SFREQ_HZ, index, index + n)
+                                          t0 + (index + n) / SFREQ_HZ, index, index + n,
+                                          contact=None if bad is None else {"bad_channels": list(bad)})
                     store.set_trial_label(tid, state)
                 index += n
         store.finish_session(sid)
