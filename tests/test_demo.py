@@ -120,11 +120,11 @@ def test_demo_headless_runs_the_whole_loop_and_its_numbers_are_honest(tmp_path: 
     chance near 0.25."""
     out_json = tmp_path / "demo.json"
     store = tmp_path / "demo.sqlite"
-    # 32 live states: each is an episode with its own band-power offset, so with the default
-    # 16 the agreement moves by about 0.1 from run to run (the session's timing at 96x varies
-    # which samples each trial holds); ~40 s alone, a loaded 2-core runner is slower
+    # the default demo, only faster (32 live states by default: each is an episode with its
+    # own band-power offset, and with 16 the agreement moved by about 0.1 from run to run);
+    # ~40 s alone, a loaded 2-core runner is slower
     out = _duygu("demo", "--headless", "--json", str(out_json), "--store", str(store), "--time-scale", "96",
-                 "--live-speed", "32", "--live-states", "32", "--seed", "0", timeout_s=400)
+                 "--live-speed", "32", "--seed", "0", timeout_s=400)
     assert out.returncode == 0, out.stderr
     assert "no audio output, running silently" in out.stdout  # no sound card here: silent, not failed
     summary = json.loads(out_json.read_text())
@@ -134,7 +134,7 @@ def test_demo_headless_runs_the_whole_loop_and_its_numbers_are_honest(tmp_path: 
     assert 0 < summary["median_latency_ms"] < 250
     evaluation = summary["evaluation"]
     assert evaluation["protocol"] == "grouped" and evaluation["permutation"]["n_permutations"] == 50
-    assert 0.15 <= evaluation["chance"] <= 0.35  # the mean accuracy under label permutations
+    assert 0.20 <= evaluation["chance"] <= 0.30  # the mean accuracy under label permutations
     grouped = max(r["accuracy"] for r in evaluation["results"] if r["split"] == "grouped")
     assert 0.55 <= grouped <= 0.97, evaluation["results"]
     assert evaluation["leakage_gap"] >= 0.05

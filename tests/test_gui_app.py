@@ -963,6 +963,7 @@ def test_keys_answer_the_prompt_with_the_focus_anywhere_in_the_window(qtbot, mak
             target = tv.sessions
             if k == 1:  # the full-screen label window answers the same way
                 window = sv.open_label_window()
+                assert window.simulated_badge.isVisible()  # the participant's screen says it too
                 target = window.screen_widget.question
             qtbot.keyClick(target, key, modifier)
             if k == 1:

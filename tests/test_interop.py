@@ -65,6 +65,35 @@ def test_duygu_quality_reads_emotivpro_contact_quality_by_label(tmp_path: Path) 
     assert "battery 80%" in done.stdout and "T7   fair" in done.stdout
 
 
+def test_quality_streams_are_matched_to_their_headset_and_eeg_quality_is_preferred() -> None:
+    """EmotivPRO documents EEG-Quality as the better one: it comes first; a quality stream
+    of another headset (other prefix) or of another machine is never taken."""
+    from acquisition.sources.quality import match_quality_streams
+
+    class Info:  # the part of pylsl.StreamInfo the matcher reads
+        def __init__(self, name: str, type_: str, host: str) -> None:
+            self._name, self._type, self._host = name, type_, host
+
+        def name(self) -> str:
+            return self._name
+
+        def type(self) -> str:
+            return self._type
+
+        def hostname(self) -> str:
+            return self._host
+
+    infos = [Info("EmotivDataStream-Contact-Quality", "Contact-Quality", "lab1"),
+             Info("EmotivDataStream-EEG-Quality", "EEG-Quality", "lab1"),
+             Info("OtherHeadset-EEG-Quality", "EEG-Quality", "lab1"),
+             Info("EmotivDataStream-EEG-Quality", "EEG-Quality", "lab2"),
+             Info("EmotivDataStream-Motion", "Motion", "lab1")]
+    found = match_quality_streams("EmotivDataStream-EEG", "lab1", infos)
+    assert [(i.name(), i.hostname()) for i in found] == [("EmotivDataStream-EEG-Quality", "lab1"),
+                                                         ("EmotivDataStream-Contact-Quality", "lab1")]
+    assert match_quality_streams("Stranger-EEG", "lab1", infos) == []
+
+
 @pytest.mark.timeout(90)
 def test_duygu_quality_computes_it_without_a_quality_stream(tmp_path: Path) -> None:
     out = tmp_path / "q.json"

@@ -25,7 +25,7 @@ on the valence x arousal plane (happy +/+, tense -/+, sad -/-, relaxing +/-). Th
 pattern, in log-amplitude per unit of ``strength``: arousal ``a`` lowers theta (-0.25 a)
 and alpha (-0.35 a) and raises beta (+0.35 a) and gamma (+0.25 a); valence ``v`` gives
 frontal alpha asymmetry (left frontal alpha -0.3 v, right +0.3 v: approach/withdrawal).
-Each participant responds with their own weight (0.6-1.3) of that pattern plus an
+Each participant responds with their own weight (0.5-1.3) of that pattern plus an
 idiosyncratic pattern of their own, so a model of one participant transfers imperfectly
 to another.
 
@@ -126,15 +126,15 @@ class ParticipantTraits:
     iaf_hz : float
         Individual alpha frequency, 9-11.5 Hz (the alpha rhythm spans IAF ± 2 Hz).
     band_scale : ndarray, shape (4,)
-        Amplitude factor of theta, alpha, beta, gamma (log-normal, SD 0.25).
+        Amplitude factor of theta, alpha, beta, gamma (log-normal, SD 0.35).
     asymmetry : float
-        Baseline frontal alpha asymmetry (log ratio right/left, SD 0.15).
+        Baseline frontal alpha asymmetry (log ratio right/left, SD 0.25).
     aperiodic_exponent : float
         Exponent β of the 1/f^β background, 0.8-1.6.
     artefact_proneness : float
         Factor on every artefact rate, 0.5-2.
     response_weight : float
-        Weight of the shared emotion pattern, 0.6-1.3.
+        Weight of the shared emotion pattern, 0.5-1.3.
     idiosyncrasy : ndarray, shape (5, 4, 14)
         The participant's own emotion pattern (per state, band, channel; neutral is 0).
     """

@@ -39,10 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "leave-one-subject-out evaluation (default: 1)")
     p.add_argument("--state-s", type=positive_float, default=15.0, metavar="S",
                    help="seconds of simulated EEG per live state (default: 15)")
-    p.add_argument("--live-states", type=int, default=16, metavar="K",
-                   help="live states, cycling happy, sad, relaxing, tense (default: 16: each four times)")
-    p.add_argument("--live-speed", type=positive_float, default=8.0, metavar="X",
-                   help="the live headset runs X times faster than real time (default: 8)")
+    p.add_argument("--live-states", type=int, default=32, metavar="K",
+                   help="live states, cycling happy, sad, relaxing, tense (default: 32: each eight times; "
+                        "each state is an episode of its own, so fewer make the agreement noisier)")
+    p.add_argument("--live-speed", type=positive_float, default=16.0, metavar="X",
+                   help="the live headset runs X times faster than real time (default: 16)")
     p.add_argument("--permutations", type=int, default=50, metavar="N",
                    help="label permutations for the chance level (default: 50)")
     p.add_argument("--classifier", default="logreg", metavar="NAME",

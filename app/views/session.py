@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from acquisition.sources.base import BaseSource
-from app.state import AppState
+from app.state import AppState, is_simulated
 from app.views.common import class_colour
 from app.widgets.label_screen import LabelKeys, LabelPrompt, LabelScreen, LabelWindow
 from app.workers import Task
@@ -236,6 +236,8 @@ class SessionView(QWidget):
     # -- set-up ------------------------------------------------------------------------
     def set_source(self, source: BaseSource | None) -> None:
         self.source = source
+        if self.label_window is not None:
+            self.label_window.set_simulated(is_simulated(source))
         self._update_buttons()
         self._time_scale_edited(self.time_scale.value())
 
@@ -278,6 +280,7 @@ class SessionView(QWidget):
     def open_label_window(self) -> LabelWindow:
         if self.label_window is None:
             self.label_window = LabelWindow(self.prompt, parent=self.window())
+        self.label_window.set_simulated(is_simulated(self.source))
         self.label_window.open(full_screen=True)
         return self.label_window
 

@@ -413,11 +413,27 @@ class LabelWindow(QWidget):
         super().__init__(parent, Qt.WindowType.Window)
         self.setWindowTitle("Duygu — your answer")
         self.screen_widget = LabelScreen(prompt, large=True, parent=self)
+        # the participant's screen says so too when the signals are simulated (a rehearsal)
+        self.simulated_badge = QLabel("SIMULATED", self)
+        self.simulated_badge.setObjectName("simulated-badge")
+        self.simulated_badge.setToolTip("A rehearsal: the signals come from a simulated participant")
+        self.simulated_badge.setStyleSheet("QLabel { background: #7c3aed; color: white; font-weight: bold;"
+                                           " border-radius: 8px; padding: 3px 12px; }")
+        self.simulated_badge.hide()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
+        top = QHBoxLayout()
+        top.setContentsMargins(8, 8, 8, 0)
+        top.addStretch(1)
+        top.addWidget(self.simulated_badge)
+        lay.addLayout(top)
         lay.addWidget(self.screen_widget)
         esc = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
         esc.activated.connect(self.showNormal)
+
+    def set_simulated(self, simulated: bool) -> None:
+        """Show the SIMULATED badge while the source is simulated."""
+        self.simulated_badge.setVisible(bool(simulated))
 
     def open(self, full_screen: bool = True, screen_index: int | None = None) -> None:
         from PySide6.QtGui import QGuiApplication
