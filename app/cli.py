@@ -4,11 +4,18 @@ Each verb lives in ``app/commands/<verb>.py`` and defines ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. Heavy imports happen inside ``run``
 so that ``duygu --help`` stays fast. Errors a user can fix are :class:`DuyguError`
 subclasses: they are printed as one line, ``duygu: error: ...``, with exit status 1.
+
+Before ``run``, every output path is checked (``app.commands._common.check_outputs``):
+a verb module may define ``output_directories(args)`` (flags naming folders) and
+``written_store(args) -> Path | None`` (the session store the command line writes into,
+which no output may name). SIGTERM and SIGHUP end a verb like Ctrl-C (exit status 130)
+unless its module sets ``ENDING_SIGNALS = False``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
@@ -16,7 +23,7 @@ from collections.abc import Sequence
 
 from acquisition import __version__
 from acquisition.errors import DuyguError
-from app.commands._common import add_force_flags, check_outputs, outputs_of
+from app.commands._common import add_force_flags, check_outputs, ending_signals, outputs_of
 
 #: verb -> module in app.commands (the module name differs where the verb is a keyword)
 VERBS: dict[str, str] = {
@@ -72,10 +79,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.verb is None:
         args = parser.parse_args(["gui", *(argv or sys.argv[1:])])
+    module = args._module
     try:
-        directories = tuple(getattr(args._module, "output_directories", lambda _a: ())(args))
-        check_outputs(outputs_of(args), force=bool(getattr(args, "force", False)), directories=directories)
-        return int(args._module.run(args) or 0)
+        # SIGTERM and SIGHUP end every verb as Ctrl-C does, so its cleanup runs (temporary
+        # files of unfinished outputs removed, a recording's tail stored); not the GUI: in
+        # Qt's event loop the exception would surface inside whichever slot ran next
+        with ending_signals(guard_outputs=True) if getattr(module, "ENDING_SIGNALS", True) else contextlib.nullcontext():
+            directories = tuple(getattr(module, "output_directories", lambda _a: ())(args))
+            store = getattr(module, "written_store", lambda _a: None)(args)
+            stores = {} if store is None else {
+                "--store" if getattr(args, "store", None) else "the default store (--store)": store}
+            check_outputs(outputs_of(args), force=bool(getattr(args, "force", False)), directories=directories,
+                          stores=stores)
+            return int(module.run(args) or 0)
     except DuyguError as exc:
         print(f"duygu: error: {exc}", file=sys.stderr)
         return 1
@@ -83,10 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" {exc.filename}" if exc.filename else ""
         print(f"duygu: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("duygu: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"duygu: interrupted ({exc})" if str(exc) else "duygu: interrupted", file=sys.stderr)
         return 130
-
 
 if __name__ == "__main__":
     sys.exit(main())

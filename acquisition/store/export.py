@@ -52,6 +52,7 @@ from numpy.typing import NDArray
 from acquisition import __version__
 from acquisition.channels import MONTAGE
 from acquisition.errors import StoreError
+from acquisition.settings import partial_name, raise_if_ending, sweep_stale_partials
 from acquisition.store.marker_codes import STIM_ON_BASE, TRIAL_BASE, code_of, marker_codes
 from acquisition.store.sqlite import Participant, SessionInfo, SessionStore, Trial, bids_label
 
@@ -157,7 +158,8 @@ def _prepare_out(out_dir: str | Path) -> tuple[Path, Path]:
         raise StoreError(f"export path {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
         raise StoreError(f"export directory {out} is not empty; choose a new or empty directory")
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    sweep_stale_partials(out)  # hidden folders of exports killed before they could clean up
+    tmp = partial_name(out)
     try:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -175,6 +177,7 @@ def _export_into(out_dir: str | Path, what: str) -> Iterator[tuple[Path, Path]]:
     out, tmp = _prepare_out(out_dir)
     try:
         yield out, tmp
+        raise_if_ending()  # SIGTERM/SIGHUP came while it was written: it is not finished
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise StoreError(f"cannot write {what} export to {out}: {exc.strerror or exc}") from exc

@@ -26,6 +26,7 @@ import numpy as np
 from acquisition.channels import EPOC_CHANNELS
 from acquisition.errors import StoreError
 from acquisition.ringbuffer import RingBuffer
+from acquisition.settings import is_session_store
 from acquisition.store.sqlite import SessionStore
 
 log = logging.getLogger(__name__)
@@ -243,25 +244,49 @@ def csv_rows(timestamps: np.ndarray, data: np.ndarray) -> str:
     return (_CSV_ROW * n) % tuple(values.ravel().tolist())
 
 
+def partial_csv(path: str | Path) -> Path:
+    """Where a CSV recording to ``path`` keeps its rows while it runs: ``FILE.partial``."""
+    path = Path(path)
+    return path.with_name(path.name + ".partial")
+
+
+def _partial_error(partial: Path) -> StoreError:
+    return StoreError(f"{partial} holds the rows of an interrupted recording; rename it to keep them "
+                      "(or delete it), then record again (--force does not replace it)")
+
+
+def refuse_partial(path: str | Path) -> None:
+    """Raise :class:`StoreError` (one line) if an interrupted recording to ``path`` left
+    its ``FILE.partial``: a new recording would replace those rows."""
+    partial = partial_csv(path)
+    if partial.exists() or partial.is_symlink():
+        raise _partial_error(partial)
+
+
 class CsvRecorder:
     """Write a source's samples to a CSV file: ``time,AF3,...,AF4`` in µV.
 
     Used by ``duygu record --out FILE.csv``. The rows go to ``FILE.csv.partial`` as they
     arrive (flushed at every :meth:`flush`); :meth:`close` renames it to ``FILE.csv``. A
     process killed before that leaves the ``.partial`` file: what was recorded is kept,
-    and it is plainly not a finished recording.
+    and it is plainly not a finished recording. A ``.partial`` file that exists already
+    (the rows of an interrupted recording) is never replaced: the recorder refuses to
+    start (:class:`~acquisition.errors.StoreError`). Nor is ``FILE.csv`` renamed over a
+    session store.
     """
 
     def __init__(self, source: Buffered, path: str | Path, start_index: int | None = None) -> None:
         self.source = source
         self.path = Path(path)
-        self.partial_path = self.path.with_name(self.path.name + ".partial")
+        self.partial_path = partial_csv(self.path)
         self.cursor = start_index
         self.samples_written = 0
         self.missed_samples = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: TextIO = self.partial_path.open("w", newline="", encoding="utf-8")
+            self._file: TextIO = self.partial_path.open("x", newline="", encoding="utf-8")
+        except FileExistsError:
+            raise _partial_error(self.partial_path) from None
         except OSError as exc:
             raise StoreError(f"cannot write CSV file {self.path}: {exc.strerror}") from exc
         self._writer = csv.writer(self._file)
@@ -292,6 +317,9 @@ class CsvRecorder:
         if self._file.closed:
             return
         self._file.close()
+        if is_session_store(self.path):
+            raise StoreError(f"{self.path} is a session store; Duygu never overwrites one: the rows are in "
+                             f"{self.partial_path}")
         try:
             os.replace(self.partial_path, self.path)
         except OSError as exc:

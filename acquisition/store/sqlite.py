@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
 from acquisition.errors import LabelError, StoreError
+from acquisition.settings import partial_name, raise_if_ending, sweep_stale_partials
 
 SCHEMA_VERSION = 2
 #: session statuses: ``failed`` = a fault (source, store, audio) outlasted its limit
@@ -768,9 +769,10 @@ class SessionStore:
         out = Path(out)
         if out.exists():
             raise StoreError(f"backup path {out} exists; choose a new file")
-        tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+        tmp = partial_name(out)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
+            sweep_stale_partials(out)
             dst = sqlite3.connect(str(tmp))
             try:
                 with self._lock:
@@ -778,6 +780,7 @@ class SessionStore:
                 dst.execute("PRAGMA journal_mode=DELETE")
             finally:
                 dst.close()
+            raise_if_ending()  # SIGTERM/SIGHUP came meanwhile: the copy is not finished
             os.replace(tmp, out)
         except sqlite3.Error as exc:
             tmp.unlink(missing_ok=True)
@@ -785,6 +788,9 @@ class SessionStore:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot write backup {out}: {exc.strerror}") from exc
+        except BaseException:  # Ctrl-C, SIGTERM: no half copy left behind
+            tmp.unlink(missing_ok=True)
+            raise
         return out
 
     def _check_session_in(self, conn: sqlite3.Connection, session_id: int) -> None:

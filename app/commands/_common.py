@@ -3,8 +3,10 @@
 Output paths are checked before any work starts (:func:`check_outputs`, called by
 ``app/cli.py`` for every verb): a path that is an existing session store is refused
 always; any other existing file is refused unless ``--force``; two outputs of one command
-may not be the same path. Finished files are written atomically
-(:func:`acquisition.settings.atomic_output`).
+may not be the same path, nor the session store it writes into (a verb module says which
+with ``written_store(args) -> Path | None``). Finished files are written atomically
+(:func:`acquisition.settings.atomic_output`), which refuses a session store once more at
+the rename.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import math
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +25,16 @@ from typing import Any
 import numpy as np
 
 from acquisition.errors import DuyguError
+from acquisition.settings import (
+    clear_ending_signal,
+    is_session_store,
+    note_ending_signal,
+    raise_if_ending,
+)
 
 #: argparse destinations that name files a verb writes, and their flags
 OUTPUT_DESTS: dict[str, str] = {"out": "--out", "json": "--json", "report": "--report", "jsonl": "--jsonl",
                                 "csv": "--csv", "markdown": "--markdown"}
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def _default(obj: Any) -> Any:
@@ -52,32 +60,8 @@ def write_json(obj: Any, out: str | Path) -> None:
         write_text_atomic(out, text + "\n")
 
 
-def is_session_store(path: Path) -> bool:
-    """Whether ``path`` is an SQLite file holding a Duygu session store (or its WAL)."""
-    if path.name.endswith(("-wal", "-shm")) and path.with_name(path.name[:-4]).is_file():
-        return is_session_store(path.with_name(path.name[:-4]))
-    try:
-        with path.open("rb") as f:
-            if f.read(16) != _SQLITE_MAGIC:
-                return False
-    except OSError:
-        return False
-    import sqlite3
-    import urllib.parse
-
-    try:
-        conn = sqlite3.connect(f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro", uri=True, timeout=1)
-        try:
-            row = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return True  # an SQLite file we cannot even read: treat it as precious
-    return row is not None
-
-
 def check_outputs(outputs: dict[str, str | Path | None], force: bool = False,
-                  directories: tuple[str, ...] = ()) -> None:
+                  directories: tuple[str, ...] = (), stores: dict[str, str | Path | None] | None = None) -> None:
     """Refuse, before any work, outputs that would replace what Duygu must not replace.
 
     Parameters
@@ -88,6 +72,11 @@ def check_outputs(outputs: dict[str, str | Path | None], force: bool = False,
         Allow replacing existing files -- never a session store, never a directory.
     directories : tuple of str
         Flags whose path is a folder to create (existing empty folders are fine).
+    stores : dict, optional
+        Flag (``--store``) -> the session store the command writes into (created if
+        missing). It may exist, but no output may be that file or its ``-wal``,
+        ``-shm`` or ``-journal``: the command would write its output over the store it
+        has just filled.
 
     Raises
     ------
@@ -95,6 +84,12 @@ def check_outputs(outputs: dict[str, str | Path | None], force: bool = False,
         One line naming the flag, the path and the rule.
     """
     seen: dict[Path, str] = {}
+    for flag, value in (stores or {}).items():
+        if value is None or str(value) == "":
+            continue
+        key = Path(value).expanduser().resolve()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            seen[key.with_name(key.name + suffix)] = flag
     for flag, value in outputs.items():
         if value is None or str(value) in ("", "-"):
             continue
@@ -136,20 +131,44 @@ def add_force_flags(parser: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def ending_signals() -> Iterator[None]:
+def ending_signals(guard_outputs: bool = False) -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP raise :class:`KeyboardInterrupt` in the main
     thread, so a verb ends on them exactly as on Ctrl-C (its data flushed, its status
-    stored); the previous handlers come back afterwards."""
-    def handler(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+    stored, its temporary files removed); the previous handlers come back afterwards.
+    Outside the main thread (where Python cannot install handlers) it does nothing.
 
+    Parameters
+    ----------
+    guard_outputs : bool
+        Also note the signal (:func:`acquisition.settings.note_ending_signal`) for as
+        long as the block runs. The exception a handler raises can be lost -- C code that
+        calls back into Python (numpy's string formatting) may clear it and carry on --
+        so with this, no atomic output is renamed into place after the signal, and a
+        block that ends normally although a signal came raises :class:`KeyboardInterrupt`
+        at its end. ``app/cli.py`` wraps every verb so; a verb that catches the
+        interrupt itself to keep what it has (``record``, ``session run``, ``predict``)
+        opens its own block without it, and a signal inside that block is its own.
+    """
+    def handler(signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if guard_outputs:
+            note_ending_signal(name)
+        raise KeyboardInterrupt(name)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     wanted = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
     previous = {s: signal.signal(s, handler) for s in wanted}
     try:
         yield
+        if guard_outputs:
+            raise_if_ending()  # the handler's exception was lost on the way: end now
     finally:
         for s, old in previous.items():
             signal.signal(s, old)
+        if guard_outputs:
+            clear_ending_signal()
 
 
 def add_source_argument(parser: argparse.ArgumentParser, default: str | None = "simulated") -> None:

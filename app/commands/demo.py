@@ -55,6 +55,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-audio", action="store_true", help="do not play the stimuli")
 
 
+def written_store(args: argparse.Namespace) -> Path:
+    """The store the demo's sessions go to (``--store``, or the default one)."""
+    from acquisition.settings import load_settings
+
+    return Path(args.store) if args.store else load_settings().store_path
+
+
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 

@@ -6,6 +6,10 @@ import argparse
 
 HELP = "open the desktop app (live signals, sessions, training, live prediction, replay)"
 
+#: SIGTERM/SIGHUP keep their default action: raised as KeyboardInterrupt they would surface
+#: inside whichever Qt slot ran next
+ENDING_SIGNALS = False
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(

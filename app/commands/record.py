@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from app.commands._common import add_source_argument, positive_float, write_json
@@ -27,16 +28,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="OUT", help="write the counters as JSON ('-' for stdout)")
 
 
+def written_store(args: argparse.Namespace) -> Path | None:
+    """The store ``--store`` records into (the default one for a bare ``--store``)."""
+    if args.store is None:
+        return None
+    from acquisition.settings import load_settings
+
+    return Path(args.store) if args.store else load_settings().store_path
+
+
 def run(args: argparse.Namespace) -> int:
     from acquisition.channels import SFREQ_HZ
     from acquisition.errors import StoreError
     from acquisition.settings import load_settings
     from acquisition.sources.base import SourceStatus
     from acquisition.sources.spec import open_source, parse_source_spec
-    from acquisition.store.recorder import CsvRecorder, StoreRecorder
+    from acquisition.store.recorder import CsvRecorder, StoreRecorder, refuse_partial
     from acquisition.store.sqlite import SessionStore, validate_participant
     from app.commands._common import ending_signals
 
+    if args.out:
+        refuse_partial(args.out)  # an interrupted recording's rows are never replaced
     spec = parse_source_spec(args.source)
     n_target = round(args.seconds * SFREQ_HZ)
     store = session_id = None

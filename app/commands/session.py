@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import queue
 import sys
+from pathlib import Path
 from typing import Any
 
 from app.commands._common import add_source_argument, positive_float, write_json
@@ -51,6 +52,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "lasting longer than S seconds ends the session as failed (default: the settings' "
                         "max_outage_s, 120 s); shorter faults pause it and it resumes by itself")
     r.add_argument("--json", metavar="OUT", help="write the session summary as JSON ('-' for stdout)")
+
+
+def written_store(args: argparse.Namespace) -> Path | None:
+    """The store ``session run`` records into (``--store``, or the default one)."""
+    if args.session_command != "run":
+        return None
+    from acquisition.settings import load_settings
+
+    return Path(args.store) if args.store else load_settings().store_path
 
 
 def _device(text: str | None) -> str | int | None:

@@ -64,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for name, module in _plugins().items():
         sp = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(sp)
-        sp.set_defaults(_sessions_run=module.run)
+        sp.set_defaults(_sessions_run=module.run, _sessions_store=getattr(module, "written_store", None))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +74,12 @@ def run(args: argparse.Namespace) -> int:
 def output_directories(args: argparse.Namespace) -> tuple[str, ...]:
     """Output flags of this command line that name a folder (``export --out DIR``)."""
     return ("--out",) if args.sessions_command == "export" else ()
+
+
+def written_store(args: argparse.Namespace) -> Path | None:
+    """The store a subcommand writes into (``import``), or ``None`` (the rest only read)."""
+    hook = getattr(args, "_sessions_store", None)
+    return hook(args) if hook is not None else None
 
 
 def store_path(args: argparse.Namespace) -> Path:

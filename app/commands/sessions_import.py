@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 HELP = "make a stored session from a LabRecorder XDF file (its EEG stream and a marker stream)"
 
@@ -17,6 +18,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mapping", metavar="FILE.toml",
                    help="marker vocabulary other than Duygu's stim_on:/stim_off:/label: words (docs/SOURCES.md)")
     p.add_argument("--json", metavar="OUT", help="write what was imported as JSON ('-' for stdout)")
+
+
+def written_store(args: argparse.Namespace) -> Path:
+    """The store the imported session goes to (``--store``, or the default one)."""
+    from app.commands.sessions import store_path
+
+    return store_path(args)
 
 
 def run(args: argparse.Namespace) -> int:

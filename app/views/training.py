@@ -437,9 +437,18 @@ class TrainingView(QWidget):
             self.save_bundle(Path(path))
 
     def save_bundle(self, path: Path) -> Task | None:
-        """Save the trained bundle to ``path`` in a worker."""
+        """Save the trained bundle to ``path`` in a worker.
+
+        Never over a session store: the window's own store (even before it exists) is
+        refused here, any other store by the writer (:func:`~acquisition.settings.atomic_output`),
+        each as a one-line error notification.
+        """
         if self.bundle is None:
             self.state.notes.warning("train a model before saving it")
+            return None
+        store = self.state.store_path.expanduser().resolve()
+        if Path(path).expanduser().resolve() in {store.with_name(store.name + s) for s in ("", "-wal", "-shm", "-journal")}:
+            self.state.notes.error(f"{path} is this window's session store; choose another file for the bundle")
             return None
         bundle = self.bundle
 
