@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -53,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Duygu: EEG emotion lab (EPOC+ streaming, sessions, classifiers, live predictions).",
     )
     parser.add_argument("--version", action="version", version=f"duygu {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log progress to stderr, and whole tracebacks of errors a thread survived")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for verb in VERBS:
         try:
@@ -73,10 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from app.logs import configure
+
+    configure(verbose=bool(args.verbose))  # one line per message; tracebacks only with --verbose
     if args.verb is None:
         args = parser.parse_args(["gui", *(argv or sys.argv[1:])])
     module = args._module
