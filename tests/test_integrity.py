@@ -257,6 +257,16 @@ def test_participant_ids_are_codes_and_a_refused_one_is_never_repeated(
     assert proc.returncode == 1 and "ids are codes, not names" in proc.stderr
     assert "JaneDoe" not in log.read_text()
     assert not store.exists()
+    # selecting sessions by a name is refused the same way, never echoed ("has no sessions")
+    with SessionStore(store) as filled:
+        fill_session(filled, seconds=2)
+    for argv in (["sessions", "export", "--participant", "JaneDoe", "--format", "csv", "--out",
+                  str(tmp_path / "x"), "--store", str(store)],
+                 ["sessions", "list", "--participants", "P01", "JaneDoe", "--store", str(store)],
+                 ["evaluate", "--store", str(store), "--participants", "P01,JaneDoe"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "ids are codes, not names" in err and "JaneDoe" not in err, argv
 
 
 def test_bids_labels_of_different_ids_never_collide() -> None:

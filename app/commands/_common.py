@@ -171,6 +171,20 @@ def ending_signals(guard_outputs: bool = False) -> Iterator[None]:
             clear_ending_signal()
 
 
+def participant_ids(ids: str | list[str] | None) -> list[str] | None:
+    """Participant ids given to select sessions (``P01,P02`` or a list), each checked like
+    an id being stored: one that breaks the lab's rule may be a name, so it is refused and
+    never repeated (not even in "has no sessions"). ``None`` when none were given."""
+    from acquisition.settings import load_settings
+    from acquisition.store.sqlite import validate_participant
+
+    if ids is None:
+        return None
+    items = [t.strip() for t in ids.split(",")] if isinstance(ids, str) else [str(t).strip() for t in ids]
+    pattern = load_settings().participant_pattern
+    return [validate_participant(t, pattern) for t in items if t]
+
+
 def add_source_argument(parser: argparse.ArgumentParser, default: str | None = "simulated") -> None:
     parser.add_argument(
         "--source",

@@ -43,6 +43,7 @@ def load_dataset(args: argparse.Namespace, keep_windows: bool = False) -> Any:
     of every row when ``keep_windows``, for classifiers of raw EEG)."""
     from acquisition.errors import DataError
     from acquisition.settings import load_settings
+    from app.commands._common import participant_ids
     from models import datasets
 
     cache = load_settings().features_cache_dir
@@ -68,10 +69,11 @@ def load_dataset(args: argparse.Namespace, keep_windows: bool = False) -> Any:
         from models.fusion import from_store
 
         with SessionStore(args.store, readonly=True) as store:
-            return from_store(store, args.preset, participants=_csv_list(args.participants),
+            return from_store(store, args.preset, participants=participant_ids(args.participants),
                               keep_windows=keep_windows, cache_dir=cache)
+    who_ids = participant_ids(args.participants)
     with SessionStore(args.store, readonly=True) as store:
-        trials = store.labelled_trials(participants=_csv_list(args.participants))
+        trials = store.labelled_trials(participants=who_ids)
     if not trials:
         who = f" of participants {args.participants}" if args.participants else ""
         raise DataError(f"store {args.store} holds no labelled trial{who}")

@@ -102,14 +102,14 @@ def _open_readonly(args: argparse.Namespace) -> SessionStore:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from app.commands._common import write_json
+    from app.commands._common import participant_ids, write_json
 
     path = store_path(args)
     if not path.exists() and not args.store:
         rows: list[dict[str, object]] = []
     else:
         with _open_readonly(args) as store:
-            rows = [s.as_dict() for s in store.sessions(args.participants)]
+            rows = [s.as_dict() for s in store.sessions(participant_ids(args.participants))]
     if args.json:
         write_json({"store": str(path), "sessions": rows}, args.json)
         return 0
@@ -143,13 +143,13 @@ def _export(args: argparse.Namespace) -> int:
     from acquisition.errors import StoreError
     from acquisition.settings import load_settings
     from acquisition.store.export import export_bids, export_csv
-    from app.commands._common import write_json
+    from app.commands._common import participant_ids, write_json
 
     if bool(args.session_ids) == bool(args.participant):
         raise StoreError("give session ids (1 or 1,2,3) or --participant ID, not both and not neither")
     with _open_readonly(args) as store:
         if args.participant:
-            ids = [s.id for s in store.sessions([args.participant])]
+            ids = [s.id for s in store.sessions(participant_ids([args.participant]))]
             if not ids:
                 raise StoreError(f"participant {args.participant!r} has no sessions in {store_path(args)}")
         else:
