@@ -1176,6 +1176,31 @@ def test_a_fault_pauses_the_session_offers_resume_now_and_end_and_it_resumes_by_
 
 
 @pytest.mark.timeout(60)
+def test_the_app_publishes_its_marker_stream_from_launch_and_withdraws_it_on_close(qtbot, make_window) -> None:  # type: ignore[no-untyped-def]
+    """LabRecorder can select the marker stream before any session: the window makes it at
+    launch, with the stable source_id, and closing the window withdraws it."""
+    import pylsl
+
+    from acquisition.session.markers import DEFAULT_MARKER_STREAM, stable_source_id
+
+    win = make_window(markers=True)
+    outlet = win.state.marker_outlet
+    assert outlet is not None and outlet.name == DEFAULT_MARKER_STREAM
+    assert outlet.source_id == stable_source_id(DEFAULT_MARKER_STREAM)
+    uid = outlet._outlet.get_info().uid()  # this window's stream (another process may publish the same id)
+    deadline = time.monotonic() + 10.0
+    while True:
+        found = {i.uid(): i for i in pylsl.resolve_byprop("source_id", outlet.source_id, timeout=1.0)}
+        if uid in found:
+            break
+        assert time.monotonic() < deadline, "the marker stream did not appear"
+    assert found[uid].type() == "Markers" and found[uid].name() == DEFAULT_MARKER_STREAM
+    win.close()
+    while uid in {i.uid() for i in pylsl.resolve_byprop("source_id", outlet.source_id, timeout=1.0)}:
+        assert time.monotonic() < deadline + 10.0, "the marker stream outlived the window"
+
+
+@pytest.mark.timeout(60)
 def test_a_failing_contact_quality_reader_reaches_the_operator_once(qtbot, make_window, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The headset's quality reader fails in its own thread (the network is down): the
     operator gets one notification, not one per retry, and never a silent view."""
