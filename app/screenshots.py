@@ -126,16 +126,14 @@ def run(out_dir: Path, protocol: Path | None = None) -> list[Path]:
             if sv.prompt.active and sv._current_intended:
                 if answered == 5:
                     shot(win, "04-session")
-                    # the label window's content as on a 1280 x 720 monitor (the offscreen
-                    # "screen" is 800 x 800, too narrow for the four large buttons)
-                    from app.widgets.label_screen import LabelScreen
-
-                    screen = LabelScreen(sv.prompt, large=True)
+                    # the participant's label window (F11), as on a 1280 x 720 monitor (the
+                    # offscreen "screen" is 800 x 800, too narrow for the four large buttons)
+                    screen = sv.open_label_window()
+                    screen.showNormal()
                     screen.resize(1280, 720)
-                    screen.show()
+                    _spin(app, 0.2)
                     shot(screen, "05-label-screen")
-                    screen.close()
-                    screen.deleteLater()
+                    screen.hide()
                 _spin(app, sv.prompt.min_delay_s + 0.05)
                 sv.prompt.answer(sv._current_intended, 5, 5)
                 answered += 1
