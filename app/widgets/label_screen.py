@@ -287,6 +287,7 @@ class LabelScreen(QWidget):
         self.large = large
         self.setObjectName("label-screen")
         self.setStyleSheet("QWidget#label-screen { background: #ffffff; }")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # white also when embedded
         lay = QVBoxLayout(self)
         margin = 16 if large else 6
         lay.setContentsMargins(margin, margin, margin, margin)
@@ -412,6 +413,8 @@ class LabelWindow(QWidget):
     def __init__(self, prompt: LabelPrompt, parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Window)
         self.setWindowTitle("Duygu — your answer")
+        self.setObjectName("label-window")
+        self.setStyleSheet("QWidget#label-window { background: #ffffff; }")
         self.screen_widget = LabelScreen(prompt, large=True, parent=self)
         # the participant's screen says so too when the signals are simulated (a rehearsal)
         self.simulated_badge = QLabel("SIMULATED", self)
