@@ -236,6 +236,26 @@ def _idle_noise_ms(qtbot) -> float:  # type: ignore[no-untyped-def]
 
 
 # -- views ---------------------------------------------------------------------------------
+def test_filtered_signals_hold_a_glitch_instead_of_ringing(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A one-sample radio glitch (hundreds of thousands of µV) would make the display's
+    causal filter ring for seconds: the filtered trace holds it at the channel's level; a
+    channel that really moved (a re-seated electrode) is followed, not held."""
+    from app.views.signals import GLITCH_UV, SignalsView
+
+    view = SignalsView()
+    qtbot.addWidget(view)
+    rng = np.random.default_rng(0)
+    first = 4200 + rng.normal(0, 10, (8, 14))
+    assert np.array_equal(view._hold_glitches(first.copy()), first)
+    chunk = 4200 + rng.normal(0, 10, (8, 14))
+    chunk[3, 5] = 350_000.0
+    held = view._hold_glitches(chunk.copy())
+    assert abs(held[3, 5] - 4200) < 50 and np.array_equal(np.delete(held, 3, 0), np.delete(chunk, 3, 0))
+    moved = 4200 + rng.normal(0, 10, (8, 14))
+    moved[:, 2] += 3 * GLITCH_UV  # the whole chunk of one channel: a real change of level
+    assert np.array_equal(view._hold_glitches(moved.copy()), moved)
+
+
 def test_signals_view_updates_existing_curves(qtbot, make_window) -> None:  # type: ignore[no-untyped-def]
     win = make_window()
     view = win.signals_view

@@ -26,6 +26,9 @@ from app.views.common import CHANNEL_COLOURS, LiveView, filters_available, make_
 from app.widgets.flow import FlowLayout
 from app.widgets.traces import TraceItem
 
+#: a filtered trace holds a sample further than this from the channel's level (µV)
+GLITCH_UV = 1000.0
+
 
 class SignalsView(LiveView):
     """Scrolling multichannel view; redraws every ``interval_ms`` by ``setData`` on 14 curves.
@@ -45,6 +48,7 @@ class SignalsView(LiveView):
         self.sfreq_hz = SFREQ_HZ
         self.gains = np.ones(len(self.channels))
         self._filter: Any | None = None
+        self._level: NDArray[np.float64] | None = None  # each channel's level before the filter
         self._cursor = -1
         self._since_dc = 0
         self._dc_due = True
@@ -234,6 +238,7 @@ class SignalsView(LiveView):
 
     def _reset(self, *_args: object) -> None:
         self._filter = None
+        self._level = None
         if self.filtered:
             self._filter = make_causal_filter(self.sfreq_hz, len(self.channels),
                                               notch_hz=50.0 if self.mode.currentData() == "notch" else None)
@@ -255,6 +260,21 @@ class SignalsView(LiveView):
         """The samples shown, oldest first, minus the DC offsets the display removes (µV)."""
         return self.traces.values() - self.traces.dc
 
+    def _hold_glitches(self, data: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``data`` with samples further than :data:`GLITCH_UV` from the channel's level
+        (its last chunk's median) replaced by that level; a channel whose whole chunk is
+        that far moved for real (a re-seated electrode): its new level is taken."""
+        ref = self._level if self._level is not None and len(self._level) == data.shape[1] else None
+        if ref is None:
+            ref = np.nanmedian(data, axis=0)
+        bad = ~np.isfinite(data) | (np.abs(data - ref) > GLITCH_UV)
+        moved = bad.all(axis=0)
+        bad[:, moved] = False
+        if bad.any():
+            data = np.where(bad, ref, data)
+        self._level = np.median(data, axis=0)
+        return data
+
     def _pull(self) -> bool:
         src = self.source
         if src is None:
@@ -266,6 +286,7 @@ class SignalsView(LiveView):
             chunk = buf.since(self._cursor, max_samples=None)
             if chunk.missed:  # the buffer overran us: start the sweep over
                 self.traces.clear()
+                self._level = None
                 if self._filter is not None:
                     self._filter.reset()
         self._cursor = chunk.next_index
@@ -273,7 +294,9 @@ class SignalsView(LiveView):
         if len(new) == 0:
             return False
         if self._filter is not None:
-            new = self._filter.process(new)
+            # a glitch (a sample thousands of µV off, as the headset's radio makes) would
+            # make the display filter ring for seconds: it is held at the channel's level
+            new = self._filter.process(self._hold_glitches(new))
         self.traces.write(new)
         self._since_dc += len(new)
         if self._filter is None and (self._dc_due or self._since_dc >= self.sfreq_hz):
