@@ -839,6 +839,7 @@ class SessionRunner:
         return trial_loss(onset_index, offset_index,
                           [(g.after_index, g.n_missing, g.reason) for g in self.source.buffer.gaps],
                           float(self.source.sfreq_hz))
+
     def _ask_label(self, position: int, stim: Stimulus) -> LabelResponse:
         if self.label_mode == "auto":
             valence, arousal = AUTO_SAM.get(stim.emotion, (None, None)) if self.protocol.sam else (None, None)
