@@ -18,6 +18,11 @@ EPOC_CHANNELS: tuple[str, ...] = (
 #: Analysis rate of every stream inside Duygu, in Hz.
 SFREQ_HZ: float = 128.0
 
+#: Signal-quality levels of a channel, best first: the words of both the quality computed
+#: from the EEG (:mod:`processing.quality`) and the headset's own 0-4 contact scale
+#: (:mod:`acquisition.sources.quality`, 4 = good ... 0 = no data).
+QUALITY_LEVELS: tuple[str, ...] = ("good", "fair", "poor", "bad", "no data")
+
 #: Unit of every sample inside Duygu.
 UNIT = "µV"
 

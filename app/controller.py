@@ -37,6 +37,9 @@ class SourceController(QObject):
         self._busy = False
         self._last_status = ""
         self.status_changed.connect(self._on_status)
+        #: ``() -> (source, spec)`` of a running session, ``(None, "")`` when none runs (the
+        #: main window wires it to the app state)
+        self.session_source: Any = lambda: (None, "")
 
     @property
     def busy(self) -> bool:
@@ -48,8 +51,19 @@ class SourceController(QObject):
 
     # -- connect / disconnect -------------------------------------------------------------
     def connect_spec(self, spec: str, timeout_s: float = 10.0, **kwargs: Any) -> Task | None:
-        """Build the source ``spec`` names and connect it in a worker."""
+        """Build the source ``spec`` names and connect it in a worker.
+
+        While a session records, its own source is connected again instead (the session
+        resumes on it, the time in between stored as a gap), and another spec is refused.
+        """
         spec = canonical_spec(spec)  # one spelling reaches the store: "simulated" is "simulated:0"
+        held, held_spec = self.session_source()
+        if held is not None:
+            if spec != held_spec:
+                self.notes.warning(f"a session is recording from {held_spec}: end it before connecting "
+                                   f"{spec} (connecting {held_spec} again resumes the session)")
+                return None
+            return self._connect(spec, lambda _task: held, timeout_s)
 
         def build(task: Task) -> BaseSource:
             from acquisition.sources.spec import open_source, parse_source_spec
@@ -109,10 +123,14 @@ class SourceController(QObject):
         )
 
     def disconnect(self) -> Task | None:
-        """Disconnect the current source in a worker."""
+        """Disconnect the current source in a worker (a running session on it pauses until
+        it is connected again)."""
         old = self.source
         if old is None:
             return None
+        held, held_spec = self.session_source()
+        if old is held:
+            self.notes.warning(f"the session pauses until {held_spec} is connected again (or it is ended)")
         self.source = None
         self.source_changed.emit(None)
         self._set_busy(True)

@@ -97,6 +97,7 @@ class MainWindow(QMainWindow):
         self.pool = WorkerPool(notify=self.notes.notify, parent=self)
         self.controller = SourceController(self.pool, self.notes, self)
         self.state = AppState(self.settings, store_path, protocol_path, self.pool, self.notes, self)
+        self.controller.session_source = lambda: (self.state.session_source, self.state.session_spec)
         if markers:  # at launch, so LabRecorder can select it before any session
             try:
                 from acquisition.session.markers import MarkerOutlet

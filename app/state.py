@@ -107,6 +107,10 @@ class AppState(QObject):
         self.marker_outlet: Any = None  # the app's LSL marker outlet (made at launch)
         self.session_context = SessionContext()
         self.last_session_event: Any = None  # the running (or last) session's newest runner event
+        #: the source a running session records from, and its spec (None when no session runs):
+        #: connecting that spec again brings the same source object back to the session
+        self.session_source: BaseSource | None = None
+        self.session_spec = ""
         self.bundle: Any = None  # the model bundle chosen for live prediction, and its name
         self.bundle_name = ""
         self.classifier_names: list[str] | None = None
@@ -119,10 +123,12 @@ class AppState(QObject):
         self.source_spec = spec if source is not None else ""
         self.source_changed.emit(source)
 
-    def set_time_scale(self, scale: float) -> None:
-        """The session's time scale; with the simulated headset it is also its speed."""
+    def set_time_scale(self, scale: float, *, resync: bool = False) -> None:
+        """The session's time scale; with the simulated headset it is also its speed.
+        ``resync`` tells the listeners even when it did not change (the headset runs at
+        another speed and must follow)."""
         scale = float(scale)
-        if scale != self.time_scale:
+        if scale != self.time_scale or resync:
             self.time_scale = scale
             self.time_scale_changed.emit(scale)
 
@@ -146,6 +152,11 @@ class AppState(QObject):
             self.session_context_changed.emit(context)
         self.last_session_event = event
         self.session_event.emit(event)
+
+    def set_session_source(self, source: BaseSource | None, spec: str = "") -> None:
+        """A session started recording from ``source`` (``None``: it ended)."""
+        self.session_source = source
+        self.session_spec = spec if source is not None else ""
 
     def update_session_context(self, **changes: Any) -> None:
         """Change fields of :attr:`session_context` (see :class:`SessionContext`)."""

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from acquisition.channels import EPOC_CHANNELS
+from acquisition.channels import EPOC_CHANNELS, QUALITY_LEVELS
 
-LEVELS: tuple[str, ...] = ("good", "fair", "poor", "bad", "no data")
-"""Quality levels, best first; ``no data`` when there was too little to judge."""
+LEVELS: tuple[str, ...] = QUALITY_LEVELS
+"""Quality levels, best first; ``no data`` when there was too little to judge (the one
+list, :data:`acquisition.channels.QUALITY_LEVELS`)."""
 
 
 @dataclass(frozen=True)

@@ -854,7 +854,16 @@ def test_bundle_for_other_channels_is_refused(qtbot, make_window, tmp_path: Path
     n = len(win.notes.messages("error"))
     task = win.prediction_view.load_bundle(garbage)
     qtbot.waitUntil(lambda: len(win.notes.messages("error")) > n, timeout=30000)
-    assert win.prediction_view.bundle is None
+    assert win.prediction_view.bundle is None and win.state.bundle is None
+    # a bundle that fits the source: loaded through the app state, which every view shares
+    from acquisition.channels import EPOC_CHANNELS
+
+    good = save_bundle(tmp_path / "epoc.skops", est, {
+        "classifier": "logreg", "channels": list(EPOC_CHANNELS), "sfreq_hz": 128.0, "preset": "default"})
+    win.prediction_view.load_bundle(good)
+    qtbot.waitUntil(lambda: win.state.bundle is not None, timeout=30000)
+    assert win.state.bundle_name == "epoc.skops" and win.prediction_view.bundle is win.state.bundle
+    assert win.tabs.currentWidget() is win.prediction_view
 
 
 def test_live_prediction_starts_in_a_worker_and_reports_a_model_that_cannot_run(
@@ -1035,6 +1044,45 @@ def test_pause_resume_abort_from_the_session_view(qtbot, make_window, tmp_path: 
     assert texts.count("paused: operator") == 1 and texts.count("resumed") == 1, log  # each once, not twice
     assert not any(t.startswith("paused by the operator") for t in texts)
     assert not sv.abort_button.isEnabled() and sv.start_button.isEnabled()
+
+
+@pytest.mark.timeout(90)
+def test_a_device_disconnected_mid_session_and_connected_again_resumes_it(qtbot, make_window,  # type: ignore[no-untyped-def]
+                                                                          tmp_path: Path) -> None:
+    """Disconnect during a stimulus pauses the session; Connect (the same source) brings the
+    session's own source back and it resumes by itself; the time away is a gap; another
+    source cannot be connected while the session records."""
+    from acquisition.store.sqlite import SessionStore
+
+    protocol = write_protocol(tmp_path / "protocol", n_per_class=1)
+    win = make_window(store_path=tmp_path / "store.sqlite", protocol_path=protocol)
+    _connect_sim(qtbot, win, speed=5.0)
+    sv = win.session_view
+    sv.participant.setText("P05")
+    sv.labels_mode.setCurrentIndex(sv.labels_mode.findData("auto"))
+    sv.time_scale.setValue(5.0)
+    sv.audio.setChecked(False)
+    session_source = win.controller.source
+    with qtbot.waitSignal(sv.session_finished, timeout=80000) as finished:
+        sv.start()
+        qtbot.waitUntil(lambda: sv.phase == "music", timeout=20000)
+        win.controller.disconnect()
+        qtbot.waitUntil(lambda: sv.phase == "paused", timeout=10000)
+        assert any("the session pauses until simulated:0 is connected again" in m
+                   for m in win.notes.messages("warning"))
+        assert win.controller.connect_spec("simulated:7") is None  # another source: refused
+        qtbot.waitUntil(lambda: any("a session is recording from simulated:0" in m
+                                    for m in win.notes.messages("warning")), timeout=5000)
+        win.source_panel.connect_selected()  # the operator connects it again
+        qtbot.waitUntil(lambda: win.controller.source is session_source, timeout=20000)
+    result = finished.args[0]
+    assert result.status == "completed", result.messages
+    with SessionStore(tmp_path / "store.sqlite", readonly=True) as store:
+        gaps = store.gaps(result.session_id)
+        trials = store.trials(result.session_id)
+    assert len(gaps) == 1 and gaps[0].reason == "device lost"
+    assert sorted(t.status for t in trials).count("complete") == 4 and "interrupted" in [t.status for t in trials]
+    assert win.state.session_source is None  # the session ended: any source may be connected again
 
 
 @pytest.mark.timeout(90)

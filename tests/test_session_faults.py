@@ -252,6 +252,9 @@ def test_a_disconnected_source_pauses_the_session_until_it_streams_again(tmp_pat
         if reconnect:
             assert result.status == "completed", result.messages
             assert "fault_cleared:source" in markers and "resume" in markers
+            # the time the device was away is a gap (the reader starts again where it was)
+            gaps = store.gaps(result.session_id)
+            assert len(gaps) == 1 and gaps[0].reason == "device lost" and gaps[0].n_missing > 0
             done = [t for t in store.trials(result.session_id) if t.status == "complete"]
             assert len(done) == 2 and all(t.label for t in done)
             assert runner.state.value == "completed"

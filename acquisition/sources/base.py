@@ -278,6 +278,9 @@ class BaseSource(ABC):
         last_data = time.monotonic()
         last_time: float | None = None
         lost_at: int | None = None  # buffer index when the loss began
+        if self.buffer.total > 0:  # connected again after a disconnect: the time between is a gap
+            lost_at = self.buffer.total - 1
+            last_time = float(self.buffer.latest(n_samples=1).timestamps[-1])
         backoff = 0.25
         while not self._stop.is_set():
             try:

@@ -28,12 +28,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from acquisition.channels import EPOC_CHANNELS, canonical_label
+from acquisition.channels import EPOC_CHANNELS, QUALITY_LEVELS, canonical_label
 
 log = logging.getLogger(__name__)
 
 #: Emotiv's 0-4 contact scale, as words.
-LEVELS: dict[int, str] = {0: "no data", 1: "bad", 2: "poor", 3: "fair", 4: "good"}
+LEVELS: dict[int, str] = {4 - k: name for k, name in enumerate(QUALITY_LEVELS)}  # 0 "no data" ... 4 "good"
 #: Quality stream types, most preferred first.
 QUALITY_TYPES: tuple[str, ...] = ("EEG-Quality", "Contact-Quality")
 #: Levels that make a trial "recorded with bad contact".

@@ -182,8 +182,9 @@ class PredictionView(QWidget):
                 return load_bundle(path)
             return load_bundle(path, expect_channels=tuple(src.channels), expect_sfreq_hz=float(src.sfreq_hz))
 
+        # through the app state, so every view knows the bundle in use (this view follows it)
         return self.state.pool.submit(f"load bundle {Path(path).name}", job,
-                                       on_result=lambda b: self.use_bundle(b, name=Path(path).name))
+                                       on_result=lambda b: self.state.choose_bundle(b, Path(path).name))
 
     def use_bundle(self, bundle: Any, name: str = "") -> None:
         self.user_stop()

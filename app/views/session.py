@@ -378,7 +378,7 @@ class SessionView(QWidget):
         if self.source.kind == "simulated" and speed is not None and abs(float(speed) - scale) > 1e-9:
             notes.warning(f"the simulated headset runs at {float(speed):g}x, the session at {scale:g}x: it is "
                           "being reconnected at the session's speed; start again once it streams")
-            self.state.time_scale_changed.emit(scale)  # the app reconnects the simulator at that speed
+            self.state.set_time_scale(scale, resync=True)  # the source panel reconnects it at that speed
             return None
         path = Path(self.protocol_path.text().strip())
         options = {
@@ -398,6 +398,7 @@ class SessionView(QWidget):
         self._set_phase("starting", None)
         self.state.clear_session_context()
         self.state.update_session_context(running=True)  # from now on nothing reconnects the source
+        self.state.set_session_source(self.source, self.state.source_spec)  # but the operator's Connect
         self.log_event(f"starting session for {participant} with {path.name}")
         self.run_task = self.state.pool.submit(
             f"session {participant}", lambda task: self._run_session(task, options),
@@ -599,6 +600,7 @@ class SessionView(QWidget):
         self.countdown.setText(f"{left:5.1f} s")
 
     def _on_finished(self, result: Any) -> None:
+        self.state.set_session_source(None)
         status = str(result.status)
         self.fault_label.hide()
         self.session_id = int(result.session_id)
@@ -622,6 +624,7 @@ class SessionView(QWidget):
         self.session_finished.emit(result)
 
     def _on_failed(self, message: str) -> None:
+        self.state.set_session_source(None)
         self._set_phase("aborted", None)
         self.log_event(message, PHASE_COLOURS["aborted"])
         self.prompt.close()

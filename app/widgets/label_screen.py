@@ -36,6 +36,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from acquisition.store.sqlite import SAM_MAX, SAM_MIN
+
 DEFAULT_LABELS = ("happy", "sad", "relaxing", "tense")
 
 
@@ -256,8 +258,8 @@ class _SamSlider(QWidget):
         head.setStyleSheet("font-size: 14pt; font-weight: bold;")
         lay.addWidget(head, 0, 0, 1, 3)
         self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setRange(1, 9)
-        self.slider.setValue(5)
+        self.slider.setRange(SAM_MIN, SAM_MAX)
+        self.slider.setValue((SAM_MIN + SAM_MAX) // 2)
         self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
         self.slider.setTickInterval(1)
         self.slider.setPageStep(1)
