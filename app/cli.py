@@ -98,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" {exc.filename}" if exc.filename else ""
         print(f"duygu: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    except OverflowError as exc:  # a number beyond what a count or a database integer holds
+        print(f"duygu: error: a number given is too large ({exc})", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
         print(f"duygu: interrupted ({exc})" if str(exc) else "duygu: interrupted", file=sys.stderr)
         return 130

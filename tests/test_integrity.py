@@ -269,6 +269,19 @@ def test_participant_ids_are_codes_and_a_refused_one_is_never_repeated(
         assert "ids are codes, not names" in err and "JaneDoe" not in err, argv
 
 
+def test_numbers_too_large_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "s.sqlite"
+    with SessionStore(store) as s:
+        fill_session(s, seconds=2)
+    for argv in (["record", "--source", "simulated", "--seconds", "1e308", "--out", str(tmp_path / "r.csv")],
+                 ["sessions", "export", "99999999999999999999999", "--store", str(store), "--out",
+                  str(tmp_path / "e")]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("duygu: error: a number given is too large") and "\n" not in err, err
+    assert not (tmp_path / "r.csv").exists() and not (tmp_path / "e").exists()
+
+
 def test_bids_labels_of_different_ids_never_collide() -> None:
     assert bids_label("P01") == "P01"
     assert bids_label("P-01") != bids_label("P01") and bids_label("P-01").isalnum()

@@ -94,6 +94,39 @@ def test_quality_streams_are_matched_to_their_headset_and_eeg_quality_is_preferr
     assert match_quality_streams("Stranger-EEG", "lab1", infos) == []
 
 
+@pytest.mark.timeout(60)
+def test_a_broken_quality_stream_gives_way_to_the_headsets_other_one() -> None:
+    """EmotivPRO's preferred EEG-Quality stream is broken (no sensor labels): the reader
+    says so once and follows the same headset's Contact-Quality stream instead."""
+    import socket
+    import threading
+
+    from acquisition.sources.quality import QualityReader
+
+    prefix = f"Brk{uuid.uuid4().hex[:8]}"
+    broken = start_outlet("generic", "--name", f"{prefix}-EEG-Quality", "--type", "EEG-Quality", "--rate", "2",
+                          "--labels", "a,b,c,d")
+    good = start_outlet("quality", "--name", f"{prefix}-Contact-Quality", "--type", "Contact-Quality",
+                        "--sensors", ",".join(map(str, SENSORS)))
+    errors: list[str] = []
+    told = threading.Event()
+    reader = QualityReader(f"{prefix}-EEG", socket.gethostname(), on_error=lambda m: (errors.append(m), told.set()))
+    reader.search_every_s = 0.2
+    try:
+        reader.start()
+        assert told.wait(30), "the broken stream was never reported"
+        deadline = time.monotonic() + 30
+        while (reading := reader.latest()) is None:
+            assert time.monotonic() < deadline, f"no reading from the good stream (errors: {errors})"
+            time.sleep(0.1)  # polling the reader's thread for its first reading
+        assert reading.stream == f"{prefix}-Contact-Quality"
+        assert "EEG-Quality" in errors[0] and "no EPOC sensor labels" in errors[0]
+    finally:
+        reader.stop()
+        stop_outlet(broken)
+        stop_outlet(good)
+
+
 @pytest.mark.timeout(90)
 def test_duygu_quality_computes_it_without_a_quality_stream(tmp_path: Path) -> None:
     out = tmp_path / "q.json"

@@ -274,8 +274,11 @@ def test_a_session_ended_mid_stimulus_says_why_its_trial_was_cut(tmp_path: Path)
     protocol = _short(tmp_path / "stim", 2, 2.0, 0.2)
     with SessionStore(tmp_path / "s.sqlite") as store, SimulatedEpocSource(seed=4, speed=1.0) as source:
         runner = SessionRunner(protocol, source, store, "P01")  # type: ignore[arg-type]
+        cut: list[object] = []
         runner.add_listener(lambda e: runner.interrupt() if e.kind == "stim_on" else None)
+        runner.add_listener(lambda e: cut.append(e) if e.kind == "trial_interrupted" else None)
         result = runner.run()
+        assert [e.repeated for e in cut] == [False]  # type: ignore[attr-defined]  # nothing comes again
         assert result.status == "interrupted" and runner.state == RunnerState.INTERRUPTED
         assert [t.reason for t in result.interrupted] == ["session interrupted"]
         assert store.session(result.session_id).status == "interrupted"

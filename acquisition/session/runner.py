@@ -165,8 +165,8 @@ class RunnerEvent:
     ``stim_off``, ``label_prompt``, ``label``, ``trial_end``, ``trial_interrupted``,
     ``paused``, ``resumed``, ``fault`` (with ``fault`` the kind: ``source``, ``store``,
     ``audio``, ``stimulus``), ``fault_cleared``, ``store_error`` and ``source_lost``
-    (faults of those kinds, kept for listeners that know only them), ``failed``,
-    ``session_end``.
+    (faults of those kinds, kept for listeners that know only them), ``quality_error``
+    (the headset's contact-quality stream failed), ``failed``, ``session_end``.
     """
 
     kind: str
@@ -180,6 +180,7 @@ class RunnerEvent:
     labels: tuple[str, ...] = ()
     progress: float = 0.0  # 0..1 of the session (trials done / n)
     fault: str | None = None  # source, store, audio or stimulus (fault events)
+    repeated: bool = True  # trial_interrupted: the trial comes again (False when the session is ending)
 
 
 @dataclass
@@ -746,7 +747,8 @@ class SessionRunner:
             self.interrupted.append(record)
             self._store("interrupted trial " + stim.id, lambda: self._add_trial(record))
             self._marker(f"trial_interrupted:{stim.id}", times.offset_t, offset_index)
-            self._emit("trial_interrupted", trial=position, stimulus_id=stim.id, message=reason)
+            self._emit("trial_interrupted", trial=position, stimulus_id=stim.id, message=reason,
+                       repeated=not self._ended())
             return False
         self.trials.append(record)
         self._store("trial " + stim.id, lambda: self._add_trial(record))

@@ -237,8 +237,11 @@ class QualityReader:
 
     # -- thread -------------------------------------------------------------------------
     def _report(self, message: str) -> None:
+        if message == self.last_error:  # the same failure on a retry: said once
+            log.debug(message)
+        else:
+            log.warning(message)
         self.last_error = message
-        log.warning(message)
         if self.on_error is not None:
             try:
                 self.on_error(message)
@@ -255,8 +258,10 @@ class QualityReader:
         import pylsl
         import pylsl.util
 
+        failed: set[str] = set()  # streams that broke: another one of this headset goes first
         while not self._stop.is_set():
             found = match_quality_streams(self.eeg_name, self.eeg_host, pylsl.resolve_streams(wait_time=1.0))
+            found = [i for i in found if i.name() not in failed] or found
             with self._new:
                 self._searched, self._found = True, self._found or bool(found)
                 self._new.notify_all()
@@ -283,6 +288,7 @@ class QualityReader:
             except pylsl.util.LostError:
                 log.info("quality stream %s vanished", info.name())
             except Exception as exc:  # a broken outlet must not end the search; say why
+                failed.add(info.name())
                 self._report(f"quality stream {info.name()!r}: {type(exc).__name__}: {exc}")
             self.stream = None
             self._stop.wait(1.0)

@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
         elif event.kind == "resumed":
             _say("session resumed")
         elif event.kind == "trial_interrupted":
-            _say(f"trial {(event.trial or 0) + 1} interrupted ({event.message}): it will be repeated")
+            _say(f"trial {(event.trial or 0) + 1} interrupted ({event.message})"
+                 + (": it will be repeated" if event.repeated else ""))
         elif event.kind == "label_prompt":
             prompts.put(event)
         elif event.kind == "session_end":

@@ -575,7 +575,8 @@ class SessionView(QWidget):
             return  # the same fault, already shown by its "fault" event
         elif kind == "trial_interrupted":
             colour = PHASE_COLOURS["paused"]
-            text = f"trial {self.trial_k} interrupted ({event.message}); it will be repeated"
+            text = f"trial {self.trial_k} interrupted ({event.message})" + (
+                "; it will be repeated" if event.repeated else "")
         elif kind == "failed":
             colour = PHASE_COLOURS["failed"]
             text = f"session failed: {event.message}"
