@@ -275,10 +275,21 @@ def test_a_session_ended_mid_stimulus_says_why_its_trial_was_cut(tmp_path: Path)
     with SessionStore(tmp_path / "s.sqlite") as store, SimulatedEpocSource(seed=4, speed=1.0) as source:
         runner = SessionRunner(protocol, source, store, "P01")  # type: ignore[arg-type]
         cut: list[object] = []
-        runner.add_listener(lambda e: runner.interrupt() if e.kind == "stim_on" else None)
+        stored_at_onset: list[list[str]] = []
+
+        def at_onset(event: object) -> None:
+            if event.kind == "stim_on":  # type: ignore[attr-defined]
+                # already in the store when it starts playing: a crash now still leaves it
+                stored_at_onset.append([m.text for m in store.markers(runner.session_id)])
+                runner.interrupt()
+
+        runner.add_listener(at_onset)
         runner.add_listener(lambda e: cut.append(e) if e.kind == "trial_interrupted" else None)
         result = runner.run()
         assert [e.repeated for e in cut] == [False]  # type: ignore[attr-defined]  # nothing comes again
+        assert len(stored_at_onset) == 1 and any(t.startswith("stim_on:") for t in stored_at_onset[0])
+        texts = [m.text for m in store.markers(result.session_id)]
+        assert sum(t.startswith("stim_on:") for t in texts) == 1  # stored once, not again at the end
         assert result.status == "interrupted" and runner.state == RunnerState.INTERRUPTED
         assert [t.reason for t in result.interrupted] == ["session interrupted"]
         assert store.session(result.session_id).status == "interrupted"

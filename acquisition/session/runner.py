@@ -333,6 +333,7 @@ class SessionRunner:
         self._pending: list[tuple[str, Callable[[], Any]]] = []  # store writes that failed
         self._pending_lock = threading.RLock()
         self._quality_error = ""  # the contact-quality reader's last error told
+        self._onset_stored: tuple[str, float] | None = None  # (stimulus, onset) stored at its onset
         self._labels: queue.Queue[LabelResponse | None] = queue.Queue()
         self._listeners: list[Callable[[RunnerEvent], None]] = []
         self._thread: threading.Thread | None = None
@@ -714,6 +715,7 @@ class SessionRunner:
         repeated)."""
         self._hold()
         self._stimulus = stim
+        self._onset_stored = None
         self._emit("trial_start", trial=position, stimulus_id=stim.id)
         self._set_state(RunnerState.STIMULUS)
         self._set_sim_state(stim.emotion)
@@ -734,7 +736,9 @@ class SessionRunner:
             message = f"audio glitch: {times.glitches} underrun(s) while {stim.id} played"
             self._messages.append(message)
             self._marker(f"audio_glitch:{stim.id}:{times.glitches}", times.offset_t)
-        self._store_marker(f"stim_on:{stim.id}", times.onset_t, onset_index)
+        if self._onset_stored != (stim.id, times.onset_t):  # its onset was not known at once
+            self._store_marker(f"stim_on:{stim.id}", times.onset_t, onset_index)
+        self._onset_stored = None
         self._marker(f"stim_off:{stim.id}", times.offset_t, offset_index)
         record = TrialRecord(position, stim, times.onset_t, times.offset_t, onset_index, offset_index)
         record.contact = self._contact(times.onset_t, times.offset_t)
@@ -786,8 +790,14 @@ class SessionRunner:
             else:
                 self._fault("audio", f"audio output lost: {_one_line(exc)}")
             return None
-        if onset_t is not None and self.markers is not None:
-            self.markers.push(f"stim_on:{stim.id}", onset_t)
+        if onset_t is not None:
+            if self.markers is not None:
+                self.markers.push(f"stim_on:{stim.id}", onset_t)
+            # stored now, not when the trial ends: a crash mid-stimulus still leaves the onset
+            index = self._index_at(onset_t, timeout_s=1.0)
+            if index is not None:
+                self._store_marker(f"stim_on:{stim.id}", onset_t, index)
+                self._onset_stored = (stim.id, onset_t)
         self._emit("stim_on", trial=self._position, stimulus_id=stim.id)
         if self.paused or self._aborted:
             self._stop_stimulus()
