@@ -140,6 +140,13 @@ def is_session_store(path: str | os.PathLike[str]) -> bool:
     return row is not None
 
 
+def store_files(path: str | os.PathLike[str]) -> tuple[Path, ...]:
+    """The files a session store at ``path`` is made of (resolved): the database and the
+    ``-wal``, ``-shm`` and ``-journal`` SQLite keeps beside it."""
+    key = Path(path).expanduser().resolve()
+    return tuple(key.with_name(key.name + suffix) for suffix in ("", "-wal", "-shm", "-journal"))
+
+
 def refuse_session_store(path: str | os.PathLike[str]) -> None:
     """Raise :class:`DuyguError` (one line) if ``path`` is an existing session store."""
     if is_session_store(path):

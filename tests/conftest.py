@@ -44,3 +44,17 @@ def eye_state_csv(shared_data: Path) -> Path:
 def lsl_name() -> str:
     """A stream name no other test uses."""
     return f"duygu-test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Path:
+    """A small session store on disk (one 2 s session, one labelled trial), checkpointed."""
+    from support.store_data import fill_session
+
+    from acquisition.store.sqlite import SessionStore
+
+    path = tmp_path / "lab.sqlite"
+    with SessionStore(path) as store:
+        fill_session(store, seconds=2, trials=((0.2, 1.8, "happy"),))
+        store.checkpoint()
+    return path

@@ -137,6 +137,15 @@ def _connect_sim(qtbot, win, speed: float = 1.0) -> None:  # type: ignore[no-unt
                     and str(win.controller.source.status) == "streaming", timeout=30000)
 
 
+def _auto_session(sv, participant: str, audio: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """Set the session view up for a short session with automatic labels at 5x (6 s of
+    music, 2 s of silence with the tests' protocols)."""
+    sv.participant.setText(participant)
+    sv.labels_mode.setCurrentIndex(sv.labels_mode.findData("auto"))
+    sv.time_scale.setValue(5.0)
+    sv.audio.setChecked(audio)
+
+
 def _run_delays_ns() -> tuple[int, dict[str, int], list[int]] | None:
     """Nanoseconds spent waiting for a CPU: by the calling thread and by each other thread
     of this process (``/proc/thread-self/schedstat`` and ``/proc/self/task/*/schedstat``,
@@ -730,10 +739,7 @@ def _stall_test_of_a_session(qtbot, make_window, tmp_path: Path) -> None:  # typ
     qtbot.waitUntil(lambda: win.engine_ready, timeout=90000)
     sv = win.session_view
     win.tabs.setCurrentWidget(sv)
-    sv.participant.setText("P06")
-    sv.labels_mode.setCurrentIndex(sv.labels_mode.findData("auto"))
-    sv.time_scale.setValue(5.0)
-    sv.audio.setChecked(True)
+    _auto_session(sv, "P06", audio=True)
     noise_ms = _idle_noise_ms(qtbot)
     beat = Heartbeat().start()
 
@@ -1024,10 +1030,7 @@ def test_pause_resume_abort_from_the_session_view(qtbot, make_window, tmp_path: 
     win = make_window(store_path=tmp_path / "store.sqlite", protocol_path=protocol)
     _connect_sim(qtbot, win, speed=5.0)
     sv = win.session_view
-    sv.participant.setText("P02")
-    sv.labels_mode.setCurrentIndex(sv.labels_mode.findData("auto"))
-    sv.time_scale.setValue(5.0)  # 6 s of music, 2 s of silence
-    sv.audio.setChecked(False)
+    _auto_session(sv, "P02")  # 6 s of music, 2 s of silence
     sv.start()
     qtbot.waitUntil(lambda: sv.phase == "music", timeout=20000)
     assert sv.pause_button.isEnabled() and not sv.resume_button.isEnabled()
@@ -1058,10 +1061,7 @@ def test_a_device_disconnected_mid_session_and_connected_again_resumes_it(qtbot,
     win = make_window(store_path=tmp_path / "store.sqlite", protocol_path=protocol)
     _connect_sim(qtbot, win, speed=5.0)
     sv = win.session_view
-    sv.participant.setText("P05")
-    sv.labels_mode.setCurrentIndex(sv.labels_mode.findData("auto"))
-    sv.time_scale.setValue(5.0)
-    sv.audio.setChecked(False)
+    _auto_session(sv, "P05")
     session_source = win.controller.source
     with qtbot.waitSignal(sv.session_finished, timeout=80000) as finished:
         sv.start()
@@ -1103,10 +1103,7 @@ def test_ending_a_session_asks_first_abort_and_close(qtbot, make_window, tmp_pat
         return answer[0]
 
     sv.confirm = confirm
-    sv.participant.setText("P04")
-    sv.labels_mode.setCurrentIndex(sv.labels_mode.findData("auto"))
-    sv.time_scale.setValue(5.0)
-    sv.audio.setChecked(False)
+    _auto_session(sv, "P04")
     sv.start()
     qtbot.waitUntil(lambda: sv.phase == "music", timeout=20000)
     assert not sv.browse_button.isEnabled() and not sv.protocol_path.isEnabled()  # no protocol swap mid-session
@@ -1272,23 +1269,11 @@ def test_the_app_publishes_its_marker_stream_from_launch_and_withdraws_it_on_clo
 def test_a_failing_contact_quality_reader_reaches_the_operator_once(qtbot, make_window, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The headset's quality reader fails in its own thread (the network is down): the
     operator gets one notification, not one per retry, and never a silent view."""
-    import pylsl
-
-    from acquisition.sources.quality import QualityReader
-    from tests.support.sources import PausableSource
-
-    def broken_resolve(**_kwargs: object) -> object:
-        raise OSError("network is down")
-
-    monkeypatch.setattr(pylsl, "resolve_streams", broken_resolve)
-
-    class WithQuality(PausableSource):
-        def quality_reader(self, on_error=None):  # type: ignore[no-untyped-def]
-            return QualityReader("X-EEG", "host", on_error=on_error)
+    from tests.support.sources import quality_failing_source
 
     win = make_window(contact_quality=True)
     view = win.headmap_view
-    view.set_source(WithQuality())
+    view.set_source(quality_failing_source(monkeypatch))
     qtbot.waitUntil(lambda: any("contact quality:" in n.text and "network is down" in n.text
                                 for n in win.notes.history), timeout=10_000)
     view.quality_failed.emit(view.quality.last_error)  # the same error again (direct: same thread): not told twice

@@ -4,7 +4,6 @@ told, and the store is upgraded and copied safely."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.cli import cli_error, digest
 from support.lsl_outlets import start_outlet, stop_outlet
 from support.store_data import fill_session
 
@@ -35,56 +35,36 @@ from tests.support.sources import ramp_recording, write_csv
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    assert main(argv) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0, f"errors are one line: {err}"
-    return err
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 # -- nothing is overwritten ---------------------------------------------------------------
-@pytest.fixture
-def lab(tmp_path: Path) -> Path:
-    path = tmp_path / "lab.sqlite"
-    with SessionStore(path) as store:
-        fill_session(store, seconds=2, trials=((0.2, 1.8, "happy"),))
-        store.checkpoint()
-    return path
-
-
 @pytest.mark.timeout(60)
 def test_no_output_replaces_a_session_store(lab: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    before = _digest(lab)
+    before = digest(lab)
     for argv in (["record", "--source", "simulated", "--seconds", "1", "--out", str(lab)],
                  ["record", "--source", "simulated", "--seconds", "1", "--out", str(lab), "--force"],
                  ["sessions", "list", "--store", str(lab), "--json", str(lab)],
                  ["sessions", "list", "--store", str(lab), "--json", str(lab), "--force"],
                  ["train", "--store", str(lab), "--classifier", "lda", "--out", str(lab), "--force"],
                  ["sessions", "backup", "--store", str(lab), "--out", str(lab)]):
-        err = _error(capsys, argv)
+        err = cli_error(capsys, argv)
         assert "is a session store; Duygu never overwrites one" in err, (argv, err)
-    assert _digest(lab) == before and not lab.with_name("lab.sqlite.partial").exists()
+    assert digest(lab) == before and not lab.with_name("lab.sqlite.partial").exists()
 
 
 @pytest.mark.timeout(60)
 def test_existing_files_need_force_and_two_outputs_never_share_a_path(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rec = tmp_path / "rec.csv"
-    err = _error(capsys, ["record", "--source", "simulated", "--seconds", "1", "--out", str(rec),
+    err = cli_error(capsys, ["record", "--source", "simulated", "--seconds", "1", "--out", str(rec),
                           "--json", str(rec)])
     assert "--out and --json name the same file" in err or "--json and --out name the same file" in err
     assert not rec.exists()
     rec.write_text("earlier recording\n")
-    assert "exists; choose another path or add --force" in _error(
+    assert "exists; choose another path or add --force" in cli_error(
         capsys, ["record", "--source", "simulated:1", "--seconds", "0.5", "--out", str(rec)])
     assert rec.read_text() == "earlier recording\n"
     assert main(["record", "--source", "simulated:1", "--seconds", "0.5", "--out", str(rec), "--force"]) == 0
     assert rec.read_text().startswith("time,AF3") and not list(tmp_path.glob("*.partial*"))
-    assert "is a directory" in _error(capsys, ["record", "--source", "simulated", "--seconds", "1",
+    assert "is a directory" in cli_error(capsys, ["record", "--source", "simulated", "--seconds", "1",
                                               "--out", str(tmp_path / "x.csv"), "--json", str(tmp_path)])
 
 
@@ -189,10 +169,10 @@ def test_backup_is_one_self_contained_file_even_while_a_session_records(tmp_path
     with SessionStore(moved / "b.sqlite", readonly=True) as copy:
         assert copy.session(filled.session_id).n_samples == writer.session(filled.session_id).n_samples
         assert copy.session(running).n_samples == 64
-    assert "is a session store; Duygu never overwrites one" in _error(
+    assert "is a session store; Duygu never overwrites one" in cli_error(
         capsys, ["sessions", "backup", "--store", str(path), "--out", str(moved / "b.sqlite")])
     (moved / "note.txt").write_text("x")
-    assert "exists; a backup is always written to a new file" in _error(
+    assert "exists; a backup is always written to a new file" in cli_error(
         capsys, ["sessions", "backup", "--store", str(path), "--out", str(moved / "note.txt"), "--force"])
     writer.close()
 
@@ -566,27 +546,14 @@ def test_the_contact_quality_reader_reports_its_errors(monkeypatch: pytest.Monke
 def test_a_session_tells_a_failing_contact_quality_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The runner's own quality reader fails: a ``quality_error`` event (the CLI prints it,
     the GUI logs it) and a message in the result; the session itself goes on."""
-    import pylsl
-
-    from acquisition.session.runner import SessionRunner
-    from acquisition.sources.quality import QualityReader
-    from tests.support.gui import write_protocol
-    from tests.support.sources import PausableSource
-
-    def broken_resolve(**_kwargs: object) -> object:
-        raise OSError("network is down")
-
-    monkeypatch.setattr(pylsl, "resolve_streams", broken_resolve)
-
-    class WithQuality(PausableSource):
-        def quality_reader(self, on_error=None):  # type: ignore[no-untyped-def]
-            return QualityReader("X-EEG", "host", on_error=on_error)
-
     from acquisition.session.protocol import load_protocol
+    from acquisition.session.runner import SessionRunner
+    from tests.support.gui import write_protocol
+    from tests.support.sources import quality_failing_source
 
     protocol = load_protocol(write_protocol(tmp_path / "stim", n_per_class=1, music_s=0.5, silence_s=0.1))
     events: list[object] = []
-    with WithQuality() as source, SessionStore(tmp_path / "s.sqlite") as store:
+    with quality_failing_source(monkeypatch) as source, SessionStore(tmp_path / "s.sqlite") as store:
         runner = SessionRunner(protocol, source, store, "P01", labels="auto", quality_wait_s=2.0)  # type: ignore[arg-type]
         runner.add_listener(events.append)
         result = runner.run()

@@ -32,11 +32,8 @@ def _write_table(path: Path, ds: Dataset, with_group: bool = False) -> Path:
     return path
 
 
-# -- 1. grouped all the way down ------------------------------------------------------------
-@pytest.mark.timeout(120)
-def test_loso_inner_cv_is_grouped_by_subject(monkeypatch: pytest.MonkeyPatch) -> None:
-    ds = emotion_table(n_subjects=6, trials_per_class=2, windows_per_trial=(3,), n_features=8, effect=0.8)
-    assert ds.subjects is not None
+def _spy_inner_folds(monkeypatch: pytest.MonkeyPatch) -> list[tuple[np.ndarray, list[Any]]]:
+    """Record the groups and folds of every inner CV the engine builds."""
     seen: list[tuple[np.ndarray, list[Any]]] = []
     real = registry.inner_folds
 
@@ -46,6 +43,15 @@ def test_loso_inner_cv_is_grouped_by_subject(monkeypatch: pytest.MonkeyPatch) ->
         return folds, info
 
     monkeypatch.setattr(registry, "inner_folds", spy)
+    return seen
+
+
+# -- 1. grouped all the way down ------------------------------------------------------------
+@pytest.mark.timeout(120)
+def test_loso_inner_cv_is_grouped_by_subject(monkeypatch: pytest.MonkeyPatch) -> None:
+    ds = emotion_table(n_subjects=6, trials_per_class=2, windows_per_trial=(3,), n_features=8, effect=0.8)
+    assert ds.subjects is not None
+    seen = _spy_inner_folds(monkeypatch)
     report = run_evaluation(ds, "loso", ["svm-rbf"], n_permutations=0)
     assert len(seen) == 6  # one inner search (and calibration) per outer fold
     subject_ids = set(ds.subjects.tolist())
@@ -239,15 +245,7 @@ def test_loso_with_fused_music_keeps_subjects_and_stimuli_apart_in_the_inner_cv(
         monkeypatch: pytest.MonkeyPatch) -> None:
     fused, _ = _fused_noise(n_subjects=4, stimuli_per_class=3)
     assert fused.subjects is not None and fused.stimuli is not None
-    seen: list[tuple[np.ndarray, list[Any]]] = []
-    real = registry.inner_folds
-
-    def spy(y: Any, groups: Any, *args: Any, **kwargs: Any) -> Any:
-        folds, info = real(y, groups, *args, **kwargs)
-        seen.append((np.asarray(groups), folds))
-        return folds, info
-
-    monkeypatch.setattr(registry, "inner_folds", spy)
+    seen = _spy_inner_folds(monkeypatch)
     report = run_evaluation(fused, "loso", ["svm-rbf"], n_permutations=0)
     assert len(seen) == 12  # 4 subjects x 3 stimulus folds, one inner search each
     for groups, folds in seen:

@@ -6,7 +6,6 @@ behind for good."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.cli import cli_error, digest
 from support.store_data import fill_session, wait_until
 
 from acquisition.errors import DuyguError, StoreError
@@ -24,28 +24,8 @@ from app.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    assert main(argv) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0, f"errors are one line: {err}"
-    return err
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _partials(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if "partial" in p.name)
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Path:
-    path = tmp_path / "lab.sqlite"
-    with SessionStore(path) as store:
-        fill_session(store, seconds=2, trials=((0.2, 1.8, "happy"),))
-        store.checkpoint()
-    return path
 
 
 @pytest.fixture
@@ -80,7 +60,7 @@ def _store_writers(tmp_path: Path) -> dict[str, list[str]]:
 def test_no_output_may_be_the_store_the_command_fills(verb: str, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     argv = _store_writers(tmp_path)[verb]
-    err = _error(capsys, argv)
+    err = cli_error(capsys, argv)
     assert "and --store name the same file" in err and "new.sqlite" in err, err
     assert not (tmp_path / "new.sqlite").exists()  # refused before any work started
     assert _partials(tmp_path) == []
@@ -89,7 +69,7 @@ def test_no_output_may_be_the_store_the_command_fills(verb: str, tmp_path: Path,
 @pytest.mark.timeout(60)
 def test_the_default_store_counts_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     default = load_settings().store_path
-    err = _error(capsys, ["record", "--source", "simulated", "--seconds", "0.5", "--store", "--participant", "P01",
+    err = cli_error(capsys, ["record", "--source", "simulated", "--seconds", "0.5", "--store", "--participant", "P01",
                           "--json", str(default)])
     assert "--json and the default store (--store) name the same file" in err and str(default) in err
     assert not default.exists()
@@ -113,12 +93,12 @@ def test_recording_again_into_an_existing_store_is_fine(tmp_path: Path) -> None:
 def test_the_atomic_writer_never_replaces_a_store_even_at_the_rename(lab: Path, tmp_path: Path) -> None:
     from app.commands._common import write_json
 
-    before = _digest(lab)
+    before = digest(lab)
     with pytest.raises(DuyguError, match=r"lab\.sqlite' is a session store; Duygu never overwrites one"):
         write_json({"x": 1}, lab)
     with pytest.raises(DuyguError, match="is a session store"):
         write_json({"x": 1}, lab.with_name("lab.sqlite-wal"))  # a WAL beside a store is the store
-    assert _digest(lab) == before
+    assert digest(lab) == before
     # the file becomes a store while the output is written (the command's own store)
     late = tmp_path / "late.sqlite"
     with pytest.raises(DuyguError, match=r"late\.sqlite' is a session store") as info:
@@ -144,10 +124,10 @@ def test_a_model_bundle_never_replaces_a_store(lab: Path) -> None:
 
     est = make_pipeline(StandardScaler(), LogisticRegression()).fit(
         np.random.default_rng(0).normal(size=(20, 3)), np.array(["happy", "sad"] * 10))
-    before = _digest(lab)
+    before = digest(lab)
     with pytest.raises(DuyguError, match="is a session store; Duygu never overwrites one"):
         save_bundle(lab, est, {"classifier": "logreg"})
-    assert _digest(lab) == before and _partials(lab.parent) == []
+    assert digest(lab) == before and _partials(lab.parent) == []
 
 
 @pytest.mark.timeout(60)
@@ -164,10 +144,10 @@ def test_a_csv_recording_is_never_renamed_over_a_store(tmp_path: Path) -> None:
     recorder.flush()
     with SessionStore(out) as store:  # meanwhile someone made a store of that name
         fill_session(store, seconds=1, trials=())
-    before = _digest(out)
+    before = digest(out)
     with pytest.raises(StoreError, match=r"rec\.csv is a session store; Duygu never overwrites one: the rows are in"):
         recorder.close()
-    assert _digest(out) == before
+    assert digest(out) == before
     assert len((tmp_path / "rec.csv.partial").read_text().splitlines()) == 65  # header + rows kept
 
 
@@ -178,14 +158,14 @@ def test_an_interrupted_recordings_partial_file_is_never_replaced(tmp_path: Path
     out = tmp_path / "rec.csv"
     partial = tmp_path / "rec.csv.partial"
     partial.write_text("time,AF3\n1000.0,4.5\n1000.0078125,4.25\n", encoding="utf-8")  # rows of a killed run
-    before = _digest(partial)
+    before = digest(partial)
     for extra in ([], ["--force"]):
-        err = _error(capsys, ["record", "--source", "simulated:1", "--seconds", "0.5", "--out", str(out), *extra])
+        err = cli_error(capsys, ["record", "--source", "simulated:1", "--seconds", "0.5", "--out", str(out), *extra])
         assert str(partial) in err and "interrupted recording" in err and "rename it" in err, err
     out.write_text("an earlier, finished recording\n")
-    err = _error(capsys, ["record", "--source", "simulated:1", "--seconds", "0.5", "--out", str(out), "--force"])
+    err = cli_error(capsys, ["record", "--source", "simulated:1", "--seconds", "0.5", "--out", str(out), "--force"])
     assert "interrupted recording" in err
-    assert _digest(partial) == before and out.read_text() == "an earlier, finished recording\n"
+    assert digest(partial) == before and out.read_text() == "an earlier, finished recording\n"
 
 
 def test_the_csv_recorder_opens_its_partial_file_exclusively(tmp_path: Path) -> None:
@@ -225,7 +205,7 @@ def test_saving_a_bundle_over_a_store_in_the_gui_is_a_one_line_notification(
     est = make_pipeline(StandardScaler(), LogisticRegression()).fit(
         np.random.default_rng(0).normal(size=(20, 3)), np.array(["happy", "sad"] * 10))
     tv.bundle = SimpleNamespace(estimator=est, meta={"classifier": "logreg"}, classes=["happy", "sad"])
-    before = _digest(lab)
+    before = digest(lab)
     try:
         # the operator picks another lab's store in the save dialog
         monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *_a, **_k: (str(lab), "")))
@@ -234,7 +214,7 @@ def test_saving_a_bundle_over_a_store_in_the_gui_is_a_one_line_notification(
         (text,) = notes.messages("error")
         assert "lab.sqlite' is a session store; Duygu never overwrites one" in text and "\n" not in text
         assert "Traceback" not in text
-        assert _digest(lab) == before and _partials(tmp_path) == []
+        assert digest(lab) == before and _partials(tmp_path) == []
         assert tv.bundle_path is None and notes.messages("success") == []
         # the window's own store, not created yet: refused at once, nothing written
         assert tv.save_bundle(window_store) is None

@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
 from acquisition.errors import LabelError, StoreError
-from acquisition.settings import partial_name, raise_if_ending, sweep_stale_partials
+from acquisition.settings import atomic_output, pid_alive
 
 SCHEMA_VERSION = 2
 #: session statuses: ``failed`` = a fault (source, store, audio) outlasted its limit
@@ -297,22 +297,10 @@ def process_marker(pid: int) -> str:
 
 
 def process_alive(pid: int, marker: str) -> bool:
-    """Whether the process that wrote ``(pid, marker)`` still runs on this host."""
-    if os.name != "posix":
-        return True  # no safe liveness test without extra packages: never guess "dead"
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS): the pid exists, trust it
-    if stat[stat.rindex(")") + 2 :].split()[0] in ("Z", "X"):
-        return False  # killed, not yet reaped
-    return not marker or process_marker(pid) == marker
+    """Whether the process that wrote ``(pid, marker)`` still runs on this host (the same
+    pid, and the same start time when ``marker`` is given: not a later process that got
+    the pid again)."""
+    return pid_alive(pid) and (not marker or process_marker(pid) == marker)
 
 
 def validate_participant(pid: object, pattern: str | None = None) -> str:
@@ -769,28 +757,19 @@ class SessionStore:
         out = Path(out)
         if out.exists():
             raise StoreError(f"backup path {out} exists; choose a new file")
-        tmp = partial_name(out)
         try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            sweep_stale_partials(out)
-            dst = sqlite3.connect(str(tmp))
-            try:
-                with self._lock:
-                    self._conn.backup(dst)
-                dst.execute("PRAGMA journal_mode=DELETE")
-            finally:
-                dst.close()
-            raise_if_ending()  # SIGTERM/SIGHUP came meanwhile: the copy is not finished
-            os.replace(tmp, out)
+            with atomic_output(out) as tmp:  # no half copy is ever left, whatever ends it
+                dst = sqlite3.connect(str(tmp))
+                try:
+                    with self._lock:
+                        self._conn.backup(dst)
+                    dst.execute("PRAGMA journal_mode=DELETE")
+                finally:
+                    dst.close()
         except sqlite3.Error as exc:
-            tmp.unlink(missing_ok=True)
             raise self._error(exc, "backing up") from exc
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot write backup {out}: {exc.strerror}") from exc
-        except BaseException:  # Ctrl-C, SIGTERM: no half copy left behind
-            tmp.unlink(missing_ok=True)
-            raise
         return out
 
     def _check_session_in(self, conn: sqlite3.Connection, session_id: int) -> None:

@@ -28,8 +28,10 @@ from acquisition.errors import DuyguError
 from acquisition.settings import (
     clear_ending_signal,
     is_session_store,
+    load_settings,
     note_ending_signal,
     raise_if_ending,
+    store_files,
 )
 
 #: argparse destinations that name files a verb writes, and their flags
@@ -87,9 +89,7 @@ def check_outputs(outputs: dict[str, str | Path | None], force: bool = False,
     for flag, value in (stores or {}).items():
         if value is None or str(value) == "":
             continue
-        key = Path(value).expanduser().resolve()
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            seen[key.with_name(key.name + suffix)] = flag
+        seen.update(dict.fromkeys(store_files(value), flag))
     for flag, value in outputs.items():
         if value is None or str(value) in ("", "-"):
             continue
@@ -171,11 +171,17 @@ def ending_signals(guard_outputs: bool = False) -> Iterator[None]:
             clear_ending_signal()
 
 
+def store_path(args: argparse.Namespace) -> Path:
+    """The ``--store`` path, or the default one from the settings."""
+    if getattr(args, "store", None):
+        return Path(args.store)
+    return load_settings().store_path
+
+
 def participant_ids(ids: str | list[str] | None) -> list[str] | None:
     """Participant ids given to select sessions (``P01,P02`` or a list), each checked like
     an id being stored: one that breaks the lab's rule may be a name, so it is refused and
     never repeated (not even in "has no sessions"). ``None`` when none were given."""
-    from acquisition.settings import load_settings
     from acquisition.store.sqlite import validate_participant
 
     if ids is None:

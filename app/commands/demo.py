@@ -57,9 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def written_store(args: argparse.Namespace) -> Path:
     """The store the demo's sessions go to (``--store``, or the default one)."""
-    from acquisition.settings import load_settings
+    from app.commands._common import store_path
 
-    return Path(args.store) if args.store else load_settings().store_path
+    return store_path(args)
 
 
 def _say(text: str) -> None:
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     classifier = get_spec(args.classifier).name
     protocol = load_protocol(args.protocol)
     settings = load_settings()
-    store_path = Path(args.store) if args.store else settings.store_path
+    store_path = written_store(args)
     participants = ([args.participant] if args.participants == 1
                     else [f"DEMO{k:02d}" for k in range(1, args.participants + 1)])
     for code in participants:

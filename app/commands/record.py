@@ -32,9 +32,9 @@ def written_store(args: argparse.Namespace) -> Path | None:
     """The store ``--store`` records into (the default one for a bare ``--store``)."""
     if args.store is None:
         return None
-    from acquisition.settings import load_settings
+    from app.commands._common import store_path
 
-    return Path(args.store) if args.store else load_settings().store_path
+    return store_path(args)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -58,9 +58,9 @@ def written_store(args: argparse.Namespace) -> Path | None:
     """The store ``session run`` records into (``--store``, or the default one)."""
     if args.session_command != "run":
         return None
-    from acquisition.settings import load_settings
+    from app.commands._common import store_path
 
-    return Path(args.store) if args.store else load_settings().store_path
+    return store_path(args)
 
 
 def _device(text: str | None) -> str | int | None:

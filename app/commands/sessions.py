@@ -14,6 +14,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from app.commands._common import store_path
+
 if TYPE_CHECKING:
     from acquisition.store.sqlite import SessionStore
 
@@ -80,15 +82,6 @@ def written_store(args: argparse.Namespace) -> Path | None:
     """The store a subcommand writes into (``import``), or ``None`` (the rest only read)."""
     hook = getattr(args, "_sessions_store", None)
     return hook(args) if hook is not None else None
-
-
-def store_path(args: argparse.Namespace) -> Path:
-    """The ``--store`` path, or the default one from the settings."""
-    if getattr(args, "store", None):
-        return Path(args.store)
-    from acquisition.settings import load_settings
-
-    return load_settings().store_path
 
 
 def _open_readonly(args: argparse.Namespace) -> SessionStore:

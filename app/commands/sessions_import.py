@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def written_store(args: argparse.Namespace) -> Path:
     """The store the imported session goes to (``--store``, or the default one)."""
-    from app.commands.sessions import store_path
+    from app.commands._common import store_path
 
     return store_path(args)
 
@@ -31,8 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from acquisition.session.importer import MarkerVocabulary, import_xdf
     from acquisition.settings import load_settings
     from acquisition.store.sqlite import SessionStore, validate_participant
-    from app.commands._common import write_json
-    from app.commands.sessions import store_path
+    from app.commands._common import store_path, write_json
 
     settings = load_settings()
     validate_participant(args.participant, settings.participant_pattern)

@@ -446,8 +446,9 @@ class TrainingView(QWidget):
         if self.bundle is None:
             self.state.notes.warning("train a model before saving it")
             return None
-        store = self.state.store_path.expanduser().resolve()
-        if Path(path).expanduser().resolve() in {store.with_name(store.name + s) for s in ("", "-wal", "-shm", "-journal")}:
+        from acquisition.settings import store_files
+
+        if Path(path).expanduser().resolve() in store_files(self.state.store_path):
             self.state.notes.error(f"{path} is this window's session store; choose another file for the bundle")
             return None
         bundle = self.bundle

@@ -6,6 +6,7 @@ import math
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -163,3 +164,23 @@ class PausableSource(BaseSource):
 
     def _close(self) -> None:
         return None
+
+
+def quality_failing_source(monkeypatch: Any) -> PausableSource:
+    """A :class:`PausableSource` whose headset contact-quality reader (a real
+    :class:`~acquisition.sources.quality.QualityReader`) fails in its own thread: LSL's
+    stream resolution raises ("network is down") for as long as ``monkeypatch`` holds."""
+    import pylsl
+
+    from acquisition.sources.quality import QualityReader
+
+    def broken_resolve(**_kwargs: object) -> object:
+        raise OSError("network is down")
+
+    monkeypatch.setattr(pylsl, "resolve_streams", broken_resolve)
+
+    class WithQuality(PausableSource):
+        def quality_reader(self, on_error: Any = None) -> QualityReader:
+            return QualityReader("X-EEG", "host", on_error=on_error)
+
+    return WithQuality()
