@@ -365,7 +365,10 @@ class StimulusPlayer:
                 self._started.set()
             p.pos += n
             if p.pos >= p.end:
-                p.offset_t = dac + n / self.samplerate_hz + p.clock_offset_s
+                if p.glitches or p.onset_t is None:
+                    p.offset_t = dac + n / self.samplerate_hz + p.clock_offset_s
+                else:  # the frames played, at the device's rate: free of the DAC stamps' jitter
+                    p.offset_t = p.onset_t + p.end / self.samplerate_hz
                 if p.onset_t is None:
                     p.onset_t = p.offset_t
                 self._started.set()

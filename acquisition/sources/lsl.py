@@ -510,8 +510,8 @@ class LslSource(BaseSource):
     def _read(self, timeout_s: float) -> ReadResult | None:
         if self._pending:
             return self._pending.popleft()
-        if self._inlet is None or self.layout is None:
-            return None
+        if self._inlet is None or self.layout is None or self._stop.is_set():
+            return None  # (stopping: the inlet is not touched again)
         wait_s = self._next_read - time.monotonic()
         if wait_s > 0 and self._stop.wait(min(wait_s, timeout_s)):  # let a fast stream gather
             return None
