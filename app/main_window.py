@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -185,8 +185,14 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.replay_view, "Replay")
         self.stimulus_view = StimulusView(self.state)
         self.tabs.addTab(self.stimulus_view, "Stimuli")
-        # a bundle chosen for live prediction brings its tab to the front
-        self.state.bundle_chosen.connect(lambda *_: self.tabs.setCurrentWidget(self.prediction_view))
+        # a bundle chosen for live prediction brings its tab to the front once the event loop
+        # has caught up (a 0 ms timer object runs after the timers already due, unlike a queued
+        # call): the click that chose it and the tab's first paint never add up to one stall
+        self._front_timer = QTimer(self)
+        self._front_timer.setSingleShot(True)
+        self._front_timer.setInterval(0)
+        self._front_timer.timeout.connect(lambda: self.tabs.setCurrentWidget(self.prediction_view))
+        self.state.bundle_chosen.connect(self._front_timer.start)
 
     def _make_actions(self) -> None:
         menu = self.menuBar()

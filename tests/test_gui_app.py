@@ -226,6 +226,12 @@ class Heartbeat:
         self.timer.stop()
         return self.max_gap_ms
 
+    def settle(self, qtbot, n: int = 30) -> None:  # type: ignore[no-untyped-def]
+        """Let ``n`` more ticks pass: the event loop shows a step's aftermath (results drawn,
+        a tab painted) before the next step, as it has when an operator clicks next."""
+        target = self.ticks + n
+        qtbot.waitUntil(lambda: self.ticks >= target, timeout=20000)
+
 
 def _idle_noise_ms(qtbot) -> float:  # type: ignore[no-untyped-def]
     """The heartbeat's worst stall beyond its 10 ms period while the app does nothing and
@@ -683,6 +689,7 @@ def test_event_loop_never_stalls_connecting_training_exporting(qtbot, make_windo
     win.source_panel.connect_selected()
     qtbot.waitUntil(lambda: win.controller.source is not None and win.controller.source.buffer.total > 256,
                     timeout=20000)
+    beat.settle(qtbot)
     connect_gap = beat.max_gap_ms
     # training (features, grouped CV, final fit) while the replay streams
     tv = win.training_view
@@ -691,11 +698,13 @@ def test_event_loop_never_stalls_connecting_training_exporting(qtbot, make_windo
     tv.set_classifiers(["logreg", "knn"])
     with qtbot.waitSignal(tv.trained, timeout=120000):
         tv.start()
+    beat.settle(qtbot)  # the results are drawn before the operator uses the model
     train_gap = beat.max_gap_ms
     # live prediction of the replay with the model just trained (it keeps running while exporting)
     pv = win.prediction_view
     tv.use_button.click()
     qtbot.waitUntil(lambda: pv.predictor is not None and pv.n_predictions >= 10, timeout=60000)
+    beat.settle(qtbot)
     predict_gap = beat.max_gap_ms
     # exporting the session as BIDS
     rv = win.replay_view
@@ -742,27 +751,22 @@ def _stall_test_of_a_session(qtbot, make_window, tmp_path: Path) -> None:  # typ
     _auto_session(sv, "P06", audio=True)
     noise_ms = _idle_noise_ms(qtbot)
     beat = Heartbeat().start()
-
-    def beats(n: int = 30) -> None:  # let the heartbeat see each step's aftermath
-        target = beat.ticks + n
-        qtbot.waitUntil(lambda: beat.ticks >= target, timeout=20000)
-
     sv.start()
     qtbot.waitUntil(lambda: sv.phase == "music", timeout=30000)
-    beats()
+    beat.settle(qtbot)
     start_gap = beat.max_gap_ms
     playing = subprocess.run(["pactl", "list", "short", "sink-inputs"], capture_output=True, text=True,
                              timeout=10)
     assert playing.returncode == 0 and playing.stdout.strip(), playing  # the stimulus is on the null sink
     sv.pause_button.click()
     qtbot.waitUntil(lambda: sv.phase == "paused", timeout=10000)
-    beats()
+    beat.settle(qtbot)
     sv.resume_button.click()
     qtbot.waitUntil(lambda: sv.phase == "music", timeout=10000)
-    beats()
+    beat.settle(qtbot)
     with qtbot.waitSignal(sv.session_finished, timeout=30000) as finished:
         sv.abort_button.click()
-    beats()
+    beat.settle(qtbot)
     max_gap = beat.stop()
     noise_ms = max(noise_ms, _idle_noise_ms(qtbot))
     assert finished.args[0].status == "aborted"
@@ -869,7 +873,7 @@ def test_bundle_for_other_channels_is_refused(qtbot, make_window, tmp_path: Path
     win.prediction_view.load_bundle(good)
     qtbot.waitUntil(lambda: win.state.bundle is not None, timeout=30000)
     assert win.state.bundle_name == "epoc.skops" and win.prediction_view.bundle is win.state.bundle
-    assert win.tabs.currentWidget() is win.prediction_view
+    qtbot.waitUntil(lambda: win.tabs.currentWidget() is win.prediction_view, timeout=5000)  # brought to the front
 
 
 def test_live_prediction_starts_in_a_worker_and_reports_a_model_that_cannot_run(

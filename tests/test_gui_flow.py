@@ -95,7 +95,7 @@ def test_connect_session_train_predict_replay(qtbot, window) -> None:  # type: i
     # 4. live prediction on the source
     pv = window.prediction_view
     qtbot.mouseClick(tv.use_button, Qt.MouseButton.LeftButton)
-    assert window.tabs.currentWidget() is pv
+    qtbot.waitUntil(lambda: window.tabs.currentWidget() is pv, timeout=5000)  # brought to the front
     qtbot.waitUntil(lambda: pv.n_predictions >= 3, timeout=15000)
     heights = np.asarray(pv.bars.opts["height"], dtype=float)
     assert heights.shape == (4,)

@@ -208,12 +208,16 @@ class PredictionView(QWidget):
                           pens=[pg.mkPen(None)] * n)
         bp.getAxis("bottom").setTicks([[(i, c) for i, c in enumerate(self.classes)]])
         bp.setXRange(-0.6, n - 0.4, padding=0)
-        tp = self.timeline.getPlotItem()
-        for c in self.curves:
-            tp.removeItem(c)
-        self.legend.clear()
-        self.curves = [tp.plot(pen=pg.mkPen(class_colour(c, i), width=2.5), name=c)
-                       for i, c in enumerate(self.classes)]
+        if [c.name() for c in self.curves] == self.classes:  # the same classes: keep the curves
+            for c in self.curves:                             # (building them costs the GUI thread)
+                c.setData([], [])
+        else:
+            tp = self.timeline.getPlotItem()
+            for c in self.curves:
+                tp.removeItem(c)
+            self.legend.clear()
+            self.curves = [tp.plot(pen=pg.mkPen(class_colour(c, i), width=2.5), name=c)
+                           for i, c in enumerate(self.classes)]
         self._hist_t.clear()
         self._hist_p.clear()
         self.smoothed = None
