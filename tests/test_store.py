@@ -95,6 +95,23 @@ def test_participant_age_sex_and_bad_values(store: SessionStore) -> None:
     assert [p.id for p in store.participants()] == ["S01"]
 
 
+def test_only_a_store_made_now_and_never_written_is_discarded(tmp_path: Path) -> None:
+    """``discard_if_unused`` (a session refused before it began) removes a store only if
+    this object created its file and not one row was written; any other store stays."""
+    fresh = SessionStore(tmp_path / "fresh.sqlite")
+    assert fresh.created and fresh.discard_if_unused()
+    assert list(tmp_path.iterdir()) == []  # its -wal and -shm too
+    SessionStore(tmp_path / "there.sqlite").close()  # there before (even if empty): kept
+    again = SessionStore(tmp_path / "there.sqlite")
+    assert not again.created and not again.discard_if_unused()
+    written = SessionStore(tmp_path / "written.sqlite")
+    written.add_participant("S01")  # one row: kept
+    assert written.created and not written.discard_if_unused()
+    assert sorted(p.name for p in tmp_path.glob("*.sqlite")) == ["there.sqlite", "written.sqlite"]
+    with SessionStore(tmp_path / "written.sqlite", readonly=True) as s:
+        assert [p.id for p in s.participants()] == ["S01"]
+
+
 @pytest.mark.parametrize("value", [0, 10, 2.5, True, "5"])
 def test_one_label_validation_for_the_session_and_the_store(value: object) -> None:
     """The runner and the store refuse a bad SAM rating or label with the same check

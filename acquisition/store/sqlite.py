@@ -417,6 +417,8 @@ class SessionStore:
         self.participant_pattern = participant_pattern
         self._lock = threading.RLock()
         self._owner = _Owner(os.getpid(), socket.gethostname(), process_marker(os.getpid()))
+        #: True if this object made the file (see :meth:`discard_if_unused`)
+        self.created = not readonly and not self.path.exists()
         self._conn = self._open()
 
     # -- opening ------------------------------------------------------------------------
@@ -609,6 +611,32 @@ class SessionStore:
         with self._lock:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
+
+    def discard_if_unused(self) -> bool:
+        """Close the store; if this object created its file and nothing was ever written
+        to it, remove it (with its ``-wal``/``-shm``): a session refused before it started
+        (a source that is not there) leaves no empty store behind. A store that existed
+        before, or holds a single row, is always kept. Returns True if it was removed."""
+        with self._lock:
+            unused = False
+            if self.created:
+                try:
+                    tables = [r[0] for r in self._conn.execute(
+                        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+                        " AND name != 'schema_version'")]
+                    unused = all(self._conn.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone() is None
+                                 for t in tables)
+                except sqlite3.Error:
+                    unused = False
+            self.close()
+        if not unused:
+            return False
+        from acquisition.settings import store_files
+
+        for file in store_files(self.path):
+            with contextlib.suppress(FileNotFoundError):
+                file.unlink()
+        return True
 
     def __enter__(self) -> SessionStore:
         return self

@@ -101,19 +101,31 @@ def build_session(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
 
         player = StimulusPlayer(_device(args.audio_device))
     store = SessionStore(store_path, participant_pattern=settings.participant_pattern)
-    kwargs: dict[str, Any] = {"speed": args.time_scale} if spec.kind == "simulated" else {}
-    source = open_source(spec, **kwargs)
-    markers = None if args.no_markers else MarkerOutlet(args.markers, emotivpro=args.emotivpro_markers)
+    try:
+        kwargs: dict[str, Any] = {"speed": args.time_scale} if spec.kind == "simulated" else {}
+        source = open_source(spec, **kwargs)
+        markers = None if args.no_markers else MarkerOutlet(args.markers, emotivpro=args.emotivpro_markers)
+    except BaseException:
+        store.discard_if_unused()  # a store made for this session only, and never written
+        raise
     return protocol, source, store, player, markers
 
 
 def run(args: argparse.Namespace) -> int:
+    protocol, source, store, player, markers = build_session(args)
+    try:
+        return _run(args, protocol, source, store, player, markers)
+    except BaseException:  # refused before it began (no such stream…): a store made for it goes
+        store.discard_if_unused()  # (one holding anything, or there before, is always kept)
+        raise
+
+
+def _run(args: argparse.Namespace, protocol: Any, source: Any, store: Any, player: Any, markers: Any) -> int:
     from acquisition.errors import ProtocolError
     from acquisition.session.runner import RunnerEvent, SessionRunner
     from acquisition.settings import load_settings
     from app.commands._common import ending_signals
 
-    protocol, source, store, player, markers = build_session(args)
     max_outage_s = args.max_outage_s or load_settings().max_outage_s
     prompts: queue.Queue[RunnerEvent | None] = queue.Queue()
 
