@@ -255,7 +255,8 @@ def test_filtered_signals_hold_a_glitch_instead_of_ringing(qtbot) -> None:  # ty
     """A one-sample radio glitch (hundreds of thousands of µV) would make the display's
     causal filter ring for seconds: the filtered trace holds it at the channel's level; a
     channel that really moved (a re-seated electrode) is followed, not held."""
-    from app.views.signals import GLITCH_UV, SignalsView
+    from app.views.common import GLITCH_UV
+    from app.views.signals import SignalsView
 
     view = SignalsView()
     qtbot.addWidget(view)

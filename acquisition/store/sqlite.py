@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
 from acquisition.errors import LabelError, StoreError
-from acquisition.settings import atomic_output, pid_alive
+from acquisition.settings import atomic_output, pid_alive, store_files
 
 SCHEMA_VERSION = 2
 #: session statuses: ``failed`` = a fault (source, store, audio) outlasted its limit
@@ -627,12 +627,10 @@ class SessionStore:
                     unused = all(self._conn.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone() is None
                                  for t in tables)
                 except sqlite3.Error:
-                    unused = False
+                    pass  # unreadable: kept
             self.close()
         if not unused:
             return False
-        from acquisition.settings import store_files
-
         for file in store_files(self.path):
             with contextlib.suppress(FileNotFoundError):
                 file.unlink()

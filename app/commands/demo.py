@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.commands._common import positive_float, write_json
+from app.commands._common import positive_float, store_path, write_json
 
 HELP = "the whole loop without a screen: simulated participant, demo session, evaluation, live predictions"
 
@@ -57,8 +57,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def written_store(args: argparse.Namespace) -> Path:
     """The store the demo's sessions go to (``--store``, or the default one)."""
-    from app.commands._common import store_path
-
     return store_path(args)
 
 
@@ -83,17 +81,17 @@ def run(args: argparse.Namespace) -> int:
     classifier = get_spec(args.classifier).name
     protocol = load_protocol(args.protocol)
     settings = load_settings()
-    store_path = written_store(args)
+    store_file = written_store(args)
     participants = ([args.participant] if args.participants == 1
                     else [f"DEMO{k:02d}" for k in range(1, args.participants + 1)])
     for code in participants:
         validate_participant(code, settings.participant_pattern)
-    preflight(protocol, store_dir=store_path)
+    preflight(protocol, store_dir=store_file)
 
     player, audio_note = _player(args.no_audio)
     _say(f"demo: {len(protocol.stimuli)} synthetic stimuli, time scale {args.time_scale:g}, "
          f"{len(participants)} simulated participant(s); {audio_note}")
-    store = SessionStore(store_path)
+    store = SessionStore(store_file)
     try:
         results = [_session(args, protocol, store, code, player) for code in participants]
         live = _evaluate_train_and_predict(args, store, results, classifier, participants[0])
@@ -103,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         "session_id": results[0].session_id,
         "session_ids": [r.session_id for r in results],
         "participants": participants,
-        "store": str(store_path),
+        "store": str(store_file),
         "status": results[0].status,
         "trials": sum(len(r.trials) for r in results),
         "labels": [t.label for r in results for t in r.trials],

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.commands._common import add_source_argument, positive_float, write_json
+from app.commands._common import add_source_argument, positive_float, store_path, write_json
 
 HELP = "record a source for S seconds to a CSV file (--out) or to the session store (--store)"
 
@@ -32,8 +32,6 @@ def written_store(args: argparse.Namespace) -> Path | None:
     """The store ``--store`` records into (the default one for a bare ``--store``)."""
     if args.store is None:
         return None
-    from app.commands._common import store_path
-
     return store_path(args)
 
 
@@ -55,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.store is not None:
         validate_participant(args.participant, settings.participant_pattern)
-        store = SessionStore(args.store or settings.store_path, participant_pattern=settings.participant_pattern)
+        store = SessionStore(store_path(args), participant_pattern=settings.participant_pattern)
     source = open_source(spec)
     report: dict[str, Any] = {"source": str(spec), "seconds_requested": args.seconds}
     status = "interrupted"

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.commands._common import add_source_argument, positive_float, write_json
+from app.commands._common import add_source_argument, positive_float, store_path, write_json
 
 HELP = "run a listening session: protocol file -> music, markers and labelled EEG in the store"
 
@@ -58,8 +58,6 @@ def written_store(args: argparse.Namespace) -> Path | None:
     """The store ``session run`` records into (``--store``, or the default one)."""
     if args.session_command != "run":
         return None
-    from app.commands._common import store_path
-
     return store_path(args)
 
 
@@ -84,7 +82,7 @@ def build_session(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
     protocol = load_protocol(args.protocol)
     validate_participant(args.participant, settings.participant_pattern)
     spec = parse_source_spec(args.source)
-    store_path = args.store or settings.store_path
+    store_file = store_path(args)
     audio_check = None
     if not args.no_audio:
         from app.player import check_output
@@ -94,13 +92,13 @@ def build_session(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
         def audio_check() -> str:
             return check_output(device)
 
-    preflight(protocol, audio_check=audio_check, store_dir=store_path)
+    preflight(protocol, audio_check=audio_check, store_dir=store_file)
     player = None
     if not args.no_audio:
         from app.player import StimulusPlayer
 
         player = StimulusPlayer(_device(args.audio_device))
-    store = SessionStore(store_path, participant_pattern=settings.participant_pattern)
+    store = SessionStore(store_file, participant_pattern=settings.participant_pattern)
     try:
         kwargs: dict[str, Any] = {"speed": args.time_scale} if spec.kind == "simulated" else {}
         source = open_source(spec, **kwargs)

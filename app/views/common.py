@@ -72,7 +72,11 @@ def make_causal_filter(sfreq_hz: float, n_channels: int, band_hz: tuple[float, f
     return module.CausalFilter(sfreq_hz, n_channels, band_hz=band_hz, notch_hz=notch_hz)
 
 
-def despike(data: NDArray[np.float64], limit_uv: float = 1000.0) -> NDArray[np.float64]:
+#: a sample further than this from its channel's level is a glitch, not EEG (µV)
+GLITCH_UV = 1000.0
+
+
+def despike(data: NDArray[np.float64], limit_uv: float = GLITCH_UV) -> NDArray[np.float64]:
     """Replace samples further than ``limit_uv`` from the channel median by the median."""
     if len(data) == 0:
         return data

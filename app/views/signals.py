@@ -22,12 +22,15 @@ from PySide6.QtWidgets import (
 from acquisition.channels import EPOC_CHANNELS, SFREQ_HZ
 from acquisition.sources.base import BaseSource
 from app.state import AppState
-from app.views.common import CHANNEL_COLOURS, LiveView, filters_available, make_causal_filter
+from app.views.common import (
+    CHANNEL_COLOURS,
+    GLITCH_UV,
+    LiveView,
+    filters_available,
+    make_causal_filter,
+)
 from app.widgets.flow import FlowLayout
 from app.widgets.traces import TraceItem
-
-#: a filtered trace holds a sample further than this from the channel's level (µV)
-GLITCH_UV = 1000.0
 
 
 class SignalsView(LiveView):
